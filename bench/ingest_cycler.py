@@ -1,0 +1,356 @@
+"""Cycler ingestion benchmark: our parser and the full pipeline against polars' own limit.
+
+Run on demand (``make bench`` or ``.venv/bin/python bench/ingest_cycler.py [--rows 1e6 1e7]``).
+Prints, for generated constant-current CSVs of 1 M and 10 M rows (1,000 cycles):
+  (a) polars scan_csv -> per-cycle summary: the limit, the baseline of this run;
+  (b) the project's parser + per-cycle summary, in process;
+  (c) the full ingest: HTTP upload -> job succeeded, with a real Celery worker on PostgreSQL +
+      Redis (raw file and Parquet stored, cycle rows and performance record written);
+the ratios b/a and c/a and the worker's peak RSS. Then the BioLogic .mpr and Neware .ndax paths
+on the largest fixtures against the reader library's bare read of the same file.
+Needs the machine's PostgreSQL and Redis (scripts/services.sh starts them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+FIXTURES = ROOT / "tests" / "fixtures" / "cycler"
+COLUMNS = [
+    "time_s",
+    "cycle",
+    "step",
+    "current_a",
+    "voltage_v",
+    "charge_capacity_ah",
+    "discharge_capacity_ah",
+]
+
+
+def generate_csv(path: Path, rows: int, cycles: int = 1000) -> None:
+    """Constant-current cycling: per cycle a charge then a discharge step, capacity per step."""
+    per_cycle = rows // cycles
+    half = per_cycle // 2
+    dt = 10.0
+    current = 0.002  # 2 mA
+    chunk_cycles = 50
+    with path.open("wb") as out:
+        header = True
+        for start in range(0, cycles, chunk_cycles):
+            n_c = min(chunk_cycles, cycles - start)
+            idx = np.arange(n_c * per_cycle)
+            cyc = start + 1 + idx // per_cycle
+            pos = idx % per_cycle
+            charging = pos < half
+            k = np.where(charging, pos, pos - half)
+            fade = 1.0 - 0.0002 * (cyc - 1)
+            frac = k / half
+            volt = np.where(charging, 3.0 + 1.2 * frac**0.7, 4.2 - 1.3 * frac**1.3 * fade)
+            cap = (k + 1) * dt * current / 3600.0
+            df = pl.DataFrame(
+                {
+                    "time_s": (start * per_cycle + idx) * dt,
+                    "cycle": cyc,
+                    "step": np.where(charging, 1, 2) + 2 * (cyc - 1),
+                    "current_a": np.where(charging, current, -current),
+                    "voltage_v": np.round(volt, 5),
+                    "charge_capacity_ah": np.where(charging, cap, 0.0),
+                    "discharge_capacity_ah": np.where(charging, 0.0, cap * fade),
+                }
+            )
+            df.write_csv(out, include_header=header, float_precision=7)
+            header = False
+
+
+def limit_summary(path: Path) -> pl.DataFrame:
+    """(a): the fastest honest per-cycle summary polars can do on this CSV."""
+    return (
+        pl.scan_csv(path)
+        .group_by("cycle")
+        .agg(
+            pl.col("charge_capacity_ah").max().alias("charge"),
+            pl.col("discharge_capacity_ah").max().alias("discharge"),
+            pl.col("voltage_v").filter(pl.col("current_a") > 0).mean().alias("v_ch"),
+            pl.col("voltage_v").filter(pl.col("current_a") < 0).mean().alias("v_dis"),
+            pl.col("time_s").min().alias("t0"),
+            pl.col("time_s").max().alias("t1"),
+        )
+        .sort("cycle")
+        .collect(engine="streaming")
+    )
+
+
+def project_summary(path: Path) -> pl.DataFrame:
+    """(b): detection + parser + summary exactly as the worker runs them."""
+    from cells.parsers.summary import summarize_cycles
+    from lims.ingestion.base import ParseContext, detect_parser
+
+    head = path.open("rb").read(65536)
+    parser = detect_parser(head, path.name, "cycler")
+    assert parser is not None, "no parser for the generated CSV"
+    data = parser.parse(path, ParseContext(filename=path.name, size=path.stat().st_size))
+    return summarize_cycles(data.series)
+
+
+def timed(fn, *args, repeat: int = 3):
+    best = float("inf")
+    result = None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        result = fn(*args)
+        best = min(best, time.perf_counter() - t)
+    return best, result
+
+
+class Stack:
+    """PostgreSQL database + Redis broker + a real worker + a web server, for (c)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.db = "lims_bench"
+        self.port = _free_port()
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "lims.settings.base",
+            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{self.db}",
+            "CELERY_BROKER_URL": "redis://127.0.0.1:6379/14",
+            "LIMS_DATA_DIR": str(data_dir),
+            "LIMS_LOG_LEVEL": "WARNING",
+        }
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.peak_rss = 0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> Stack:
+        subprocess.run(["bash", str(ROOT / "scripts/services.sh")], check=True, capture_output=True)
+        subprocess.run(
+            ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", self.db], check=True
+        )
+        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", self.db], check=True)
+        subprocess.run(["redis-cli", "-n", "14", "flushdb"], check=True, capture_output=True)
+        py = sys.executable
+        self._manage("migrate", "--noinput", "-v", "0")
+        self.token = self._manage("create_instrument_token", "bench-cycler", "--project", "bench")
+        bin_dir = Path(py).parent
+        self.worker = subprocess.Popen(
+            [
+                str(bin_dir / "celery"),
+                "-A",
+                "lims",
+                "worker",
+                "--concurrency=1",
+                "--queues=lims",
+                "--loglevel=WARNING",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            cwd=ROOT,
+            env=self.env,
+        )
+        web = subprocess.Popen(
+            [
+                str(bin_dir / "gunicorn"),
+                "lims.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                "1",
+                "--timeout",
+                "600",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=self.env,
+        )
+        self.procs = [self.worker, web]
+        threading.Thread(target=self._watch_rss, daemon=True).start()
+        _wait_port(self.port)
+        time.sleep(2)
+        return self
+
+    def _manage(self, *args: str) -> str:
+        if args[0] == "create_instrument_token":
+            code = (
+                "from lims import services;"
+                "services.project_get_or_create(name='Bench', slug='bench')"
+            )
+            subprocess.run(
+                [sys.executable, "-c", "import django;django.setup();" + code],
+                cwd=ROOT,
+                env=self.env,
+                check=True,
+            )
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout.strip()
+
+    def _watch_rss(self) -> None:
+        proc = psutil.Process(self.worker.pid)
+        while not self._stop.is_set():
+            try:
+                rss = proc.memory_info().rss + sum(
+                    c.memory_info().rss for c in proc.children(recursive=True)
+                )
+                self.peak_rss = max(self.peak_rss, rss)
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+
+    def ingest(self, path: Path) -> float:
+        import requests
+
+        t = time.perf_counter()
+        out = subprocess.run(
+            [
+                "curl",
+                "-sS",
+                "-H",
+                f"Authorization: Token {self.token}",
+                "-F",
+                f"file=@{path}",
+                f"http://127.0.0.1:{self.port}/api/v1/ingest/",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        job_url = __import__("json").loads(out.stdout)["job"]["url"]
+        while True:
+            body = requests.get(
+                job_url, headers={"Authorization": f"Token {self.token}"}, timeout=30
+            ).json()
+            if body["status"] not in ("pending", "running"):
+                break
+            time.sleep(0.02)
+        elapsed = time.perf_counter() - t
+        if body["status"] != "succeeded":
+            raise RuntimeError(f"ingest failed: {body['error']}")
+        return elapsed
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def vendor_paths() -> None:
+    from lims.ingestion.base import ParseContext, get_parser
+
+    print("\nVendor binaries: parser vs the reader library's bare read (best of 3)")
+    cases = []
+    mpr = FIXTURES / "biologic/navani_jdb11-1_c3_gcpl_5cycles_2V-3p8V_C-24_data_C09.mpr"
+    ndax = FIXTURES / "neware/fastnda_nw4-120-1-6-53.ndax"
+
+    def bare_mpr() -> object:
+        from galvani import BioLogic
+
+        return BioLogic.MPRfile(str(mpr)).data
+
+    def bare_ndax() -> object:
+        import fastnda
+
+        return fastnda.read(str(ndax))
+
+    cases.append(("BioLogic .mpr", mpr, "biologic_mpr", bare_mpr))
+    cases.append(("Neware .ndax", ndax, "neware_nda", bare_ndax))
+    from cells.parsers.summary import summarize_cycles
+
+    for label, path, parser_name, bare in cases:
+        parser = get_parser(parser_name)
+        ctx = ParseContext(filename=path.name, size=path.stat().st_size)
+        t_bare, _ = timed(bare, repeat=5)
+        t_parse, _ = timed(
+            lambda p=parser, f=path, c=ctx: summarize_cycles(p.parse(f, c).series), repeat=5
+        )
+        print(
+            f"  {label:14s} bare {t_bare * 1000:8.1f} ms   parser+summary {t_parse * 1000:8.1f} ms"
+            f"   ratio {t_parse / t_bare:5.2f}  (target <= 1.5)"
+        )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=float, nargs="+", default=[1e6, 1e7])
+    ap.add_argument("--no-full", action="store_true", help="skip (c), the full ingest")
+    args = ap.parse_args()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lims.settings.base")
+    tmp = Path(tempfile.mkdtemp(prefix="lims-bench-"))
+    os.environ.setdefault("LIMS_DATA_DIR", str(tmp / "inproc"))
+    import django
+
+    django.setup()
+    try:
+        print(
+            f"{'rows':>10} {'MB':>7} {'(a) limit':>10} {'(b) parser':>11} {'b/a':>6} "
+            f"{'(c) full':>9} {'c/a':>6} {'worker peak RSS':>16}"
+        )
+        stack = None if args.no_full else Stack(tmp / "stack").__enter__()
+        try:
+            for rows in (int(r) for r in args.rows):
+                path = tmp / f"cc_{rows}.csv"
+                generate_csv(path, rows)
+                mb = path.stat().st_size / 1e6
+                t_a, ref = timed(limit_summary, path)
+                t_b, ours = timed(project_summary, path)
+                assert ours.height == ref.height, (ours.height, ref.height)
+                line = f"{rows:>10,} {mb:7.0f} {t_a:9.3f}s {t_b:10.3f}s {t_b / t_a:6.2f}"
+                if stack is not None:
+                    stack.peak_rss = 0
+                    t_c = stack.ingest(path)
+                    line += f" {t_c:8.2f}s {t_c / t_a:6.2f} {stack.peak_rss / 2**20:13.0f} MiB"
+                print(line, flush=True)
+                path.unlink()
+        finally:
+            if stack is not None:
+                stack.__exit__(None, None, None)
+        print("targets: b/a <= 2, c/a <= 5, worker peak RSS <= 1 GiB at 10 M rows")
+        vendor_paths()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from cells.models import Cell, CycleRecord, CyclingTest, PerformanceRecord
+from lims.models import Project
+
+CELL_FIELDS = [
+    "format",
+    "cell_type",
+    "cathode_active_material",
+    "ratio_active",
+    "ratio_se",
+    "ratio_carbon",
+    "cathode_mass_mg",
+    "active_mass_override_mg",
+    "se_material",
+    "se_mass_mg",
+    "se_thickness_um",
+    "anode_kind",
+    "anode_description",
+    "li_foil_thickness_um",
+    "pellet_diameter_mm",
+    "area_override_cm2",
+    "fabrication_pressure_mpa",
+    "stack_pressure_mpa",
+    "temperature_c",
+    "assembled_at",
+    "notes",
+]
+
+
+class CellSerializer(serializers.ModelSerializer):
+    project = serializers.SlugRelatedField(slug_field="slug", queryset=Project.objects.all())
+    active_mass_mg = serializers.DecimalField(max_digits=12, decimal_places=4, read_only=True)
+    active_mass_source = serializers.CharField(read_only=True)
+    area_cm2 = serializers.DecimalField(max_digits=10, decimal_places=4, read_only=True)
+
+    class Meta:
+        model = Cell
+        fields = [
+            "id",
+            "code",
+            "project",
+            *CELL_FIELDS,
+            "active_mass_mg",
+            "active_mass_source",
+            "area_cm2",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class CycleRecordSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CycleRecord
+        exclude = ["id", "test"]
+
+
+class PerformanceRecordSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PerformanceRecord
+        exclude = ["id"]
+
+
+class CyclingTestSerializer(serializers.ModelSerializer):
+    cell: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="code", read_only=True
+    )
+    raw_sha256 = serializers.CharField(source="raw_file.sha256", read_only=True)
+    raw_name = serializers.CharField(source="raw_file.original_name", read_only=True)
+    performance = PerformanceRecordSerializer(read_only=True)
+
+    class Meta:
+        model = CyclingTest
+        fields = [
+            "id",
+            "cell",
+            "project",
+            "instrument",
+            "channel",
+            "raw_sha256",
+            "raw_name",
+            "job",
+            "parser_name",
+            "parser_version",
+            "vendor",
+            "protocol",
+            "started_at",
+            "row_count",
+            "conventions",
+            "metadata",
+            "warnings",
+            "performance",
+            "created_at",
+        ]
+
+
+class LinkSerializer(serializers.Serializer):
+    cell = serializers.CharField(help_text="Cell code")

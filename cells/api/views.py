@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from cells import selectors, services
+from cells.api.serializers import (
+    CellSerializer,
+    CycleRecordSerializer,
+    CyclingTestSerializer,
+    LinkSerializer,
+)
+from cells.filtersets import CellFilterSet, CyclingTestFilterSet
+from cells.models import Cell, CyclingTest
+from lims.selectors import project_ids_visible
+
+
+def _check_project(user: Any, project_id: int) -> None:
+    ids = project_ids_visible(user=user)
+    if ids is not None and project_id not in ids:
+        raise PermissionDenied("you are not a member of that project")
+
+
+class CellViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = CellSerializer
+    filterset_class = CellFilterSet
+    lookup_field = "code"
+    ordering_fields = ["code", "created_at", "assembled_at"]
+
+    def get_queryset(self) -> QuerySet[Cell]:
+        return selectors.cell_list(user=self.request.user)
+
+    def perform_create(self, serializer: serializers.BaseSerializer[Cell]) -> None:
+        data = dict(serializer.validated_data)
+        project = data.pop("project")
+        _check_project(self.request.user, project.pk)
+        try:
+            serializer.instance = services.cell_create(project=project, **data)
+        except DjangoValidationError as exc:
+            raise ValidationError(exc.message_dict) from exc
+
+    def perform_update(self, serializer: serializers.BaseSerializer[Cell]) -> None:
+        data = dict(serializer.validated_data)
+        project = data.pop("project", None)
+        cell = serializer.instance
+        assert cell is not None
+        if project is not None and project.pk != cell.project_id:
+            raise ValidationError({"project": "a cell cannot move to another project"})
+        try:
+            serializer.instance = services.cell_update(
+                cell=cell, reason="edited over the API", **data
+            )
+        except DjangoValidationError as exc:
+            raise ValidationError(exc.message_dict) from exc
+
+
+class CyclingTestViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = CyclingTestSerializer
+    filterset_class = CyclingTestFilterSet
+
+    def get_queryset(self) -> QuerySet[CyclingTest]:
+        return selectors.cycling_test_list(user=self.request.user)
+
+    @extend_schema(responses=CycleRecordSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def cycles(self, request: Request, pk: Any = None) -> Response:
+        test = self.get_object()
+        rows = test.cycles.order_by("cycle_index")
+        return Response(CycleRecordSerializer(rows, many=True).data)
+
+    @extend_schema(request=LinkSerializer, responses=CyclingTestSerializer)
+    @action(detail=True, methods=["post"])
+    def link(self, request: Request, pk: Any = None) -> Response:
+        test = self.get_object()
+        form = LinkSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            cell = selectors.cell_get(user=request.user, code=form.validated_data["cell"])
+            test = services.cycling_test_link(test=test, cell=cell)
+        except Cell.DoesNotExist as exc:
+            raise ValidationError({"cell": "no such cell"}) from exc
+        except DjangoValidationError as exc:
+            raise ValidationError(exc.messages) from exc
+        return Response(self.get_serializer(test).data, status=status.HTTP_200_OK)

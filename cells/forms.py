@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from cells.api.serializers import CELL_FIELDS
+from cells.models import Cell
+from lims.selectors import projects_for_user
+
+
+class CellForm(forms.ModelForm):
+    """Validation only: saving goes through cells.services."""
+
+    class Meta:
+        model = Cell
+        fields = ["code", "project", *CELL_FIELDS]
+        widgets = {
+            "assembled_at": forms.DateTimeInput(attrs={"type": "datetime-local"}),
+            "notes": forms.Textarea(attrs={"rows": 3}),
+        }
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["project"].queryset = projects_for_user(user=user)  # type: ignore[attr-defined]
+        if self.instance.pk:
+            self.fields["code"].disabled = True
+            self.fields["project"].disabled = True

@@ -1,0 +1,207 @@
+"""Cells, their cycling tests, per-cycle rows and performance records."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.urls import reverse
+
+from cells.choices import AnodeKind, CellFormat, CellType
+
+_POS = [MinValueValidator(Decimal("0"))]
+
+
+def _dec(max_digits: int = 10, places: int = 4, help_text: str = "") -> models.DecimalField:
+    """An optional, non-negative decimal (most cell dimensions are)."""
+    return models.DecimalField(
+        max_digits=max_digits,
+        decimal_places=places,
+        null=True,
+        blank=True,
+        validators=_POS,
+        help_text=help_text,
+    )
+
+
+class Cell(models.Model):
+    code = models.CharField(max_length=64, unique=True, help_text="Printed as a barcode")
+    project = models.ForeignKey("lims.Project", on_delete=models.PROTECT, related_name="cells")
+    format = models.CharField(max_length=20, choices=CellFormat.choices)
+    cell_type = models.CharField(max_length=20, choices=CellType.choices)
+
+    # Cathode composite (links to sample lineage come with the samples issue).
+    cathode_active_material = models.CharField(max_length=100, blank=True)
+    ratio_active = _dec(6, 2, help_text="Active : SE : carbon mass ratio, active part")
+    ratio_se = _dec(6, 2)
+    ratio_carbon = _dec(6, 2)
+    cathode_mass_mg = _dec(10, 4, help_text="Composite cathode mass in the cell, mg")
+    active_mass_override_mg = _dec(
+        10, 4, help_text="Set only when the active mass is known otherwise (overrides the ratio)"
+    )
+
+    se_material = models.CharField(max_length=100, blank=True)
+    se_mass_mg = _dec(10, 3)
+    se_thickness_um = _dec(10, 2)
+
+    anode_kind = models.CharField(max_length=20, choices=AnodeKind.choices, blank=True)
+    anode_description = models.CharField(max_length=200, blank=True)
+    li_foil_thickness_um = _dec(8, 2)
+
+    pellet_diameter_mm = _dec(8, 3)
+    area_override_cm2 = _dec(8, 4)
+    fabrication_pressure_mpa = _dec(8, 2)
+    stack_pressure_mpa = _dec(8, 2)
+    temperature_c = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
+
+    assembled_at = models.DateTimeField(null=True, blank=True)
+    operator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.code
+
+    def get_absolute_url(self) -> str:
+        return reverse("cells:cell-detail", args=[self.code])
+
+    @property
+    def active_fraction(self) -> Decimal | None:
+        parts = [self.ratio_active, self.ratio_se, self.ratio_carbon]
+        if self.ratio_active is None:
+            return None
+        total = sum((p for p in parts if p is not None), Decimal(0))
+        return self.ratio_active / total if total else None
+
+    @property
+    def active_mass_mg(self) -> Decimal | None:
+        """Override when set, else composite mass x active fraction."""
+        if self.active_mass_override_mg is not None:
+            return self.active_mass_override_mg
+        fraction = self.active_fraction
+        if self.cathode_mass_mg is None or fraction is None:
+            return None
+        return (self.cathode_mass_mg * fraction).quantize(Decimal("0.0001"))
+
+    @property
+    def active_mass_source(self) -> str:
+        if self.active_mass_override_mg is not None:
+            return "override"
+        return "composite mass x active fraction" if self.active_mass_mg is not None else "none"
+
+    @property
+    def area_cm2(self) -> Decimal | None:
+        if self.area_override_cm2 is not None:
+            return self.area_override_cm2
+        if self.pellet_diameter_mm is None:
+            return None
+        radius_cm = self.pellet_diameter_mm / Decimal(20)
+        return (Decimal("3.14159265358979") * radius_cm * radius_cm).quantize(Decimal("0.0001"))
+
+
+class CyclingTest(models.Model):
+    cell = models.ForeignKey(
+        Cell, null=True, blank=True, on_delete=models.PROTECT, related_name="tests"
+    )
+    project = models.ForeignKey("lims.Project", on_delete=models.PROTECT, related_name="+")
+    instrument = models.ForeignKey(
+        "lims.Instrument", null=True, blank=True, on_delete=models.SET_NULL
+    )
+    channel = models.CharField(max_length=50, blank=True)
+    raw_file = models.OneToOneField(
+        "lims.RawFile", on_delete=models.PROTECT, related_name="cycling_test"
+    )
+    job = models.ForeignKey(
+        "lims.IngestionJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    parser_name = models.CharField(max_length=100)
+    parser_version = models.CharField(max_length=30)
+    vendor = models.CharField(max_length=50, blank=True)
+    protocol = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    series_path = models.CharField(max_length=500, blank=True, help_text="Parquet (zstd)")
+    row_count = models.BigIntegerField(default=0)
+    conventions = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    metadata = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    warnings = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.cell or 'unlinked'}: {self.raw_file.original_name}"
+
+
+class CycleRecord(models.Model):
+    """One row per cycle; written with bulk upserts, never one by one."""
+
+    change_logged = False
+
+    test = models.ForeignKey(CyclingTest, on_delete=models.CASCADE, related_name="cycles")
+    cycle_index = models.PositiveIntegerField(help_text="From 1")
+    cycle_in_file = models.IntegerField()
+    charge_mah = models.FloatField(null=True)
+    discharge_mah = models.FloatField(null=True)
+    charge_mah_g = models.FloatField(null=True)
+    discharge_mah_g = models.FloatField(null=True)
+    coulombic_efficiency = models.FloatField(null=True)
+    charge_wh = models.FloatField(null=True)
+    discharge_wh = models.FloatField(null=True)
+    energy_efficiency = models.FloatField(null=True)
+    mean_charge_v = models.FloatField(null=True)
+    mean_discharge_v = models.FloatField(null=True)
+    end_charge_v = models.FloatField(null=True)
+    end_discharge_v = models.FloatField(null=True)
+    duration_s = models.FloatField(null=True)
+
+    class Meta:
+        ordering = ["test", "cycle_index"]
+        constraints = [
+            models.UniqueConstraint(fields=["test", "cycle_index"], name="cycle_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.test_id} cycle {self.cycle_index}"
+
+
+class PerformanceRecord(models.Model):
+    """Headline numbers of one test, with everything needed to trust or redo them."""
+
+    test = models.OneToOneField(CyclingTest, on_delete=models.CASCADE, related_name="performance")
+    cycles = models.PositiveIntegerField(default=0)
+    first_charge_mah = models.FloatField(null=True)
+    first_discharge_mah = models.FloatField(null=True)
+    first_charge_mah_g = models.FloatField(null=True)
+    first_discharge_mah_g = models.FloatField(null=True)
+    initial_ce = models.FloatField(null=True)
+    capacity_c10_mah_g = models.FloatField(null=True)
+    capacity_c50_mah_g = models.FloatField(null=True)
+    capacity_c100_mah_g = models.FloatField(null=True)
+    capacity_c10_mah = models.FloatField(null=True)
+    capacity_c50_mah = models.FloatField(null=True)
+    capacity_c100_mah = models.FloatField(null=True)
+    reference_cycle = models.PositiveIntegerField(default=1)
+    retention_pct = models.FloatField(null=True, help_text="Last cycle vs reference cycle")
+    cycles_to_80 = models.PositiveIntegerField(null=True)
+    mean_ce = models.FloatField(null=True, help_text="Mean CE over cycles 2..N")
+    active_mass_mg = models.FloatField(null=True)
+    active_mass_source = models.CharField(max_length=100, blank=True)
+    raw_sha256 = models.CharField(max_length=64)
+    parser_name = models.CharField(max_length=100)
+    parser_version = models.CharField(max_length=30)
+    conventions = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
+    computed_at = models.DateTimeField(auto_now=True)
+    reason = models.CharField(max_length=300, blank=True)
+
+    def __str__(self) -> str:
+        return f"performance of {self.test}"

@@ -1,0 +1,102 @@
+"""Per-cycle summary of a canonical series, in one streaming polars pass.
+
+Capacities come from the instrument's own capacity columns, not from integrating current:
+that is what the instrument reported and what peers compare. Those columns reset per step or
+per cycle depending on the vendor, so the summary sums reset-aware increments over
+consecutive rows: ``d = v[i] - v[i-1]``, and ``d = v[i]`` when the value dropped (a reset).
+The first row of the file contributes its own value.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from cells.parsers.types import CANONICAL_SCHEMA, collect_or_raise
+
+SUMMARY_SCHEMA: dict[str, pl.DataType] = {
+    "cycle_index": pl.Int64(),
+    "cycle": pl.Int64(),
+    "charge_mah": pl.Float64(),
+    "discharge_mah": pl.Float64(),
+    "charge_wh": pl.Float64(),
+    "discharge_wh": pl.Float64(),
+    "mean_charge_v": pl.Float64(),
+    "mean_discharge_v": pl.Float64(),
+    "end_charge_v": pl.Float64(),
+    "end_discharge_v": pl.Float64(),
+    "start_time_s": pl.Float64(),
+    "end_time_s": pl.Float64(),
+    "duration_s": pl.Float64(),
+    "rows": pl.Int64(),
+}
+
+
+def reset_aware_increment(column: str) -> pl.Expr:
+    """Per-row increment of a counter that may reset to (near) zero.
+
+    Nulls are carried forward first so a gap never re-adds the whole running value.
+    """
+    value = pl.col(column).forward_fill()
+    delta = value - value.shift(1)
+    return pl.when(delta < 0).then(value).otherwise(delta).fill_null(value)
+
+
+def _q_sum(increment: str, present: str) -> pl.Expr:
+    """Sum of increments, null when the file has no value at all for that column."""
+    return pl.when(pl.col(present).sum() > 0).then(pl.col(increment).sum())
+
+
+def summarize_cycles(series: pl.LazyFrame) -> pl.DataFrame:
+    """One row per file cycle, sorted: capacities (mAh), energies (Wh), voltages, times, rows."""
+    schema = series.collect_schema()
+    missing = [name for name in CANONICAL_SCHEMA if name not in schema]
+    if missing:
+        raise ValueError(f"series lacks canonical columns {missing}")
+    voltage = pl.col("voltage_v")
+    rows = series.select(
+        # Files without a cycle column are one cycle; sparse nulls belong to the previous cycle.
+        pl.col("cycle").forward_fill().backward_fill().alias("cycle"),
+        pl.col("time_s"),
+        pl.col("current_a"),
+        voltage,
+        reset_aware_increment("charge_capacity_ah").alias("_dqc"),
+        reset_aware_increment("discharge_capacity_ah").alias("_dqd"),
+        reset_aware_increment("charge_energy_wh").alias("_dec"),
+        reset_aware_increment("discharge_energy_wh").alias("_ded"),
+        pl.col("charge_capacity_ah").is_not_null().cast(pl.Int64).alias("_hqc"),
+        pl.col("discharge_capacity_ah").is_not_null().cast(pl.Int64).alias("_hqd"),
+        pl.col("charge_energy_wh").is_not_null().cast(pl.Int64).alias("_hec"),
+        pl.col("discharge_energy_wh").is_not_null().cast(pl.Int64).alias("_hed"),
+    ).with_columns(
+        (voltage * pl.col("_dqc")).alias("_vdqc"),
+        (voltage * pl.col("_dqd")).alias("_vdqd"),
+    )
+    per_cycle = rows.group_by("cycle").agg(
+        _q_sum("_dqc", "_hqc").alias("_qc"),
+        _q_sum("_dqd", "_hqd").alias("_qd"),
+        _q_sum("_dec", "_hec").alias("_ec"),
+        _q_sum("_ded", "_hed").alias("_ed"),
+        _q_sum("_vdqc", "_hqc").alias("_vqc"),
+        _q_sum("_vdqd", "_hqd").alias("_vqd"),
+        voltage.filter(pl.col("current_a") > 0).last().alias("end_charge_v"),
+        voltage.filter(pl.col("current_a") < 0).last().alias("end_discharge_v"),
+        pl.col("time_s").first().alias("start_time_s"),
+        pl.col("time_s").last().alias("end_time_s"),
+        pl.len().cast(pl.Int64).alias("rows"),
+    )
+    charge_ah, discharge_ah = pl.col("_qc"), pl.col("_qd")
+    summary = (
+        per_cycle.sort("cycle", nulls_last=True)
+        .with_columns(
+            (pl.col("cycle") - pl.col("cycle").min() + 1).fill_null(1).alias("cycle_index"),
+            (charge_ah * 1000.0).alias("charge_mah"),
+            (discharge_ah * 1000.0).alias("discharge_mah"),
+            pl.coalesce(pl.col("_ec"), pl.col("_vqc")).alias("charge_wh"),
+            pl.coalesce(pl.col("_ed"), pl.col("_vqd")).alias("discharge_wh"),
+            pl.when(charge_ah > 0).then(pl.col("_vqc") / charge_ah).alias("mean_charge_v"),
+            pl.when(discharge_ah > 0).then(pl.col("_vqd") / discharge_ah).alias("mean_discharge_v"),
+            (pl.col("end_time_s") - pl.col("start_time_s")).alias("duration_s"),
+        )
+        .select([pl.col(name).cast(dtype) for name, dtype in SUMMARY_SCHEMA.items()])
+    )
+    return collect_or_raise(summary)

@@ -1,0 +1,342 @@
+"""Reading delimited text exports without trusting their encoding or loading them whole.
+
+Instrument software writes ISO-8859-1, Windows code pages, GB2312, UTF-8 with or without BOM
+and sometimes UTF-16. The header is decoded here with the detected encoding; the data rows
+are handed to ``pl.scan_csv`` (lazy) because numbers are ASCII in every ASCII-compatible
+encoding. Only encodings that are not ASCII-compatible (UTF-16/32) are transcoded.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import charset_normalizer
+import polars as pl
+
+from cells.parsers.types import collect_or_raise
+from lims.ingestion.base import ParseContext, ParseError
+
+HEAD_BYTES = 256 * 1024
+# Files up to this size are fully parsed (and so fully validated) inside parse(); larger
+# files are validated on their first rows and streamed when the caller collects.
+EAGER_LIMIT_BYTES = 64 * 1024 * 1024
+NULL_VALUES = ["N/A", "n/a", "NA", "NaN", "nan", "-", "--", "#N/A"]
+
+_BOMS: tuple[tuple[bytes, str], ...] = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+_ALLOWED_CONTROL = frozenset(b"\t\n\r\x0b\x0c\x1a")
+
+
+def read_head(path: Path, size: int = HEAD_BYTES) -> bytes:
+    """The first ``size`` bytes of a file, with an OSError turned into ParseError."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(size)
+    except OSError as exc:
+        raise ParseError(f"cannot read file: {exc.strerror or exc}", location=str(path)) from exc
+
+
+def bom_encoding(head: bytes) -> tuple[str, int] | None:
+    for bom, name in _BOMS:
+        if head.startswith(bom):
+            return name, len(bom)
+    return None
+
+
+def _utf16_guess(head: bytes) -> str | None:
+    """UTF-16 without BOM: ASCII text leaves NUL in every other byte."""
+    sample = head[:4096]
+    if len(sample) < 8:
+        return None
+    even, odd = sample[0::2], sample[1::2]
+    even_nul, odd_nul = even.count(0) / len(even), odd.count(0) / len(odd)
+    if odd_nul > 0.4 and even_nul < 0.02:
+        return "utf-16-le"
+    if even_nul > 0.4 and odd_nul < 0.02:
+        return "utf-16-be"
+    return None
+
+
+def binary_offset(head: bytes) -> int | None:
+    """Offset of the first byte that cannot occur in a text export (None for text)."""
+    if bom_encoding(head) or _utf16_guess(head):
+        return None
+    for offset, byte in enumerate(head[:HEAD_BYTES]):
+        if byte < 0x20 and byte not in _ALLOWED_CONTROL:
+            return offset
+    return None
+
+
+def sniff_text(head: bytes, encodings: tuple[str, ...] = ()) -> str | None:
+    """Cheap decode for sniffing; None when the head is binary.
+
+    ``encodings`` are tried strictly first (e.g. GB18030 for Chinese-locale exports); the
+    fallback is latin-1, which never fails and keeps ASCII keywords intact.
+    """
+    found = bom_encoding(head)
+    if found:
+        return head[found[1] :].decode(found[0], errors="ignore")
+    guess = _utf16_guess(head)
+    if guess:
+        return head.decode(guess, errors="ignore")
+    if binary_offset(head) is not None:
+        return None
+    cut = head[: head.rfind(b"\n") + 1] or head
+    for encoding in encodings:
+        try:
+            return cut.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return head.decode("latin-1")
+
+
+def sniff_lines(head: bytes, limit: int = 300, encodings: tuple[str, ...] = ()) -> list[str] | None:
+    text = sniff_text(head, encodings)
+    if text is None:
+        return None
+    return [line.rstrip("\r") for line in text.split("\n", limit)[:limit]]
+
+
+def detect_encoding(head: bytes, declared: str | None = None) -> str:
+    """Encoding of a text head.
+
+    Declared, else BOM, else the UTF-16 NUL pattern, else UTF-8 if the bytes validate as
+    UTF-8, else charset_normalizer's best guess.
+    """
+    if declared:
+        try:
+            return codecs.lookup(declared).name
+        except LookupError as exc:
+            raise ParseError(f"unknown encoding {declared!r}", location="encoding") from exc
+    found = bom_encoding(head)
+    if found:
+        return found[0]
+    guess = _utf16_guess(head)
+    if guess:
+        return guess
+    cut = head[: head.rfind(b"\n") + 1] or head
+    try:
+        cut.decode("utf-8")
+    except UnicodeDecodeError:
+        best = charset_normalizer.from_bytes(cut[:65536]).best()
+        return codecs.lookup(best.encoding).name if best else "cp1252"
+    return "utf-8"
+
+
+def ascii_compatible(encoding: str) -> bool:
+    """True when delimiters, digits and newlines are single ASCII bytes in ``encoding``."""
+    name = codecs.lookup(encoding).name
+    if name.startswith(("utf-16", "utf-32")):
+        return False
+    try:
+        return "\n,;\t.0123456789-+eE".encode(name) == b"\n,;\t.0123456789-+eE"
+    except (UnicodeError, LookupError):
+        return False
+
+
+@dataclass(frozen=True)
+class TextLayout:
+    """Where the table of a text export starts and how it is delimited."""
+
+    path: Path
+    size: int
+    encoding: str
+    header_line: int  # 0-based line index of the column header
+    separator: str
+    columns: tuple[str, ...]  # decoded labels, de-duplicated, empty ones named _colN
+    raw_columns: tuple[str, ...]  # decoded labels as written
+    sample: tuple[tuple[str, ...], ...]  # first data rows, split
+    decimal_comma: bool
+    preamble: tuple[str, ...]  # lines above the header (instrument metadata)
+
+
+def split_fields(line: str, separator: str) -> list[str]:
+    return [field.strip().strip('"').strip() for field in line.split(separator)]
+
+
+def guess_separator(line: str) -> str:
+    counts = {sep: line.count(sep) for sep in ("\t", ";", ",")}
+    if counts["\t"]:
+        return "\t"
+    return max(counts, key=lambda sep: counts[sep]) if any(counts.values()) else ","
+
+
+_DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+(?:[eE][+-]?\d+)?$")
+_DECIMAL_POINT = re.compile(r"^[+-]?\d*\.\d+(?:[eE][+-]?\d+)?$")
+
+
+def guess_decimal_comma(sample: Sequence[Sequence[str]], separator: str) -> bool:
+    if separator == ",":
+        return False
+    commas = points = 0
+    for row in sample:
+        for value in row:
+            if _DECIMAL_COMMA.match(value):
+                commas += 1
+            elif _DECIMAL_POINT.match(value):
+                points += 1
+    return commas > points
+
+
+def _dedupe(labels: Sequence[str]) -> tuple[str, ...]:
+    seen: dict[str, int] = {}
+    out: list[str] = []
+    for index, label in enumerate(labels):
+        name = label or f"_col{index}"
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}_duplicated_{seen[name]}"
+        else:
+            seen[name] = 0
+        out.append(name)
+    return tuple(out)
+
+
+def read_layout(
+    path: Path,
+    ctx: ParseContext,
+    locate: Callable[[list[str]], int | None],
+    *,
+    separator: str | None = None,
+    decimal: str | None = None,
+    what: str = "column header",
+) -> TextLayout:
+    """Decode the head of a text export and find its header line with ``locate``."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ParseError(f"cannot read file: {exc.strerror or exc}", location=str(path)) from exc
+    if size == 0:
+        raise ParseError("file is empty", location="byte 0")
+    head = read_head(path)
+    encoding = detect_encoding(head, ctx.encoding)
+    if not ctx.encoding:
+        offset = binary_offset(head)
+        if offset is not None:
+            raise ParseError(
+                f"binary content (byte 0x{head[offset]:02x}) where a text export was expected",
+                location=f"byte offset {offset}",
+            )
+    bom = bom_encoding(head)
+    body = head[bom[1] :] if bom else head
+    text = body.decode(encoding, errors="replace")
+    lines = [line.rstrip("\r") for line in text.split("\n")]
+    if len(head) < size and len(lines) > 1:
+        lines = lines[:-1]  # the head ends inside a line
+    index = locate(lines)
+    if index is None:
+        raise ParseError(
+            f"no {what} line found: not the expected export format",
+            location=f"lines 1-{len(lines)}",
+        )
+    header = lines[index]
+    sep = separator or guess_separator(header)
+    raw_columns = tuple(split_fields(header, sep))
+    sample = tuple(
+        tuple(split_fields(line, sep)) for line in lines[index + 1 : index + 51] if line.strip()
+    )
+    if not sample and len(head) >= size:
+        raise ParseError(
+            "no data rows after the header (truncated or aborted export?)",
+            location=f"line {index + 2}",
+        )
+    if decimal is None:
+        decimal_comma = guess_decimal_comma(sample, sep)
+    else:
+        decimal_comma = decimal == ","
+        if decimal_comma and sep == ",":
+            raise ParseError("decimal ',' needs a delimiter other than ','", location="mapping")
+    return TextLayout(
+        path=path,
+        size=size,
+        encoding=encoding,
+        header_line=index,
+        separator=sep,
+        columns=_dedupe(raw_columns),
+        raw_columns=raw_columns,
+        sample=sample,
+        decimal_comma=decimal_comma,
+        preamble=tuple(lines[:index]),
+    )
+
+
+def scan_table(layout: TextLayout, dtypes: Mapping[str, pl.DataType]) -> pl.LazyFrame:
+    """Lazy frame of the data rows; unmapped columns stay strings so they never fail parsing."""
+    schema = {name: dtypes.get(name, pl.String()) for name in layout.columns}
+    options = {
+        "has_header": False,
+        "separator": layout.separator,
+        "schema": schema,
+        "decimal_comma": layout.decimal_comma,
+        "truncate_ragged_lines": True,
+        "missing_columns": "insert",  # e.g. EC-Lab headers end with a tab the rows lack
+        "null_values": NULL_VALUES,
+        "raise_if_empty": False,
+    }
+    if ascii_compatible(layout.encoding):
+        return pl.scan_csv(
+            layout.path,
+            skip_lines=layout.header_line + 1,
+            encoding="utf8-lossy",
+            **options,  # type: ignore[arg-type]
+        )
+    return _transcoded(layout, options)
+
+
+def _transcoded(layout: TextLayout, options: Mapping[str, object]) -> pl.LazyFrame:
+    """UTF-16/32: transcode to a temporary UTF-8 file, parse it and drop the copy."""
+    decoder = codecs.getincrementaldecoder(layout.encoding)(errors="replace")
+    fd, name = tempfile.mkstemp(suffix=".csv", prefix="lims-transcode-")
+    try:
+        with os.fdopen(fd, "wb") as out, layout.path.open("rb") as src:
+            bom = bom_encoding(src.read(4))
+            src.seek(bom[1] if bom else 0)
+            while chunk := src.read(1 << 20):
+                out.write(decoder.decode(chunk).encode("utf-8"))
+            out.write(decoder.decode(b"", final=True).encode("utf-8"))
+        frame = pl.scan_csv(name, skip_lines=layout.header_line + 1, **options)  # type: ignore[arg-type]
+        return collect_or_raise(frame).lazy()
+    finally:
+        os.unlink(name)
+
+
+def finalize(frame: pl.LazyFrame, layout: TextLayout) -> pl.LazyFrame:
+    """Validate the canonical frame now: all of it for small files, the first rows otherwise."""
+    if layout.size <= EAGER_LIMIT_BYTES:
+        return collect_or_raise(frame, source=str(layout.path)).lazy()
+    collect_or_raise(frame.head(10_000), source=str(layout.path))
+    return frame
+
+
+def truncated_tail_warning(layout: TextLayout) -> str | None:
+    """Warn when the last line has fewer fields than the header (file cut during copy?)."""
+    try:
+        with layout.path.open("rb") as handle:
+            handle.seek(max(0, layout.size - 65536))
+            tail = handle.read()
+    except OSError:
+        return None
+    if not ascii_compatible(layout.encoding):
+        return None
+    lines = tail.decode(layout.encoding, errors="replace").replace("\r", "").split("\n")
+    last = next((line for line in reversed(lines) if line.strip()), "")
+    if not last or tail.endswith(b"\n"):
+        return None
+    fields = len(last.split(layout.separator))
+    if fields < len(layout.columns):
+        return (
+            f"last line has {fields} of {len(layout.columns)} fields and no line end: "
+            "the file looks truncated, its last row is incomplete"
+        )
+    return None

@@ -1,0 +1,332 @@
+"""Cell writes and cycler-file import. Atomic, keyword-only, emitting events."""
+
+from __future__ import annotations
+
+import math
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from cells.choices import CellType
+from cells.models import Cell, CycleRecord, CyclingTest, PerformanceRecord
+from cells.parsers.summary import summarize_cycles
+from cells.parsers.types import CyclerData
+from lims.events.services import event_emit
+from lims.ingestion import storage
+from lims.ingestion.services import IngestOutcome
+from lims.models import IngestionJob, Project
+
+SUMMARY_VERSION = "1"
+# Fields whose change alters mAh/g: a change re-derives every record of the cell.
+MASS_FIELDS = (
+    "ratio_active",
+    "ratio_se",
+    "ratio_carbon",
+    "cathode_mass_mg",
+    "active_mass_override_mg",
+)
+
+
+def _cell_payload(cell: Cell) -> dict[str, Any]:
+    return {"cell": cell.code, "id": cell.pk, "project": cell.project_id}
+
+
+@transaction.atomic
+def cell_create(*, project: Project, code: str, **fields: Any) -> Cell:
+    cell = Cell(project=project, code=code, **fields)
+    cell.full_clean()
+    cell.save()
+    event_emit(topic="cells.cell.created", payload=_cell_payload(cell))
+    return cell
+
+
+@transaction.atomic
+def cell_update(*, cell: Cell, reason: str = "", **fields: Any) -> Cell:
+    """Update a cell; a changed active mass re-derives its records through an event."""
+    cell = Cell.objects.select_for_update().get(pk=cell.pk)
+    old_mass = cell.active_mass_mg
+    for name, value in fields.items():
+        setattr(cell, name, value)
+    cell.full_clean()
+    cell.save()
+    event_emit(topic="cells.cell.updated", payload=_cell_payload(cell))
+    if cell.active_mass_mg != old_mass:
+        event_emit(
+            topic="cells.cell.active_mass_changed",
+            payload={
+                **_cell_payload(cell),
+                "old_mg": old_mass,
+                "new_mg": cell.active_mass_mg,
+                "reason": reason or "active mass edited",
+            },
+        )
+    return cell
+
+
+def _as_float(value: Decimal | None) -> float | None:
+    return float(value) if value is not None else None
+
+
+def _ratio(num: float | None, den: float | None) -> float | None:
+    if num is None or den is None or den == 0 or math.isnan(num) or math.isnan(den):
+        return None
+    return num / den
+
+
+def _conventions(cell: Cell | None, data_conventions: dict[str, Any]) -> dict[str, Any]:
+    anode_half = cell is not None and cell.cell_type == CellType.ANODE_HALF
+    return {
+        **data_conventions,
+        "current_sign": "positive = charge",
+        "cycle_index": "cycle written in the file minus the first one + 1",
+        "capacity": "reset-aware increments of the instrument's capacity columns",
+        "coulombic_efficiency": "charge/discharge (anode half cell)"
+        if anode_half
+        else "discharge/charge (cathode-limited)",
+        "capacity_for_retention": "charge" if anode_half else "discharge",
+        "reference_cycle": "first cycle with both charge and discharge capacity",
+        "summary_version": SUMMARY_VERSION,
+    }
+
+
+def cycling_test_ingest(*, job: IngestionJob, data: CyclerData) -> IngestOutcome:
+    """Store a parsed cycler file: Parquet series, cycle rows, performance record."""
+    raw = job.raw_file
+    rel = storage.series_relpath(raw.sha256, job.parser_name, job.parser_version)
+    path = storage.absolute(rel)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    data.series.sink_parquet(tmp, compression="zstd")
+    os.replace(tmp, path)
+    summary = summarize_cycles(pl.scan_parquet(path))
+    rows = int(summary["rows"].sum()) if summary.height else 0
+
+    params = job.params or {}
+    cell_code = (params.get("cell") or "").strip()
+    cell = None
+    note = ""
+    if cell_code:
+        cell = Cell.objects.filter(project=job.project, code=cell_code).first()
+        if cell is None:
+            note = f"cell {cell_code!r} not found in project {job.project}; link the test by hand"
+    test, _ = CyclingTest.objects.update_or_create(
+        raw_file=raw,
+        defaults={
+            "cell": cell,
+            "project": job.project,
+            "instrument": job.instrument,
+            "channel": str(data.metadata.get("channel") or params.get("channel") or "")[:50],
+            "job": job,
+            "parser_name": job.parser_name,
+            "parser_version": job.parser_version,
+            "vendor": data.vendor,
+            "protocol": str(params.get("protocol") or data.metadata.get("protocol") or ""),
+            "series_path": rel,
+            "row_count": rows,
+            "conventions": data.conventions,
+            "metadata": data.metadata,
+            "warnings": data.warnings,
+        },
+    )
+    _cycles_store(test=test, summary=summary)
+    record = cycling_test_derive(test=test, reason="ingested")
+    event_emit(
+        topic="cells.cycling_test.imported",
+        payload={"test": test.pk, "cell": cell.code if cell else None, "job": job.pk},
+    )
+    result: dict[str, Any] = {
+        "cycling_test": test.pk,
+        "cell": cell.code if cell else None,
+        "cycles": summary.height,
+        "rows": rows,
+        "performance_record": record.pk if record else None,
+    }
+    if note:
+        result["note"] = note
+    if data.warnings:
+        result["warnings"] = data.warnings
+    status = IngestionJob.Status.SUCCEEDED if cell else IngestionJob.Status.NEEDS_LINKING
+    return IngestOutcome(status=status, result=result)
+
+
+def _cycles_store(*, test: CyclingTest, summary: pl.DataFrame) -> None:
+    def opt(value: Any) -> float | None:
+        return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+    rows = [
+        CycleRecord(
+            test=test,
+            cycle_index=r["cycle_index"],
+            cycle_in_file=r["cycle"],
+            charge_mah=opt(r["charge_mah"]),
+            discharge_mah=opt(r["discharge_mah"]),
+            charge_wh=opt(r["charge_wh"]),
+            discharge_wh=opt(r["discharge_wh"]),
+            mean_charge_v=opt(r["mean_charge_v"]),
+            mean_discharge_v=opt(r["mean_discharge_v"]),
+            end_charge_v=opt(r["end_charge_v"]),
+            end_discharge_v=opt(r["end_discharge_v"]),
+            duration_s=opt(r["duration_s"]),
+        )
+        for r in summary.iter_rows(named=True)
+    ]
+    fields = [
+        "cycle_in_file",
+        "charge_mah",
+        "discharge_mah",
+        "charge_wh",
+        "discharge_wh",
+        "mean_charge_v",
+        "mean_discharge_v",
+        "end_charge_v",
+        "end_discharge_v",
+        "duration_s",
+    ]
+    CycleRecord.objects.bulk_create(
+        rows,
+        batch_size=2000,
+        update_conflicts=True,
+        unique_fields=["test", "cycle_index"],
+        update_fields=fields,
+    )
+    CycleRecord.objects.filter(test=test, cycle_index__gt=len(rows)).delete()
+
+
+def cycling_test_derive(*, test: CyclingTest, reason: str) -> PerformanceRecord | None:
+    """(Re)compute mass-normalised cycle values, CE and the performance record of a test."""
+    cell = test.cell
+    mass_mg = _as_float(cell.active_mass_mg) if cell else None
+    mass_g = mass_mg / 1000 if mass_mg else None
+    anode_half = cell is not None and cell.cell_type == CellType.ANODE_HALF
+    cycles = list(test.cycles.order_by("cycle_index"))
+    for c in cycles:
+        c.charge_mah_g = _ratio(c.charge_mah, mass_g)
+        c.discharge_mah_g = _ratio(c.discharge_mah, mass_g)
+        if anode_half:
+            c.coulombic_efficiency = _ratio(c.charge_mah, c.discharge_mah)
+            c.energy_efficiency = _ratio(c.charge_wh, c.discharge_wh)
+        else:
+            c.coulombic_efficiency = _ratio(c.discharge_mah, c.charge_mah)
+            c.energy_efficiency = _ratio(c.discharge_wh, c.charge_wh)
+    CycleRecord.objects.bulk_update(
+        cycles,
+        ["charge_mah_g", "discharge_mah_g", "coulombic_efficiency", "energy_efficiency"],
+        batch_size=2000,
+    )
+    if not cycles:
+        PerformanceRecord.objects.filter(test=test).delete()
+        return None
+    values = performance_metrics(cycles=cycles, anode_half=anode_half, mass_g=mass_g)
+    record, _ = PerformanceRecord.objects.update_or_create(
+        test=test,
+        defaults={
+            **values,
+            "active_mass_mg": mass_mg,
+            "active_mass_source": cell.active_mass_source if cell else "no cell linked",
+            "raw_sha256": test.raw_file.sha256,
+            "parser_name": test.parser_name,
+            "parser_version": test.parser_version,
+            "conventions": _conventions(cell, test.conventions),
+            "reason": reason[:300],
+        },
+    )
+    event_emit(
+        topic="cells.performance_record.computed",
+        payload={"test": test.pk, "record": record.pk, "reason": reason},
+    )
+    return record
+
+
+def performance_metrics(
+    *, cycles: list[CycleRecord], anode_half: bool, mass_g: float | None
+) -> dict[str, Any]:
+    """Headline numbers from per-cycle rows (pure: no database access)."""
+
+    def cap(c: CycleRecord) -> float | None:
+        return c.charge_mah if anode_half else c.discharge_mah
+
+    def per_g(v: float | None) -> float | None:
+        return _ratio(v, mass_g)
+
+    by_index = {c.cycle_index: c for c in cycles}
+    first = cycles[0]
+    # The first complete cycle (both half cycles present): a partial first discharge of a
+    # cell that starts charged would otherwise inflate retention.
+    reference = next(
+        (c for c in cycles if (c.charge_mah or 0) > 0 and (c.discharge_mah or 0) > 0),
+        next((c for c in cycles if (cap(c) or 0) > 0), first),
+    )
+    ref_cap = cap(reference)
+    last_cap = cap(cycles[-1])
+    cycles_to_80 = None
+    if ref_cap:
+        for c in cycles:
+            v = cap(c)
+            if c.cycle_index > reference.cycle_index and v is not None and v < 0.8 * ref_cap:
+                cycles_to_80 = c.cycle_index
+                break
+    ces = [
+        c.coulombic_efficiency
+        for c in cycles[1:]
+        if c.coulombic_efficiency is not None and math.isfinite(c.coulombic_efficiency)
+    ]
+
+    retention = _ratio(last_cap, ref_cap)
+
+    def at(n: int) -> float | None:
+        c = by_index.get(n)
+        return cap(c) if c else None
+
+    return {
+        "cycles": len(cycles),
+        "first_charge_mah": first.charge_mah,
+        "first_discharge_mah": first.discharge_mah,
+        "first_charge_mah_g": per_g(first.charge_mah),
+        "first_discharge_mah_g": per_g(first.discharge_mah),
+        "initial_ce": first.coulombic_efficiency,
+        "capacity_c10_mah": at(10),
+        "capacity_c50_mah": at(50),
+        "capacity_c100_mah": at(100),
+        "capacity_c10_mah_g": per_g(at(10)),
+        "capacity_c50_mah_g": per_g(at(50)),
+        "capacity_c100_mah_g": per_g(at(100)),
+        "reference_cycle": reference.cycle_index,
+        "retention_pct": None if retention is None else retention * 100,
+        "cycles_to_80": cycles_to_80,
+        "mean_ce": sum(ces) / len(ces) if ces else None,
+    }
+
+
+@transaction.atomic
+def cell_records_recompute(*, cell_id: int, reason: str) -> int:
+    """Re-derive every test of a cell (after its active mass changed)."""
+    tests = CyclingTest.objects.filter(cell_id=cell_id).select_related("cell", "raw_file")
+    count = 0
+    for test in tests:
+        cycling_test_derive(test=test, reason=reason)
+        count += 1
+    return count
+
+
+@transaction.atomic
+def cycling_test_link(*, test: CyclingTest, cell: Cell) -> CyclingTest:
+    """Attach an unlinked test to a cell of the same project and derive its records."""
+    if cell.project_id != test.project_id:
+        raise ValidationError("the cell belongs to another project than the test's file")
+    test.cell = cell
+    test.save(update_fields=["cell"])
+    cycling_test_derive(test=test, reason=f"linked to cell {cell.code}")
+    if test.job_id is not None:
+        IngestionJob.objects.filter(
+            pk=test.job_id, status=IngestionJob.Status.NEEDS_LINKING
+        ).update(status=IngestionJob.Status.SUCCEEDED)
+    return test
+
+
+def series_path(test: CyclingTest) -> Path:
+    return storage.absolute(test.series_path)

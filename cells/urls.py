@@ -1,0 +1,12 @@
+from django.urls import path
+
+from cells import views
+
+app_name = "cells"
+
+urlpatterns = [
+    path("", views.cell_list, name="cell-list"),
+    path("new/", views.cell_create, name="cell-create"),
+    path("<str:code>/", views.cell_detail, name="cell-detail"),
+    path("<str:code>/edit/", views.cell_edit, name="cell-edit"),
+]

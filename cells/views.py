@@ -1,0 +1,94 @@
+"""Cell pages: list (filterable), detail with plots and provenance, create/edit forms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from cells import selectors, services
+from cells.filtersets import CellFilterSet
+from cells.forms import CellForm
+from cells.models import Cell
+
+
+@login_required
+def cell_list(request: HttpRequest) -> HttpResponse:
+    filterset = CellFilterSet(request.GET or None, queryset=Cell.objects.none())
+    cells = selectors.cell_list(user=request.user, filters=request.GET.dict())
+    page = Paginator(cells, 50).get_page(request.GET.get("page"))
+    return render(request, "cells/cell_list.html", {"page": page, "filter": filterset})
+
+
+def _get_cell(request: HttpRequest, code: str) -> Cell:
+    try:
+        return selectors.cell_get(user=request.user, code=code)
+    except Cell.DoesNotExist:
+        raise Http404("no such cell") from None
+
+
+@login_required
+def cell_detail(request: HttpRequest, code: str) -> HttpResponse:
+    cell = _get_cell(request, code)
+    tests = selectors.cell_tests(cell=cell)
+    chosen = [int(c) for c in request.GET.getlist("cycle") if c.isdigit()] or [1, 2, 5, 10]
+    plots: list[dict[str, Any]] = []
+    for test in tests:
+        cycles = list(test.cycles.all())
+        plots.append(
+            {
+                "test": test,
+                "cycles": cycles,
+                "series": {
+                    "cycle": [c.cycle_index for c in cycles],
+                    "charge": [c.charge_mah_g or c.charge_mah for c in cycles],
+                    "discharge": [c.discharge_mah_g or c.discharge_mah for c in cycles],
+                    "ce": [
+                        c.coulombic_efficiency * 100 if c.coulombic_efficiency else None
+                        for c in cycles
+                    ],
+                    "per_gram": any(c.discharge_mah_g is not None for c in cycles),
+                },
+                "curves": selectors.voltage_curves(test=test, cycle_indices=chosen),
+            }
+        )
+    plot_data = [{"id": p["test"].pk, "series": p["series"], "curves": p["curves"]} for p in plots]
+    return render(
+        request,
+        "cells/cell_detail.html",
+        {"cell": cell, "plots": plots, "plot_data": plot_data, "chosen": chosen},
+    )
+
+
+@login_required
+def cell_create(request: HttpRequest) -> HttpResponse:
+    form = CellForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        project, code = data.pop("project"), data.pop("code")
+        try:
+            cell = services.cell_create(project=project, code=code, **data)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            return redirect(cell)
+    return render(request, "cells/cell_form.html", {"form": form})
+
+
+@login_required
+def cell_edit(request: HttpRequest, code: str) -> HttpResponse:
+    cell = _get_cell(request, code)
+    form = CellForm(request.POST or None, instance=cell, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        data = {k: v for k, v in form.cleaned_data.items() if k not in ("code", "project")}
+        try:
+            cell = services.cell_update(cell=cell, reason="edited in the browser", **data)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            return redirect(cell)
+    return render(request, "cells/cell_form.html", {"form": form, "cell": cell})

@@ -1,0 +1,130 @@
+"""Admin for every spine model: searchable, filterable; raw files and the change log read-only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from lims.models import (
+    DeliveryAttempt,
+    EventDelivery,
+    EventRule,
+    IngestionJob,
+    Instrument,
+    InstrumentToken,
+    Membership,
+    ObjectChange,
+    OutboxEvent,
+    Project,
+    RawFile,
+    Webhook,
+    WorkerHeartbeat,
+)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "created_at"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ("name",)}
+    inlines = [MembershipInline]
+
+
+class TokenInline(admin.TabularInline):
+    model = InstrumentToken
+    extra = 0
+    readonly_fields = ["key", "created_at", "last_used_at"]
+
+
+@admin.register(Instrument)
+class InstrumentAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "vendor", "model", "project", "last_file_at"]
+    list_filter = ["kind", "project"]
+    search_fields = ["name", "vendor", "model", "serial"]
+    inlines = [TokenInline]
+
+
+@admin.register(RawFile)
+class RawFileAdmin(ReadOnlyAdmin):
+    list_display = ["original_name", "sha256", "size", "encoding", "project", "received_at"]
+    list_filter = ["project", "encoding"]
+    search_fields = ["original_name", "sha256"]
+
+
+@admin.register(IngestionJob)
+class IngestionJobAdmin(admin.ModelAdmin):
+    list_display = ["id", "raw_file", "parser_name", "status", "progress", "attempts", "created_at"]
+    list_filter = ["status", "kind", "parser_name", "project"]
+    search_fields = ["raw_file__original_name", "raw_file__sha256", "error"]
+    readonly_fields = [f.name for f in IngestionJob._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(OutboxEvent)
+class OutboxEventAdmin(ReadOnlyAdmin):
+    list_display = ["topic", "status", "created_at", "dispatched_at"]
+    list_filter = ["status", "topic"]
+    search_fields = ["topic", "id", "request_id"]
+
+
+@admin.register(Webhook)
+class WebhookAdmin(admin.ModelAdmin):
+    list_display = ["name", "url", "enabled", "timeout_s"]
+    list_filter = ["enabled"]
+    search_fields = ["name", "url"]
+
+
+@admin.register(EventRule)
+class EventRuleAdmin(admin.ModelAdmin):
+    list_display = ["name", "topic_pattern", "webhook", "enabled"]
+    list_filter = ["enabled", "webhook"]
+    search_fields = ["name", "topic_pattern"]
+
+
+class AttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    extra = 0
+    can_delete = False
+    readonly_fields = ["number", "at", "status_code", "error", "duration_ms", "response_excerpt"]
+
+
+@admin.register(EventDelivery)
+class EventDeliveryAdmin(admin.ModelAdmin):
+    list_display = ["event", "webhook", "status", "attempts", "last_status_code", "updated_at"]
+    list_filter = ["status", "webhook"]
+    search_fields = ["event__topic", "last_error"]
+    readonly_fields = [f.name for f in EventDelivery._meta.fields]
+    inlines = [AttemptInline]
+
+
+@admin.register(ObjectChange)
+class ObjectChangeAdmin(ReadOnlyAdmin):
+    list_display = ["time", "user_name", "context", "action", "content_type", "object_repr"]
+    list_filter = ["context", "action", "content_type"]
+    search_fields = ["object_repr", "request_id", "user_name"]
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(ReadOnlyAdmin):
+    list_display = ["hostname", "seen_at"]

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from lims.ingestion.services import KINDS
+from lims.models import IngestionJob, Instrument, Project, RawFile
+
+
+class IngestRequestSerializer(serializers.Serializer):
+    file = serializers.FileField(allow_empty_file=True)
+    kind = serializers.ChoiceField(choices=KINDS, required=False)
+    cell = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    run = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    project = serializers.SlugField(
+        required=False, help_text="Project slug (people only; instruments use their own)"
+    )
+    metadata = serializers.JSONField(required=False)
+
+
+class RawFileSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RawFile
+        fields = ["sha256", "size", "original_name", "encoding", "received_at"]
+
+
+class JobSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+    raw_file = RawFileSerializer(read_only=True)
+
+    class Meta:
+        model = IngestionJob
+        fields = [
+            "id",
+            "url",
+            "status",
+            "progress",
+            "error",
+            "result",
+            "kind",
+            "parser_name",
+            "parser_version",
+            "attempts",
+            "params",
+            "raw_file",
+            "project",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "duration_s",
+        ]
+
+    def get_url(self, job: IngestionJob) -> str:
+        request = self.context.get("request")
+        path = reverse("api:job-detail", args=[job.pk])
+        return request.build_absolute_uri(path) if request else path
+
+
+class IngestJobRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    url = serializers.CharField()
+    status = serializers.CharField()
+
+
+class IngestRawRefSerializer(serializers.Serializer):
+    sha256 = serializers.CharField()
+    size = serializers.IntegerField()
+
+
+class IngestResponseSerializer(serializers.Serializer):
+    job = IngestJobRefSerializer()
+    raw_file = IngestRawRefSerializer()
+
+    @staticmethod
+    def build(job: IngestionJob, url: str) -> dict[str, Any]:
+        return {
+            "job": {"id": job.pk, "url": url, "status": job.status},
+            "raw_file": {"sha256": job.raw_file.sha256, "size": job.raw_file.size},
+        }
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Project
+        fields = ["id", "name", "slug", "description"]
+
+
+class InstrumentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Instrument
+        fields = [
+            "id",
+            "name",
+            "kind",
+            "vendor",
+            "model",
+            "serial",
+            "location",
+            "project",
+            "last_file_at",
+        ]

@@ -1,0 +1,19 @@
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
+
+from cells.api.views import CellViewSet, CyclingTestViewSet
+from lims.api.views import IngestView, InstrumentViewSet, JobViewSet, ProjectViewSet
+
+app_name = "api"
+
+router = DefaultRouter()
+router.register("jobs", JobViewSet, basename="job")
+router.register("projects", ProjectViewSet, basename="project")
+router.register("instruments", InstrumentViewSet, basename="instrument")
+router.register("cells", CellViewSet, basename="cell")
+router.register("cycling-tests", CyclingTestViewSet, basename="cycling-test")
+
+urlpatterns = [
+    path("ingest/", IngestView.as_view(), name="ingest"),
+    path("", include(router.urls)),
+]

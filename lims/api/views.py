@@ -1,0 +1,116 @@
+"""REST endpoints of the spine: ingest, jobs, projects, instruments. Thin: services do the work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from lims import selectors
+from lims.api.serializers import (
+    IngestRequestSerializer,
+    IngestResponseSerializer,
+    InstrumentSerializer,
+    JobSerializer,
+    ProjectSerializer,
+)
+from lims.ingestion import services
+from lims.models import IngestionJob, Instrument
+
+
+def _drf_error(exc: Exception) -> Exception:
+    if isinstance(exc, DjangoPermissionDenied):
+        return PermissionDenied(str(exc))
+    if isinstance(exc, DjangoValidationError):
+        return ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+    return exc
+
+
+class IngestView(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        request=IngestRequestSerializer,
+        responses={
+            202: IngestResponseSerializer,
+            200: OpenApiResponse(IngestResponseSerializer, description="Same bytes seen before"),
+            413: OpenApiResponse(description="Upload larger than LIMS_UPLOAD_MAX_BYTES"),
+        },
+        summary="Upload an instrument file; it is stored, then parsed by a worker",
+    )
+    def post(self, request: Request) -> Response:
+        payload = request.data  # parses the multipart body, streaming the file to disk
+        if getattr(request._request, "lims_upload_too_large", False):
+            return Response(
+                {"detail": "file larger than the upload limit"},
+                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
+        form = IngestRequestSerializer(data=payload)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        upload = data["file"]
+        try:
+            project = selectors.ingest_project_for(user=request.user, slug=data.get("project"))
+            job, created = services.ingest_submit(
+                stream=upload,
+                filename=upload.name or "upload",
+                project=project,
+                kind=data.get("kind"),
+                params={
+                    k: data[k] for k in ("cell", "run", "metadata") if data.get(k) not in (None, "")
+                },
+                user=request.user if isinstance(request.user, AbstractBaseUser) else None,
+                instrument=getattr(request.user, "instrument", None),
+                content_type=upload.content_type or "",
+            )
+        except (DjangoPermissionDenied, DjangoValidationError) as exc:
+            raise _drf_error(exc) from exc
+        url = request.build_absolute_uri(f"/api/v1/jobs/{job.pk}/")
+        return Response(
+            IngestResponseSerializer.build(job, url),
+            status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,
+        )
+
+
+class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = JobSerializer
+    filterset_fields = ["status", "kind", "parser_name", "project"]
+    ordering_fields = ["created_at", "finished_at"]
+
+    def get_queryset(self) -> QuerySet[IngestionJob]:
+        return selectors.job_list(user=self.request.user)
+
+    @extend_schema(request=None, responses={202: JobSerializer})
+    @action(detail=True, methods=["post"])
+    def rerun(self, request: Request, pk: Any = None) -> Response:
+        try:
+            job = services.job_rerun(job=self.get_object())
+        except DjangoValidationError as exc:
+            raise _drf_error(exc) from exc
+        return Response(self.get_serializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ProjectViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = ProjectSerializer
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return selectors.projects_for_user(user=self.request.user)
+
+
+class InstrumentViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = InstrumentSerializer
+    filterset_fields = ["kind", "project"]
+
+    def get_queryset(self) -> QuerySet[Instrument]:
+        return selectors.scope_to_user(Instrument.objects.all(), user=self.request.user)

@@ -1,0 +1,164 @@
+"""Events: the outbox write, the relay to rules and subscribers, signed webhook delivery."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from fnmatch import fnmatchcase
+from typing import Any
+
+import requests
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.utils import timezone
+
+from lims.changelog import current
+from lims.models import DeliveryAttempt, EventDelivery, EventRule, OutboxEvent
+
+# In-process consumers: topic pattern -> callable(event_id) that enqueues a task.
+_subscribers: list[tuple[str, Callable[[str], None]]] = []
+
+
+def subscribe(pattern: str) -> Callable[[Callable[[str], None]], Callable[[str], None]]:
+    """Register an internal consumer of events whose topic matches ``pattern``."""
+
+    def decorator(func: Callable[[str], None]) -> Callable[[str], None]:
+        _subscribers.append((pattern, func))
+        return func
+
+    return decorator
+
+
+def event_emit(*, topic: str, payload: dict[str, Any]) -> OutboxEvent:
+    """Write the event in the caller's transaction; relay it once that commits."""
+    event = OutboxEvent.objects.create(
+        topic=topic, payload=payload, request_id=current().request_id
+    )
+
+    def _dispatch() -> None:
+        from lims.events.tasks import event_relay
+
+        event_relay.delay(str(event.pk))
+
+    transaction.on_commit(_dispatch)
+    return event
+
+
+@transaction.atomic
+def event_relay_run(*, event_id: str) -> list[int]:
+    """Fan one event out to matching rules (deliveries) and internal subscribers, once."""
+    event = OutboxEvent.objects.select_for_update().filter(pk=event_id).first()
+    if event is None or event.status == OutboxEvent.Status.DISPATCHED:
+        return []
+    delivery_ids: list[int] = []
+    rules = EventRule.objects.filter(enabled=True, webhook__enabled=True).select_related("webhook")
+    for rule in rules:
+        if rule.matches(event.topic):
+            delivery, _ = EventDelivery.objects.get_or_create(event=event, webhook=rule.webhook)
+            delivery_ids.append(delivery.pk)
+    event.status = OutboxEvent.Status.DISPATCHED
+    event.dispatched_at = timezone.now()
+    event.save(update_fields=["status", "dispatched_at"])
+
+    def _enqueue() -> None:
+        from lims.events.tasks import webhook_deliver
+
+        for pk in delivery_ids:
+            webhook_deliver.delay(pk)
+        for pattern, consumer in _subscribers:
+            if fnmatchcase(event.topic, pattern):
+                consumer(str(event.pk))
+
+    transaction.on_commit(_enqueue)
+    return delivery_ids
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def event_body(event: OutboxEvent) -> bytes:
+    doc = {
+        "id": str(event.pk),
+        "topic": event.topic,
+        "created_at": event.created_at,
+        "payload": event.payload,
+    }
+    return json.dumps(doc, cls=DjangoJSONEncoder, sort_keys=True).encode()
+
+
+def webhook_deliver_attempt(*, delivery_id: int) -> float | None:
+    """POST one delivery once; record the attempt. Returns seconds until a retry, or None."""
+    with transaction.atomic():
+        delivery = (
+            EventDelivery.objects.select_for_update()
+            .select_related("event", "webhook")
+            .filter(pk=delivery_id)
+            .first()
+        )
+        if delivery is None or delivery.status in (
+            EventDelivery.Status.SUCCEEDED,
+            EventDelivery.Status.FAILED,
+        ):
+            return None
+        delivery.attempts += 1
+        number = delivery.attempts
+        delivery.save(update_fields=["attempts", "updated_at"])
+    webhook, event = delivery.webhook, delivery.event
+    body = event_body(event)
+    headers = {
+        "Content-Type": "application/json",
+        "X-Lims-Event-Id": str(event.pk),
+        "X-Lims-Topic": event.topic,
+        "X-Lims-Delivery": str(delivery.pk),
+        "X-Lims-Signature": sign(webhook.secret, body),
+    }
+    started = time.monotonic()
+    code: int | None = None
+    error = ""
+    excerpt = ""
+    try:
+        response = requests.post(
+            webhook.url,
+            data=body,
+            headers=headers,
+            timeout=min(webhook.timeout_s, settings.LIMS_WEBHOOK_TIMEOUT_S),
+            allow_redirects=False,
+        )
+        code = response.status_code
+        excerpt = response.text[:500]
+    except requests.RequestException as exc:
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+    elapsed_ms = (time.monotonic() - started) * 1000
+
+    retryable = code is None or code >= 500
+    ok = code is not None and 200 <= code < 300
+    with transaction.atomic():
+        DeliveryAttempt.objects.create(
+            delivery=delivery,
+            number=number,
+            status_code=code,
+            error=error,
+            duration_ms=elapsed_ms,
+            response_excerpt=excerpt,
+        )
+        delivery.last_status_code = code
+        delivery.last_error = error or ("" if ok else f"HTTP {code}: {excerpt[:200]}")
+        delay: float | None = None
+        if ok:
+            delivery.status = EventDelivery.Status.SUCCEEDED
+            delivery.next_attempt_at = None
+        elif retryable and number < settings.LIMS_WEBHOOK_MAX_ATTEMPTS:
+            delay = settings.LIMS_WEBHOOK_BACKOFF_S * (2 ** (number - 1))
+            delivery.status = EventDelivery.Status.RETRYING
+            delivery.next_attempt_at = timezone.now() + timedelta(seconds=delay)
+        else:
+            delivery.status = EventDelivery.Status.FAILED
+            delivery.next_attempt_at = None
+        delivery.save(update_fields=["status", "last_status_code", "last_error", "next_attempt_at"])
+    return delay

@@ -1,0 +1,123 @@
+"""Content-addressed raw file store: ``raw/<sha[:2]>/<sha>``, written once, never modified."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from django.conf import settings
+
+from lims.ingestion.base import SNIFF_BYTES
+
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    sha256: str
+    size: int
+    relpath: str
+    head: bytes
+
+
+def root() -> Path:
+    path = Path(settings.LIMS_STORAGE_DIR)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def raw_relpath(sha256: str) -> str:
+    return f"raw/{sha256[:2]}/{sha256}"
+
+
+def absolute(relpath: str) -> Path:
+    return root() / relpath
+
+
+def series_relpath(sha256: str, parser_name: str, parser_version: str) -> str:
+    """Derived Parquet series sit beside the raw file, keyed by the parser that made them."""
+    return f"series/{sha256[:2]}/{sha256}.{parser_name}-{parser_version}.parquet"
+
+
+def store_stream(stream: IO[bytes]) -> StoredBlob:
+    """Hash while copying to a temp file in the store, then move it into place atomically.
+
+    Reads in 1 MiB chunks, so memory stays flat whatever the size. Identical bytes land on
+    the same path; the second copy is dropped.
+    """
+    digest = hashlib.sha256()
+    size = 0
+    head = b""
+    tmp_dir = root() / "tmp"
+    tmp_dir.mkdir(exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=tmp_dir)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while chunk := stream.read(CHUNK):
+                if len(head) < SNIFF_BYTES:
+                    head += chunk[: SNIFF_BYTES - len(head)]
+                digest.update(chunk)
+                size += len(chunk)
+                out.write(chunk)
+        sha = digest.hexdigest()
+        rel = raw_relpath(sha)
+        final = absolute(rel)
+        if final.exists():
+            os.unlink(tmp_name)
+        else:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(tmp_name, 0o444)
+            os.replace(tmp_name, final)
+        return StoredBlob(sha256=sha, size=size, relpath=rel, head=head)
+    except BaseException:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+        raise
+
+
+def store_upload(upload: Any) -> StoredBlob:
+    """Store a Django upload; one already spooled to a temp file is hashed and moved, not copied."""
+    temp_path = getattr(upload, "temporary_file_path", None)
+    if temp_path is None:
+        return store_stream(upload)
+    src = Path(temp_path())
+    with src.open("rb") as fh:
+        digest = hashlib.file_digest(fh, "sha256")
+        fh.seek(0)
+        head = fh.read(SNIFF_BYTES)
+    sha = digest.hexdigest()
+    rel = raw_relpath(sha)
+    final = absolute(rel)
+    size = src.stat().st_size
+    if not final.exists():
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.chmod(src, 0o444)
+            os.replace(src, final)  # same filesystem: a rename; Django tolerates the missing temp
+        except OSError:
+            with src.open("rb") as fh:
+                return store_stream(fh)
+    return StoredBlob(sha256=sha, size=size, relpath=rel, head=head)
+
+
+def read_head(relpath: str) -> bytes:
+    with absolute(relpath).open("rb") as fh:
+        return fh.read(SNIFF_BYTES)
+
+
+def detect_encoding(head: bytes) -> str:
+    """Text encoding of a file's first bytes, or "binary"; never assumes UTF-8."""
+    if not head:
+        return ""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    if b"\x00" in head[:4096]:
+        return "binary"
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(head[:16384]).best()
+    return best.encoding if best is not None else "binary"

@@ -1,0 +1,20 @@
+from lims.models.changes import ObjectChange
+from lims.models.events import DeliveryAttempt, EventDelivery, EventRule, OutboxEvent, Webhook
+from lims.models.ingestion import IngestionJob, RawFile
+from lims.models.projects import Instrument, InstrumentToken, Membership, Project, WorkerHeartbeat
+
+__all__ = [
+    "DeliveryAttempt",
+    "EventDelivery",
+    "EventRule",
+    "IngestionJob",
+    "Instrument",
+    "InstrumentToken",
+    "Membership",
+    "ObjectChange",
+    "OutboxEvent",
+    "Project",
+    "RawFile",
+    "Webhook",
+    "WorkerHeartbeat",
+]

@@ -1,0 +1,78 @@
+"""Raw files (immutable, content addressed) and the jobs that parse them."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.urls import reverse
+
+
+class RawFile(models.Model):
+    sha256 = models.CharField(max_length=64, unique=True)
+    size = models.BigIntegerField()
+    original_name = models.CharField(max_length=500)
+    content_type = models.CharField(max_length=200, blank=True)
+    encoding = models.CharField(max_length=50, blank=True)
+    storage_path = models.CharField(max_length=500, help_text="Relative to LIMS_STORAGE_DIR")
+    project = models.ForeignKey("lims.Project", on_delete=models.PROTECT, related_name="raw_files")
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    instrument = models.ForeignKey(
+        "lims.Instrument", null=True, blank=True, on_delete=models.SET_NULL
+    )
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.original_name} ({self.sha256[:12]})"
+
+
+class IngestionJob(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        NEEDS_LINKING = "needs_linking", "Needs linking"
+
+    raw_file = models.ForeignKey(RawFile, on_delete=models.PROTECT, related_name="jobs")
+    parser_name = models.CharField(max_length=100)
+    parser_version = models.CharField(max_length=30)
+    kind = models.CharField(max_length=30, blank=True)
+    project = models.ForeignKey("lims.Project", on_delete=models.PROTECT, related_name="jobs")
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    progress = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    params = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    result = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    instrument = models.ForeignKey(
+        "lims.Instrument", null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_s = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["raw_file", "parser_name", "parser_version"], name="job_unique_parse"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"job {self.pk} {self.parser_name} {self.status}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("job-detail", args=[self.pk])

@@ -1,0 +1,70 @@
+"""Cross-cutting reads: what a user may see."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+from lims.models import IngestionJob, Project
+
+
+def project_ids_visible(*, user: Any) -> list[int] | None:
+    """Project ids a user may see; None means all (staff)."""
+    if user is None or not user.is_authenticated:
+        return []
+    instrument = getattr(user, "instrument", None)
+    if instrument is not None:
+        return [instrument.project_id]
+    if user.is_staff:
+        return None
+    return list(Project.objects.filter(members=user).values_list("pk", flat=True))
+
+
+def scope_to_user(qs: QuerySet[Any], *, user: Any, field: str = "project") -> QuerySet[Any]:
+    ids = project_ids_visible(user=user)
+    return qs if ids is None else qs.filter(**{f"{field}__in": ids})
+
+
+def projects_for_user(*, user: Any) -> QuerySet[Project]:
+    return scope_to_user(Project.objects.all(), user=user, field="pk")
+
+
+def job_list(*, user: Any) -> QuerySet[IngestionJob]:
+    qs = IngestionJob.objects.select_related("raw_file", "project", "instrument")
+    return scope_to_user(qs, user=user)
+
+
+def ingest_project_for(*, user: Any, slug: str | None) -> Project:
+    """The project an upload belongs to: the instrument's, the named one, or the only one."""
+    from django.core.exceptions import PermissionDenied, ValidationError
+
+    instrument = getattr(user, "instrument", None)
+    if instrument is not None:
+        if slug and slug != instrument.project.slug:
+            raise PermissionDenied("this instrument token may only ingest into its own project")
+        project: Project = instrument.project
+        return project
+    projects = projects_for_user(user=user)
+    if slug:
+        found = projects.filter(slug=slug).first()
+        if found is None:
+            raise PermissionDenied(f"you are not a member of project {slug!r}")
+        return found
+    mine = list(projects[:2])
+    if len(mine) == 1:
+        return mine[0]
+    raise ValidationError({"project": "say which project the file belongs to (project slug)"})
+
+
+def broker_queue_depth(queue: str = "lims") -> int | None:
+    """Messages waiting in the broker queue; None when the broker cannot be asked."""
+    from lims.celery import app
+
+    try:
+        with app.connection_for_read() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+            ok = conn.default_channel.queue_declare(queue=queue, passive=True)
+            return int(ok.message_count)
+    except Exception:  # noqa: BLE001 - a dashboard must render even when the broker is down
+        return None

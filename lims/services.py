@@ -1,0 +1,84 @@
+"""Cross-cutting services: the safety-net sweep, worker heartbeat, projects and instruments."""
+
+from __future__ import annotations
+
+import socket
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from lims.models import (
+    EventDelivery,
+    IngestionJob,
+    Instrument,
+    InstrumentToken,
+    OutboxEvent,
+    Project,
+    WorkerHeartbeat,
+)
+
+
+def sweep_stuck() -> dict[str, int]:
+    """Re-dispatch jobs, events and deliveries that a lost message or a dead worker left behind."""
+    from lims.events.tasks import event_relay, webhook_deliver
+    from lims.ingestion.tasks import ingest_job_run
+
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.LIMS_STUCK_AFTER_S)
+    # A running job older than the hard time limit belongs to a worker that died.
+    dead = now - timedelta(seconds=1800 + 120)
+    IngestionJob.objects.filter(status=IngestionJob.Status.RUNNING, started_at__lt=dead).update(
+        status=IngestionJob.Status.PENDING
+    )
+    job_ids = list(
+        IngestionJob.objects.filter(
+            status=IngestionJob.Status.PENDING, created_at__lt=stale
+        ).values_list("pk", flat=True)[:500]
+    )
+    event_ids = list(
+        OutboxEvent.objects.filter(
+            status=OutboxEvent.Status.PENDING, created_at__lt=stale
+        ).values_list("pk", flat=True)[:500]
+    )
+    delivery_ids = list(
+        EventDelivery.objects.filter(
+            Q(status=EventDelivery.Status.PENDING, created_at__lt=stale)
+            | Q(status=EventDelivery.Status.RETRYING, next_attempt_at__lt=stale)
+        ).values_list("pk", flat=True)[:500]
+    )
+    for job_id in job_ids:
+        ingest_job_run.delay(job_id)
+    for event_id in event_ids:
+        event_relay.delay(str(event_id))
+    for delivery_id in delivery_ids:
+        webhook_deliver.delay(delivery_id)
+    return {"jobs": len(job_ids), "events": len(event_ids), "deliveries": len(delivery_ids)}
+
+
+def worker_heartbeat(*, hostname: str | None = None) -> WorkerHeartbeat:
+    beat, _ = WorkerHeartbeat.objects.update_or_create(
+        hostname=hostname or socket.gethostname(), defaults={"seen_at": timezone.now()}
+    )
+    return beat
+
+
+@transaction.atomic
+def instrument_token_create(
+    *, instrument_name: str, project: Project, kind: str = Instrument.Kind.OTHER
+) -> InstrumentToken:
+    """A new token for an instrument, creating the instrument in ``project`` when needed."""
+    instrument, _ = Instrument.objects.get_or_create(
+        name=instrument_name, defaults={"project": project, "kind": kind}
+    )
+    return InstrumentToken.objects.create(instrument=instrument)
+
+
+@transaction.atomic
+def project_get_or_create(*, name: str, slug: str, description: str = "") -> Project:
+    project, _ = Project.objects.get_or_create(
+        slug=slug, defaults={"name": name, "description": description}
+    )
+    return project

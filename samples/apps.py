@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class SamplesConfig(AppConfig):
+    """Samples, material lots and lineage (models arrive with the samples issue)."""
+
+    name = "samples"

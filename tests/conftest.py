@@ -1,0 +1,155 @@
+"""Shared fixtures: factories' objects, API clients and a real Celery worker process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+
+
+@pytest.fixture
+def fixture_path() -> Path:
+    return FIXTURES
+
+
+@pytest.fixture
+def project(db):
+    from lims.models import Project
+
+    return Project.objects.create(name="ASSB coatings", slug="assb")
+
+
+@pytest.fixture
+def user(db, project):
+    from django.contrib.auth import get_user_model
+
+    from lims.models import Membership
+
+    u = get_user_model().objects.create_user("alice", password="pw-alice-123")
+    Membership.objects.create(project=project, user=u)
+    return u
+
+
+@pytest.fixture
+def instrument_token(db, project):
+    from lims import services
+
+    return services.instrument_token_create(
+        instrument_name="cycler-test", project=project, kind="cycler"
+    )
+
+
+@pytest.fixture
+def instrument_client(instrument_token):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {instrument_token.key}")
+    return client
+
+
+@pytest.fixture
+def user_client(user):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+@pytest.fixture
+def cell(db, project):
+    from decimal import Decimal
+
+    from cells import services
+
+    return services.cell_create(
+        project=project,
+        code="C-001",
+        format="bulk_pellet",
+        cell_type="cathode_half",
+        cathode_active_material="NMC811",
+        ratio_active=Decimal("70"),
+        ratio_se=Decimal("30"),
+        ratio_carbon=Decimal("0"),
+        cathode_mass_mg=Decimal("10"),
+    )
+
+
+def _broker_flush() -> None:
+    import redis
+
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[subprocess.Popen[bytes]]:
+    """A real worker process on the real broker, reading the test database."""
+    from lims.celery import app
+
+    _broker_flush()
+    db = settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "lims.settings.test",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "LIMS_DATA_DIR": str(settings.DATA_DIR),
+    }
+    log = open(Path(settings.DATA_DIR) / "worker.log", "wb")  # noqa: SIM115
+    celery = shutil.which("celery", path=str(Path(sys.executable).parent)) or "celery"
+    proc = subprocess.Popen(
+        [
+            celery,
+            "-A",
+            "tests.celery_worker",
+            "worker",
+            "--concurrency=2",
+            "--queues=lims",
+            "--loglevel=INFO",
+            "--hostname=test-worker@%h",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker exited: see {log.name}")
+        if app.control.ping(timeout=0.5):
+            break
+    else:
+        proc.terminate()
+        raise RuntimeError("worker did not answer a ping within 60 s")
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def wait_for(predicate, *, timeout: float = 60.0, interval: float = 0.2):
+    """Poll until ``predicate()`` is truthy; return its value or fail the test."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"condition not met within {timeout} s")
