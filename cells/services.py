@@ -194,7 +194,10 @@ def _cycles_store(*, test: CyclingTest, summary: pl.DataFrame) -> None:
         unique_fields=["test", "cycle_index"],
         update_fields=fields,
     )
-    CycleRecord.objects.filter(test=test, cycle_index__gt=len(rows)).delete()
+    # Indices follow the file's cycle numbers and may have gaps: drop exactly the stale ones.
+    CycleRecord.objects.filter(test=test).exclude(
+        cycle_index__in=[r.cycle_index for r in rows]
+    ).delete()
 
 
 def cycling_test_derive(*, test: CyclingTest, reason: str) -> PerformanceRecord | None:

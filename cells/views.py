@@ -35,7 +35,8 @@ def _get_cell(request: HttpRequest, code: str) -> Cell:
 def cell_detail(request: HttpRequest, code: str) -> HttpResponse:
     cell = _get_cell(request, code)
     tests = selectors.cell_tests(cell=cell)
-    chosen = [int(c) for c in request.GET.getlist("cycle") if c.isdigit()] or [1, 2, 5, 10]
+    wanted = request.GET.get("cycles", "").replace(" ", "").split(",")
+    chosen = [int(c) for c in wanted if c.isdigit()][:12] or [1, 2, 5, 10]
     plots: list[dict[str, Any]] = []
     for test in tests:
         cycles = list(test.cycles.all())

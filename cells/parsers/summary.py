@@ -31,19 +31,40 @@ SUMMARY_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def reset_aware_increment(column: str) -> pl.Expr:
-    """Per-row increment of a counter that may reset to (near) zero.
+# counter column -> name of its per-row increment
+_COUNTERS = {
+    "charge_capacity_ah": "_dqc",
+    "discharge_capacity_ah": "_dqd",
+    "charge_energy_wh": "_dec",
+    "discharge_energy_wh": "_ded",
+}
 
-    Nulls are carried forward first so a gap never re-adds the whole running value.
+
+def with_increments(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """Add reset-aware per-row increments of the counter columns.
+
+    Nulls are carried forward first so a gap never re-adds the whole running value. Built in
+    stages (fill, difference, choose) so each intermediate is computed once.
     """
-    value = pl.col(column).forward_fill()
-    delta = value - value.shift(1)
-    return pl.when(delta < 0).then(value).otherwise(delta).fill_null(value)
+    return (
+        rows.with_columns(pl.col(c).forward_fill() for c in _COUNTERS)
+        .with_columns(
+            (pl.col(c) - pl.col(c).shift(1)).alias(f"{i}_d") for c, i in _COUNTERS.items()
+        )
+        .with_columns(
+            pl.when(pl.col(f"{i}_d") < 0)
+            .then(pl.col(c))
+            .otherwise(pl.col(f"{i}_d"))
+            .fill_null(pl.col(c))  # first row of the file: its own value
+            .alias(i)
+            for c, i in _COUNTERS.items()
+        )
+    )
 
 
-def _q_sum(increment: str, present: str) -> pl.Expr:
-    """Sum of increments, null when the file has no value at all for that column."""
-    return pl.when(pl.col(present).sum() > 0).then(pl.col(increment).sum())
+def _q_sum(increment: str) -> pl.Expr:
+    """Sum of increments, null when the cycle has no value at all for that column."""
+    return pl.when(pl.col(increment).count() > 0).then(pl.col(increment).sum())
 
 
 def summarize_cycles(series: pl.LazyFrame) -> pl.DataFrame:
@@ -53,31 +74,22 @@ def summarize_cycles(series: pl.LazyFrame) -> pl.DataFrame:
     if missing:
         raise ValueError(f"series lacks canonical columns {missing}")
     voltage = pl.col("voltage_v")
-    rows = series.select(
+    selected = series.select(
         # Files without a cycle column are one cycle; sparse nulls belong to the previous cycle.
-        pl.col("cycle").forward_fill().backward_fill().alias("cycle"),
-        pl.col("time_s"),
-        pl.col("current_a"),
-        voltage,
-        reset_aware_increment("charge_capacity_ah").alias("_dqc"),
-        reset_aware_increment("discharge_capacity_ah").alias("_dqd"),
-        reset_aware_increment("charge_energy_wh").alias("_dec"),
-        reset_aware_increment("discharge_energy_wh").alias("_ded"),
-        pl.col("charge_capacity_ah").is_not_null().cast(pl.Int64).alias("_hqc"),
-        pl.col("discharge_capacity_ah").is_not_null().cast(pl.Int64).alias("_hqd"),
-        pl.col("charge_energy_wh").is_not_null().cast(pl.Int64).alias("_hec"),
-        pl.col("discharge_energy_wh").is_not_null().cast(pl.Int64).alias("_hed"),
-    ).with_columns(
+        pl.col("cycle").forward_fill().backward_fill(),
+        pl.col("time_s", "current_a", "voltage_v", *_COUNTERS),
+    )
+    rows = with_increments(selected).with_columns(
         (voltage * pl.col("_dqc")).alias("_vdqc"),
         (voltage * pl.col("_dqd")).alias("_vdqd"),
     )
     per_cycle = rows.group_by("cycle").agg(
-        _q_sum("_dqc", "_hqc").alias("_qc"),
-        _q_sum("_dqd", "_hqd").alias("_qd"),
-        _q_sum("_dec", "_hec").alias("_ec"),
-        _q_sum("_ded", "_hed").alias("_ed"),
-        _q_sum("_vdqc", "_hqc").alias("_vqc"),
-        _q_sum("_vdqd", "_hqd").alias("_vqd"),
+        _q_sum("_dqc").alias("_qc"),
+        _q_sum("_dqd").alias("_qd"),
+        _q_sum("_dec").alias("_ec"),
+        _q_sum("_ded").alias("_ed"),
+        _q_sum("_vdqc").alias("_vqc"),
+        _q_sum("_vdqd").alias("_vqd"),
         voltage.filter(pl.col("current_a") > 0).last().alias("end_charge_v"),
         voltage.filter(pl.col("current_a") < 0).last().alias("end_discharge_v"),
         pl.col("time_s").first().alias("start_time_s"),
@@ -99,4 +111,13 @@ def summarize_cycles(series: pl.LazyFrame) -> pl.DataFrame:
         )
         .select([pl.col(name).cast(dtype) for name, dtype in SUMMARY_SCHEMA.items()])
     )
-    return collect_or_raise(summary)
+    return collect_or_raise(summary, streaming=_streams_from_storage(series))
+
+
+def _streams_from_storage(series: pl.LazyFrame) -> bool:
+    """Stream file scans (bounded memory); in-memory frames are faster on the default engine.
+
+    Anything not recognisably an in-memory frame streams, the safe choice for large inputs.
+    """
+    plan = series.explain(optimized=False)
+    return "SCAN" in plan or "DF [" not in plan
