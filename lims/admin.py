@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from lims.models import (
+    ColumnMapping,
     DeliveryAttempt,
     EventDelivery,
     EventRule,
@@ -128,3 +129,10 @@ class ObjectChangeAdmin(ReadOnlyAdmin):
 @admin.register(WorkerHeartbeat)
 class WorkerHeartbeatAdmin(ReadOnlyAdmin):
     list_display = ["hostname", "seen_at"]
+
+
+@admin.register(ColumnMapping)
+class ColumnMappingAdmin(admin.ModelAdmin):
+    list_display = ["name", "project", "kind", "parser_name", "updated_at"]
+    list_filter = ["kind", "parser_name", "project"]
+    search_fields = ["name", "description"]

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import socket
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from lims.ingestion.base import get_parser
 from lims.models import (
+    ColumnMapping,
     EventDelivery,
     IngestionJob,
     Instrument,
@@ -82,3 +86,27 @@ def project_get_or_create(*, name: str, slug: str, description: str = "") -> Pro
         slug=slug, defaults={"name": name, "description": description}
     )
     return project
+
+
+@transaction.atomic
+def column_mapping_save(
+    *,
+    project: Project,
+    name: str,
+    mapping: dict[str, Any],
+    kind: str = "cycler",
+    parser_name: str = "generic",
+    description: str = "",
+) -> ColumnMapping:
+    """Create or replace a saved column mapping; jobs keep their own copy of the old one."""
+    get_parser(parser_name)  # raises ParseError for an unknown parser
+    if not isinstance(mapping, dict) or not isinstance(mapping.get("columns"), dict):
+        raise ValidationError({"mapping": "a mapping needs a 'columns' object"})
+    saved = ColumnMapping.objects.filter(project=project, name=name).first() or ColumnMapping(
+        project=project, name=name
+    )
+    saved.kind, saved.parser_name = kind, parser_name
+    saved.mapping, saved.description = mapping, description
+    saved.full_clean()
+    saved.save()
+    return saved

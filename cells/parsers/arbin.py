@@ -22,7 +22,7 @@ import polars as pl
 from cells.parsers.mapping import AliasTable, resolve_aliases
 from cells.parsers.tabular import check_required, frame_to_cycler, read_excel_sheets, text_to_cycler
 from cells.parsers.textio import read_head, read_layout, sniff_lines
-from cells.parsers.types import CyclerData
+from cells.parsers.types import CyclerData, describe_exception
 from lims.ingestion.base import ParseContext, ParseError, register
 
 logger = logging.getLogger(__name__)
@@ -200,6 +200,15 @@ class ArbinResParser:
             raise ParseError("file is empty", location="byte 0")
         if head[4:19] not in JET_MAGIC:
             raise ParseError("not an MS Access (.res) database: bad magic", location="byte 4")
+        # Access files are whole pages (2 KiB Jet 3, 4 KiB Jet 4/ACE); a partial last page
+        # means a cut copy, which both readers would otherwise return partly and silently.
+        page = 2048 if len(head) > 0x14 and head[0x14] == 0 else 4096
+        size = path.stat().st_size
+        if size % page:
+            raise ParseError(
+                f"truncated database: {size} bytes is not a whole number of {page}-byte pages",
+                location=f"byte {size - size % page}",
+            )
         warnings: list[str] = []
         metadata: dict[str, Any] = {"reader": "access_parser"}
         try:
@@ -233,7 +242,7 @@ def _read_with_access_parser(path: Path) -> tuple[pl.DataFrame, dict[str, Any]]:
         raise
     except Exception as exc:  # access_parser raises anything from struct errors to KeyError
         raise ParseError(
-            f"access_parser cannot read the database: {type(exc).__name__}: {exc}",
+            f"access_parser cannot read the database: {describe_exception(exc)}",
             location=f"table {TABLE}",
         ) from exc
     lengths = {len(values) for values in table.values() if isinstance(values, list)}
@@ -287,10 +296,15 @@ def _read_with_mdbtools(path: Path, cause: ParseError) -> pl.DataFrame:
                 check=False,
             )
         except (OSError, subprocess.SubprocessError) as exc:
-            raise ParseError(f"mdb-export failed: {exc}", location=f"table {TABLE}") from exc
+            raise ParseError(
+                f"{cause.message}; mdb-export failed too: {exc}", location=f"table {TABLE}"
+            ) from exc
         if done.returncode != 0:
-            message = done.stderr.decode(errors="replace").strip() or f"exit {done.returncode}"
-            raise ParseError(f"mdb-export failed: {message}", location=f"table {TABLE}")
+            message = " ".join(done.stderr.decode(errors="replace").split())[:300]
+            raise ParseError(
+                f"{cause.message}; mdb-export failed too: {message or f'exit {done.returncode}'}",
+                location=f"table {TABLE}",
+            )
         try:
             frame = pl.read_csv(out.name, infer_schema_length=None)
         except pl.exceptions.PolarsError as exc:

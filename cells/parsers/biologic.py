@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from cells.parsers.textio import finalize, read_head, read_layout, scan_table, sniff_lines
-from cells.parsers.types import CyclerData, canonical_eager, canonical_frame
+from cells.parsers.types import CyclerData, canonical_eager, canonical_frame, describe_exception
 from cells.parsers.units import split_label, unit_factor
 from lims.ingestion.base import ParseContext, ParseError, register
 
@@ -165,8 +165,8 @@ class BiologicMprParser:
                 mpr = MPRfile(handle)
         except Exception as exc:  # galvani raises ValueError/IOError/AssertionError/struct errors
             raise ParseError(
-                f"galvani cannot read the file (truncated or unsupported version): "
-                f"{type(exc).__name__}: {exc}".rstrip(": "),
+                "galvani cannot read the file (truncated or unsupported version): "
+                + describe_exception(exc),
                 location=_mpr_location(exc),
             ) from exc
         if len(mpr.data) == 0:
@@ -198,10 +198,11 @@ def _mpr_frame(mpr: Any, used: set[str]) -> pl.DataFrame:
 
 
 def _mpr_location(exc: Exception) -> str:
-    text = str(exc).lower()
-    if "module" in text or "end of file" in text:
-        return "module headers"
-    return "VMP data module"
+    """galvani names the module it was reading when the file ends early."""
+    match = re.search(r"current module: b'([^']+)'", str(exc))
+    if match:
+        return f"{' '.join(match.group(1).split())} module"
+    return "module headers" if "module" in str(exc).lower() else "VMP data module"
 
 
 def _mpr_metadata(mpr: Any, columns: list[str]) -> dict[str, Any]:

@@ -28,7 +28,8 @@ from cells.parsers.units import (
 )
 from lims.ingestion.base import ParseError
 
-SPLIT_QUANTITIES = {"capacity_ah": "capacity", "energy_wh": "energy"}
+# Single unsigned counters split into charge/discharge by the sign of the current.
+SPLIT_QUANTITIES = frozenset({"capacity_ah", "energy_wh"})
 
 
 @dataclass(frozen=True)
@@ -287,8 +288,7 @@ def canonical_expressions(
         else:
             exprs[spec.quantity] = value
     for quantity, value in split.items():
-        prefix = "capacity_ah" if quantity == "capacity_ah" else "energy_wh"
-        charge, discharge = f"charge_{prefix}", f"discharge_{prefix}"
+        charge, discharge = f"charge_{quantity}", f"discharge_{quantity}"
         if charge in exprs or discharge in exprs:
             continue  # explicit split columns win over a single unsigned column
         current = exprs.get("current_a")

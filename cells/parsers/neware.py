@@ -23,7 +23,7 @@ import polars as pl
 from cells.parsers.mapping import AliasTable, resolve_aliases
 from cells.parsers.tabular import check_required, text_to_cycler
 from cells.parsers.textio import read_head, read_layout, sniff_lines
-from cells.parsers.types import CyclerData, canonical_eager
+from cells.parsers.types import CyclerData, canonical_eager, describe_exception
 from cells.parsers.units import split_label
 from lims.ingestion.base import ParseContext, ParseError, register
 
@@ -115,10 +115,12 @@ def _read(source: Path, suffix: str) -> tuple[pl.DataFrame, list[str]]:
             warnings.simplefilter("always")
             raw = fastnda.read(source, cycle_mode="raw")
     except zipfile.BadZipFile as exc:
-        raise ParseError(f"broken .ndax zip (truncated?): {exc}", location="zip directory") from exc
+        raise ParseError(
+            f"broken .ndax zip (truncated?): {describe_exception(exc)}", location="zip directory"
+        ) from exc
     except Exception as exc:  # fastnda raises ValueError/EOFError/KeyError/struct errors
         raise ParseError(
-            f"fastnda cannot read the file: {type(exc).__name__}: {exc}",
+            f"fastnda cannot read the file: {describe_exception(exc)}",
             location=_location(exc, suffix),
         ) from exc
     finally:

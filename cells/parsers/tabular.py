@@ -15,7 +15,7 @@ from cells.parsers.mapping import (
     source_dtype,
 )
 from cells.parsers.textio import TextLayout, finalize, scan_table, truncated_tail_warning
-from cells.parsers.types import CyclerData, canonical_eager, canonical_frame
+from cells.parsers.types import CyclerData, canonical_eager, canonical_frame, describe_exception
 from lims.ingestion.base import ParseError
 
 REQUIRED = ("time_s", "current_a", "voltage_v")
@@ -125,7 +125,7 @@ def read_excel_sheets(
         names = list(reader.sheet_names)
     except Exception as exc:  # fastexcel raises its own hierarchy plus ValueError/OSError
         raise ParseError(
-            f"not a readable .xlsx workbook: {type(exc).__name__}: {exc}", location="workbook"
+            f"not a readable .xlsx workbook: {describe_exception(exc)}", location="workbook"
         ) from exc
     chosen = list(choose(names))
     if not chosen:
@@ -136,7 +136,7 @@ def read_excel_sheets(
             frames.append(reader.load_sheet(sheet, header_row=header_row).to_polars())
         except Exception as exc:
             raise ParseError(
-                f"cannot read sheet: {type(exc).__name__}: {exc}", location=f"sheet {sheet!r}"
+                f"cannot read sheet: {describe_exception(exc)}", location=f"sheet {sheet!r}"
             ) from exc
     frame = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
     if frame.height == 0:

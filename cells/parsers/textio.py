@@ -44,7 +44,7 @@ def read_head(path: Path, size: int = HEAD_BYTES) -> bytes:
         with path.open("rb") as handle:
             return handle.read(size)
     except OSError as exc:
-        raise ParseError(f"cannot read file: {exc.strerror or exc}", location=str(path)) from exc
+        raise ParseError(f"cannot read file: {exc.strerror or exc}", location="file") from exc
 
 
 def bom_encoding(head: bytes) -> tuple[str, int] | None:
@@ -216,7 +216,7 @@ def read_layout(
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise ParseError(f"cannot read file: {exc.strerror or exc}", location=str(path)) from exc
+        raise ParseError(f"cannot read file: {exc.strerror or exc}", location="file") from exc
     if size == 0:
         raise ParseError("file is empty", location="byte 0")
     head = read_head(path)

@@ -88,6 +88,13 @@ def collect_or_raise(
         raise polars_parse_error(exc, source=source) from exc
 
 
+def describe_exception(exc: BaseException, limit: int = 300) -> str:
+    """``Type: message`` on one line, shortened: library messages can span screens."""
+    text = " ".join(str(exc).split())
+    full = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return full if len(full) <= limit else full[: limit - 3] + "..."
+
+
 def polars_parse_error(exc: BaseException, *, source: str | None = None) -> ParseError:
     """Summarise a polars error: first message line plus the byte offset / line it names."""
     text = str(exc).strip()

@@ -6,7 +6,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from lims.ingestion.services import KINDS
-from lims.models import IngestionJob, Instrument, Project, RawFile
+from lims.models import ColumnMapping, IngestionJob, Instrument, Project, RawFile
 
 
 class IngestRequestSerializer(serializers.Serializer):
@@ -101,3 +101,21 @@ class InstrumentSerializer(serializers.ModelSerializer):
             "project",
             "last_file_at",
         ]
+
+
+class ColumnMappingSerializer(serializers.ModelSerializer):
+    project = serializers.SlugRelatedField(slug_field="slug", queryset=Project.objects.all())
+
+    class Meta:
+        model = ColumnMapping
+        fields = [
+            "id",
+            "project",
+            "name",
+            "kind",
+            "parser_name",
+            "description",
+            "mapping",
+            "updated_at",
+        ]
+        validators: list[Any] = []  # uniqueness: saving by name replaces (the service decides)

@@ -2,7 +2,13 @@ from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
 from cells.api.views import CellViewSet, CyclingTestViewSet
-from lims.api.views import IngestView, InstrumentViewSet, JobViewSet, ProjectViewSet
+from lims.api.views import (
+    ColumnMappingViewSet,
+    IngestView,
+    InstrumentViewSet,
+    JobViewSet,
+    ProjectViewSet,
+)
 
 app_name = "api"
 
@@ -10,6 +16,7 @@ router = DefaultRouter()
 router.register("jobs", JobViewSet, basename="job")
 router.register("projects", ProjectViewSet, basename="project")
 router.register("instruments", InstrumentViewSet, basename="instrument")
+router.register("column-mappings", ColumnMappingViewSet, basename="column-mapping")
 router.register("cells", CellViewSet, basename="cell")
 router.register("cycling-tests", CyclingTestViewSet, basename="cycling-test")
 

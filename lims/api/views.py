@@ -18,7 +18,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lims import selectors
+from lims import services as lims_services
 from lims.api.serializers import (
+    ColumnMappingSerializer,
     IngestRequestSerializer,
     IngestResponseSerializer,
     InstrumentSerializer,
@@ -26,7 +28,8 @@ from lims.api.serializers import (
     ProjectSerializer,
 )
 from lims.ingestion import services
-from lims.models import IngestionJob, Instrument
+from lims.ingestion.base import ParseError
+from lims.models import ColumnMapping, IngestionJob, Instrument
 
 
 def _drf_error(exc: Exception) -> Exception:
@@ -114,3 +117,29 @@ class InstrumentViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self) -> QuerySet[Instrument]:
         return selectors.scope_to_user(Instrument.objects.all(), user=self.request.user)
+
+
+class ColumnMappingViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Saved column maps; POST with an existing name replaces that mapping."""
+
+    serializer_class = ColumnMappingSerializer
+    filterset_fields = ["kind", "parser_name", "project"]
+
+    def get_queryset(self) -> QuerySet[ColumnMapping]:
+        qs = ColumnMapping.objects.select_related("project")
+        return selectors.scope_to_user(qs, user=self.request.user)
+
+    def perform_create(self, serializer: Any) -> None:
+        data = dict(serializer.validated_data)
+        ids = selectors.project_ids_visible(user=self.request.user)
+        if ids is not None and data["project"].pk not in ids:
+            raise PermissionDenied("you are not a member of that project")
+        try:
+            serializer.instance = lims_services.column_mapping_save(**data)
+        except (DjangoValidationError, ParseError) as exc:
+            raise ValidationError(getattr(exc, "messages", None) or str(exc)) from exc

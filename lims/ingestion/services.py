@@ -21,7 +21,7 @@ from django.utils.module_loading import import_string
 from lims.events.services import event_emit
 from lims.ingestion import storage
 from lims.ingestion.base import ParseContext, ParseError, detect_parser, get_parser
-from lims.models import IngestionJob, Instrument, Project, RawFile
+from lims.models import ColumnMapping, IngestionJob, Instrument, Project, RawFile
 from lims.taskbase import TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
@@ -69,8 +69,10 @@ def ingest_submit(
     """Store an upload and return ``(job, created)``; identical bytes give the existing job."""
     if kind is not None and kind not in KINDS:
         raise ValidationError({"kind": f"unknown kind {kind!r}; expected one of {KINDS}"})
+    params = dict(params or {})
+    mapped = _mapped_parser(project=project, params=params, kind=kind)
     blob = storage.store_upload(stream)
-    parser = detect_parser(blob.head, filename, kind)
+    parser = mapped or detect_parser(blob.head, filename, kind)
     parser_name, parser_version = (parser.name, parser.version) if parser else (UNRECOGNISED, "0")
     with transaction.atomic():
         raw, _ = RawFile.objects.get_or_create(
@@ -96,7 +98,7 @@ def ingest_submit(
             defaults={
                 "kind": parser.kind if parser else (kind or ""),
                 "project": raw.project,
-                "params": params or {},
+                "params": params,
                 "created_by": raw.uploaded_by,
                 "instrument": instrument,
             },
@@ -107,6 +109,30 @@ def ingest_submit(
             event_emit(topic="lims.job.created", payload=_job_payload(job))
             transaction.on_commit(lambda: _dispatch(job.pk))
     return job, created
+
+
+def _mapped_parser(*, project: Project, params: dict[str, Any], kind: str | None) -> Any:
+    """Resolve ``metadata.column_mapping`` (a saved name or an inline dict) to its parser.
+
+    The mapping itself is copied into the job's parameters: provenance for the numbers.
+    """
+    metadata = params.get("metadata")
+    if not isinstance(metadata, dict) or "column_mapping" not in metadata:
+        return None
+    ref = metadata["column_mapping"]
+    if isinstance(ref, str):
+        saved = ColumnMapping.objects.filter(project=project, name=ref).first()
+        if saved is None:
+            raise ValidationError({"metadata": f"no saved column mapping named {ref!r}"})
+        params["metadata"] = {
+            **metadata,
+            "column_mapping": saved.mapping,
+            "column_mapping_name": saved.name,
+        }
+        return get_parser(saved.parser_name)
+    if isinstance(ref, dict):
+        return get_parser("generic") if kind in (None, "cycler") else None
+    raise ValidationError({"metadata": "column_mapping must be a saved name or a mapping"})
 
 
 def _finish(job: IngestionJob, *, status: str, error: str = "", result: dict[str, Any]) -> None:

@@ -1,9 +1,10 @@
 from lims.models.changes import ObjectChange
 from lims.models.events import DeliveryAttempt, EventDelivery, EventRule, OutboxEvent, Webhook
-from lims.models.ingestion import IngestionJob, RawFile
+from lims.models.ingestion import ColumnMapping, IngestionJob, RawFile
 from lims.models.projects import Instrument, InstrumentToken, Membership, Project, WorkerHeartbeat
 
 __all__ = [
+    "ColumnMapping",
     "DeliveryAttempt",
     "EventDelivery",
     "EventRule",

@@ -76,3 +76,33 @@ class IngestionJob(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("job-detail", args=[self.pk])
+
+
+class ColumnMapping(models.Model):
+    """A saved column map for files no dedicated parser knows (generic CSV/XLSX, tool logs).
+
+    Chosen at upload with ``metadata={"column_mapping": "<name>"}``; the job keeps a copy of
+    the mapping it used, so later edits never change how an old file was read.
+    """
+
+    project = models.ForeignKey(
+        "lims.Project", on_delete=models.CASCADE, related_name="column_mappings"
+    )
+    name = models.SlugField(max_length=100)
+    kind = models.CharField(max_length=30, default="cycler")
+    parser_name = models.CharField(max_length=100, default="generic")
+    description = models.TextField(blank=True)
+    mapping = models.JSONField(
+        help_text='{"columns": {"<raw column>": {"quantity": ..., "unit": ..., "sign": 1}}, '
+        '"delimiter": ",", "skip_rows": 0, "decimal": "."}'
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["project", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="column_mapping_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.parser_name})"

@@ -581,12 +581,25 @@ def test_truncated_binary_files(source: Path, parser_name: str, size: int, tmp_p
     assert info.value.describe(path.name).startswith(f"{path.name} at ")
 
 
+def test_res_cut_at_any_length_is_refused_not_read_partly(tmp_path: Path) -> None:
+    # access_parser fails on this cut and mdb-export would return the rows it can reach.
+    path = tmp_path / "cut.res"
+    path.write_bytes(ARBIN_RES.read_bytes()[:300_000])
+    with pytest.raises(ParseError, match="truncated database") as info:
+        get_parser("arbin_res").parse(path, ParseContext(path.name))
+    assert info.value.location == "byte 299008"
+
+
 def test_truncated_mpr_reports_cause(tmp_path: Path) -> None:
     path = tmp_path / "cut.mpr"
     path.write_bytes(MPR_GCPL.read_bytes()[:1000])
     with pytest.raises(ParseError, match="galvani cannot read") as info:
         get_parser("biologic_mpr").parse(path, ParseContext(path.name))
     assert info.value.__cause__ is not None  # the library's own exception is chained
+    path.write_bytes(MPR_GCPL.read_bytes()[:200_000])
+    with pytest.raises(ParseError) as info:
+        get_parser("biologic_mpr").parse(path, ParseContext(path.name))
+    assert info.value.location == "VMP data module"
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le"])
