@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,12 @@ from typing import Any
 import polars as pl
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Case, F, When
 
 from cells.choices import CellType
 from cells.models import Cell, CycleRecord, CyclingTest, PerformanceRecord
-from cells.parsers.summary import summarize_cycles
-from cells.parsers.types import CyclerData
+from cells.parsers.summary import summary_plan
+from cells.parsers.types import CyclerData, polars_parse_error
 from lims.events.services import event_emit
 from lims.ingestion import storage
 from lims.ingestion.services import IngestOutcome
@@ -101,9 +103,17 @@ def cycling_test_ingest(*, job: IngestionJob, data: CyclerData) -> IngestOutcome
     path = storage.absolute(rel)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    data.series.sink_parquet(tmp, compression="zstd")
+    started = time.monotonic()
+    # One streaming pass feeds both the Parquet sink and the per-cycle summary; zstd level 1
+    # writes ~25 % faster than the default level for ~30 % more bytes.
+    sink = data.series.sink_parquet(tmp, compression="zstd", compression_level=1, lazy=True)
+    try:
+        _, summary = pl.collect_all([sink, summary_plan(data.series)], engine="streaming")
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise polars_parse_error(exc, source=str(storage.absolute(raw.storage_path))) from exc
     os.replace(tmp, path)
-    summary = summarize_cycles(pl.scan_parquet(path))
+    series_s = time.monotonic() - started
     rows = int(summary["rows"].sum()) if summary.height else 0
 
     params = job.params or {}
@@ -145,6 +155,10 @@ def cycling_test_ingest(*, job: IngestionJob, data: CyclerData) -> IngestOutcome
         "cycles": summary.height,
         "rows": rows,
         "performance_record": record.pk if record else None,
+    }
+    result["timings_s"] = {
+        "series_and_summary": round(series_s, 3),
+        "database": round(time.monotonic() - started - series_s, 3),
     }
     if note:
         result["note"] = note
@@ -200,27 +214,29 @@ def _cycles_store(*, test: CyclingTest, summary: pl.DataFrame) -> None:
     ).delete()
 
 
+def _cycles_normalise(*, test: CyclingTest, mass_g: float | None, anode_half: bool) -> None:
+    """mAh/g, CE and energy efficiency of every cycle in one set-based UPDATE."""
+
+    def per(num: str, den: str) -> Any:
+        return Case(When(**{f"{den}__gt": 0}, then=F(num) / F(den)), default=None)
+
+    reversible, irreversible = ("charge", "discharge") if anode_half else ("discharge", "charge")
+    CycleRecord.objects.filter(test=test).update(
+        charge_mah_g=F("charge_mah") / mass_g if mass_g else None,
+        discharge_mah_g=F("discharge_mah") / mass_g if mass_g else None,
+        coulombic_efficiency=per(f"{reversible}_mah", f"{irreversible}_mah"),
+        energy_efficiency=per(f"{reversible}_wh", f"{irreversible}_wh"),
+    )
+
+
 def cycling_test_derive(*, test: CyclingTest, reason: str) -> PerformanceRecord | None:
     """(Re)compute mass-normalised cycle values, CE and the performance record of a test."""
     cell = test.cell
     mass_mg = _as_float(cell.active_mass_mg) if cell else None
     mass_g = mass_mg / 1000 if mass_mg else None
     anode_half = cell is not None and cell.cell_type == CellType.ANODE_HALF
+    _cycles_normalise(test=test, mass_g=mass_g, anode_half=anode_half)
     cycles = list(test.cycles.order_by("cycle_index"))
-    for c in cycles:
-        c.charge_mah_g = _ratio(c.charge_mah, mass_g)
-        c.discharge_mah_g = _ratio(c.discharge_mah, mass_g)
-        if anode_half:
-            c.coulombic_efficiency = _ratio(c.charge_mah, c.discharge_mah)
-            c.energy_efficiency = _ratio(c.charge_wh, c.discharge_wh)
-        else:
-            c.coulombic_efficiency = _ratio(c.discharge_mah, c.charge_mah)
-            c.energy_efficiency = _ratio(c.discharge_wh, c.charge_wh)
-    CycleRecord.objects.bulk_update(
-        cycles,
-        ["charge_mah_g", "discharge_mah_g", "coulombic_efficiency", "energy_efficiency"],
-        batch_size=2000,
-    )
     if not cycles:
         PerformanceRecord.objects.filter(test=test).delete()
         return None

@@ -120,7 +120,7 @@ class ArbinXlsxParser:
         return 0.7 if "channel" in filename.lower() else 0.4
 
     def parse(self, path: Path, ctx: ParseContext) -> CyclerData:
-        if path.stat().st_size == 0:
+        if not read_head(path, 4):
             raise ParseError("file is empty", location="byte 0")
         frame, sheets, names = read_excel_sheets(path, _data_sheets)
         warnings: list[str] = []

@@ -9,13 +9,21 @@ no ``cycle number`` column, so the cycle is ``half cycle // 2``; ``.mpt`` export
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
 
-from cells.parsers.textio import finalize, read_head, read_layout, scan_table, sniff_lines
+from cells.parsers.textio import (
+    finalize,
+    read_head,
+    read_layout,
+    scan_table,
+    sniff_lines,
+    truncated_tail_warning,
+)
 from cells.parsers.types import CyclerData, canonical_eager, canonical_frame, describe_exception
 from cells.parsers.units import split_label, unit_factor
 from lims.ingestion.base import ParseContext, ParseError, register
@@ -161,8 +169,9 @@ class BiologicMprParser:
         if head != MPR_MAGIC:
             raise ParseError("not an EC-Lab .mpr file: bad magic", location="byte 0")
         try:
-            with path.open("rb") as handle:
-                mpr = MPRfile(handle)
+            with path.open("rb") as handle, warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                mpr = MPRfile(handle)  # unknown column ids are warned about and guessed
         except Exception as exc:  # galvani raises ValueError/IOError/AssertionError/struct errors
             raise ParseError(
                 "galvani cannot read the file (truncated or unsupported version): "
@@ -180,9 +189,9 @@ class BiologicMprParser:
         used |= {"ox/red"} & set(columns)  # for the sign cross-check
         frame = _mpr_frame(mpr, used)
         series = canonical_eager(frame, exprs)
-        warnings = _sign_check(series, frame)
+        notes = [f"galvani: {w.message}" for w in caught] + _sign_check(series, frame)
         metadata = _mpr_metadata(mpr, columns)
-        return CyclerData(series.lazy(), "biologic", conventions, metadata, warnings)
+        return CyclerData(series.lazy(), "biologic", conventions, metadata, notes)
 
 
 def _mpr_frame(mpr: Any, used: set[str]) -> pl.DataFrame:
@@ -289,7 +298,8 @@ class BiologicMptParser:
             "header_line": layout.header_line + 1,
         }
         metadata.update(_mpt_preamble(layout.preamble))
-        return CyclerData(series, "biologic", conventions, metadata, [])
+        tail = truncated_tail_warning(layout)
+        return CyclerData(series, "biologic", conventions, metadata, [tail] if tail else [])
 
 
 def _mpt_preamble(lines: tuple[str, ...]) -> dict[str, Any]:

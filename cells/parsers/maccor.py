@@ -11,6 +11,7 @@ capacity is assigned to charge or discharge by the same letter.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,18 +22,14 @@ from cells.parsers.mapping import (
     ColumnSpec,
     canonical_expressions,
     resolve_aliases,
-    source_dtype,
 )
-from cells.parsers.tabular import build_conventions, check_required
+from cells.parsers.tabular import check_required, text_to_cycler
 from cells.parsers.textio import (
     TextLayout,
-    finalize,
     read_layout,
-    scan_table,
     sniff_lines,
-    truncated_tail_warning,
 )
-from cells.parsers.types import CyclerData, canonical_frame
+from cells.parsers.types import CyclerData
 from lims.ingestion.base import ParseContext, ParseError, register
 
 MACCOR_ALIASES: AliasTable = (
@@ -98,24 +95,7 @@ class MaccorParser:
             raise ParseError(
                 "no State column: the current sign cannot be derived", location="header"
             )
-        samples = {
-            name: [row[i] for row in layout.sample if i < len(row)]
-            for i, name in enumerate(layout.columns)
-        }
-        dtypes: dict[str, pl.DataType] = {
-            spec.source: source_dtype(spec, samples.get(spec.source, [])) for spec in specs
-        }
-        frame = scan_table(layout, dtypes)
-        exprs = canonical_expressions(
-            [s for s in specs if s.quantity not in ("capacity_ah", "energy_wh", "current_a")],
-            dtypes,
-            samples,
-        )
-        exprs.update(_state_expressions(specs, dtypes, state))
-        series = finalize(canonical_frame(frame, exprs), layout)
-        tail = truncated_tail_warning(layout)
-        if tail:
-            warnings.append(tail)
+        state_column: str = state
         conventions = {
             "current_sign": f"from {state!r}: C charge (+), D discharge (-), other states as "
             "written (Amps may be unsigned or signed depending on the export template)",
@@ -124,17 +104,15 @@ class MaccorParser:
             "cycle": "Cyc# as written (0-based)",
             "step": "Step as written",
         }
-        conventions.update(build_conventions(specs))
-        metadata = _preamble(layout)
-        metadata.update(
-            {
-                "encoding": layout.encoding,
-                "decimal": "," if layout.decimal_comma else ".",
-                "header_line": layout.header_line + 1,
-                "source_columns": list(layout.raw_columns),
-            }
+        return text_to_cycler(
+            layout,
+            specs,
+            vendor="maccor",
+            conventions=conventions,
+            metadata=_preamble(layout),
+            warnings=warnings,
+            overrides=lambda dtypes: _state_expressions(specs, dtypes, state_column),
         )
-        return CyclerData(series, "maccor", conventions, metadata, warnings)
 
 
 def _key(label: str) -> str:
@@ -157,7 +135,7 @@ def _time_spec(layout: TextLayout) -> ColumnSpec | None:
 
 
 def _state_expressions(
-    specs: list[ColumnSpec], dtypes: dict[str, pl.DataType], state: str
+    specs: list[ColumnSpec], dtypes: Mapping[str, pl.DataType], state: str
 ) -> dict[str, pl.Expr]:
     """Current sign and charge/discharge split of the step counters from the State letter."""
     letter = pl.col(state).str.strip_chars().str.to_uppercase().str.slice(0, 1)

@@ -15,6 +15,7 @@ import warnings
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -177,15 +178,32 @@ def _read_meta(source: Path) -> dict[str, Any]:
 
 
 def _metadata(source_meta: dict[str, Any], raw: pl.DataFrame) -> dict[str, Any]:
+    """fastnda's metadata as is, plus the few fields every vendor reports, at the top level."""
     meta: dict[str, Any] = {k: _json(v) for k, v in source_meta.items()}
+    # .ndax: TestInfo.xml / VersionInfo.xml; .nda: already flat (start_time, client_version).
+    test_info = meta.get("TestInfo", {}).get("TestInfo", {}) if "TestInfo" in meta else {}
+    version_info = meta.get("VersionInfo", {})
+    if isinstance(test_info, dict) and test_info:
+        if test_info.get("StartTime"):
+            meta.setdefault("start_time", str(test_info["StartTime"]).replace(" ", "T"))
+        if test_info.get("ChlID") is not None:
+            ids = (test_info.get("DevID"), test_info.get("UnitID"), test_info.get("ChlID"))
+            meta.setdefault("channel", "-".join(str(i) for i in ids if i is not None))
+        for key, name in (("Barcode", "barcode"), ("StepName", "protocol")):
+            if test_info.get(key):
+                meta.setdefault(name, test_info[key])
+    if isinstance(version_info, dict) and version_info.get("SortVersion"):
+        meta.setdefault("software_version", version_info["SortVersion"])
+    if "client_version" in meta:
+        meta.setdefault("software_version", meta["client_version"])
+    if isinstance(meta.get("start_time"), str):
+        meta["start_time"] = meta["start_time"].replace(" ", "T")
     if "unix_time_s" in raw.columns:
         first = raw.get_column("unix_time_s").drop_nulls().head(1)
         if first.len():
-            from datetime import UTC, datetime
-
-            meta.setdefault(
-                "start_time_unix", datetime.fromtimestamp(float(first[0]), tz=UTC).isoformat()
-            )
+            # Neware clocks are local time written as if UTC: keep it naive.
+            stamp = datetime.fromtimestamp(float(first[0]), tz=UTC).replace(tzinfo=None)
+            meta["first_record_time"] = stamp.isoformat()
     meta["source_columns"] = raw.columns
     return meta
 

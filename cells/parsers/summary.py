@@ -69,6 +69,11 @@ def _q_sum(increment: str) -> pl.Expr:
 
 def summarize_cycles(series: pl.LazyFrame) -> pl.DataFrame:
     """One row per file cycle, sorted: capacities (mAh), energies (Wh), voltages, times, rows."""
+    return collect_or_raise(summary_plan(series), streaming=_streams_from_storage(series))
+
+
+def summary_plan(series: pl.LazyFrame) -> pl.LazyFrame:
+    """The lazy query behind :func:`summarize_cycles`, to run beside other sinks of a scan."""
     schema = series.collect_schema()
     missing = [name for name in CANONICAL_SCHEMA if name not in schema]
     if missing:
@@ -97,7 +102,7 @@ def summarize_cycles(series: pl.LazyFrame) -> pl.DataFrame:
         pl.len().cast(pl.Int64).alias("rows"),
     )
     charge_ah, discharge_ah = pl.col("_qc"), pl.col("_qd")
-    summary = (
+    return (
         per_cycle.sort("cycle", nulls_last=True)
         .with_columns(
             (pl.col("cycle") - pl.col("cycle").min() + 1).fill_null(1).alias("cycle_index"),
@@ -111,7 +116,6 @@ def summarize_cycles(series: pl.LazyFrame) -> pl.DataFrame:
         )
         .select([pl.col(name).cast(dtype) for name, dtype in SUMMARY_SCHEMA.items()])
     )
-    return collect_or_raise(summary, streaming=_streams_from_storage(series))
 
 
 def _streams_from_storage(series: pl.LazyFrame) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,12 +56,18 @@ def text_to_cycler(
     conventions: dict[str, str],
     metadata: dict[str, Any],
     warnings: list[str],
+    overrides: Callable[[Mapping[str, pl.DataType]], dict[str, pl.Expr]] | None = None,
 ) -> CyclerData:
-    """Scan a delimited export lazily and map it to the canonical columns."""
+    """Scan a delimited export lazily and map it to the canonical columns.
+
+    ``overrides`` replaces expressions the plain mapping cannot express (Maccor's State).
+    """
     samples = _column_samples(layout)
     dtypes = {spec.source: source_dtype(spec, samples.get(spec.source, [])) for spec in specs}
     frame = scan_table(layout, dtypes)
     exprs = canonical_expressions(specs, dtypes, samples)
+    if overrides is not None:
+        exprs.update(overrides(dtypes))
     _derive_step(exprs, conventions)
     series = finalize(canonical_frame(frame, exprs), layout)
     tail = truncated_tail_warning(layout)

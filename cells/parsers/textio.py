@@ -25,7 +25,7 @@ from lims.ingestion.base import ParseContext, ParseError
 HEAD_BYTES = 256 * 1024
 # Files up to this size are fully parsed (and so fully validated) inside parse(); larger
 # files are validated on their first rows and streamed when the caller collects.
-EAGER_LIMIT_BYTES = 64 * 1024 * 1024
+EAGER_LIMIT_BYTES = 8 * 1024 * 1024
 NULL_VALUES = ["N/A", "n/a", "NA", "NaN", "nan", "-", "--", "#N/A"]
 
 _BOMS: tuple[tuple[bytes, str], ...] = (

@@ -12,13 +12,14 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import FormParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lims import selectors
 from lims import services as lims_services
+from lims.api.parsers import StreamingMultiPartParser
 from lims.api.serializers import (
     ColumnMappingSerializer,
     IngestRequestSerializer,
@@ -41,7 +42,7 @@ def _drf_error(exc: Exception) -> Exception:
 
 
 class IngestView(APIView):
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [StreamingMultiPartParser, FormParser]
 
     @extend_schema(
         request=IngestRequestSerializer,
@@ -53,13 +54,7 @@ class IngestView(APIView):
         summary="Upload an instrument file; it is stored, then parsed by a worker",
     )
     def post(self, request: Request) -> Response:
-        payload = request.data  # parses the multipart body, streaming the file to disk
-        if getattr(request._request, "lims_upload_too_large", False):
-            return Response(
-                {"detail": "file larger than the upload limit"},
-                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-            )
-        form = IngestRequestSerializer(data=payload)
+        form = IngestRequestSerializer(data=request.data)  # streams the file to disk
         form.is_valid(raise_exception=True)
         data = form.validated_data
         upload = data["file"]

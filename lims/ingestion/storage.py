@@ -85,11 +85,13 @@ def store_upload(upload: Any) -> StoredBlob:
     if temp_path is None:
         return store_stream(upload)
     src = Path(temp_path())
-    with src.open("rb") as fh:
-        digest = hashlib.file_digest(fh, "sha256")
-        fh.seek(0)
-        head = fh.read(SNIFF_BYTES)
-    sha = digest.hexdigest()
+    sha = getattr(upload, "lims_sha256", None)  # hashed while receiving (uploads.py)
+    head = getattr(upload, "lims_head", None)
+    if sha is None or head is None:
+        with src.open("rb") as fh:
+            sha = hashlib.file_digest(fh, "sha256").hexdigest()
+            fh.seek(0)
+            head = fh.read(SNIFF_BYTES)
     rel = raw_relpath(sha)
     final = absolute(rel)
     size = src.stat().st_size

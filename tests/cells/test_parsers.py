@@ -275,6 +275,8 @@ def test_nda_keeps_the_cycle_written_in_the_file() -> None:
     assert data.collect()["cycle"].unique().to_list() == [1]
     assert "raw" in data.conventions["cycle"]
     assert data.metadata["nda_version"] == 29
+    assert data.metadata["start_time"] == "2020-03-25T11:16:21"
+    assert data.metadata["software_version"] == "BTS 7.6.0.1408(2018.08.27)"
 
 
 def test_ndax_metadata_and_steps() -> None:
@@ -283,6 +285,9 @@ def test_ndax_metadata_and_steps() -> None:
     assert frame["cycle"].min() == 1 and frame["cycle"].max() == 150
     assert set(frame["step"].unique().to_list()) <= set(range(1, 10))
     assert "Step" in data.metadata  # the step program stored in the .ndax
+    assert data.metadata["start_time"] == "2025-04-07T12:44:13"
+    assert data.metadata["channel"] == "120-0-6"
+    assert data.metadata["barcode"] == "250403_kigr_gen9_06"
     assert frame["charge_energy_wh"].max() > 0
 
 
@@ -706,11 +711,12 @@ def test_late_garbage_in_a_streamed_file_surfaces_as_parse_error(
         summarize_cycles(data.series)
 
 
-def test_unreadable_path_is_a_parse_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("parser_name", sorted(CYCLER_PARSERS))
+def test_unreadable_path_is_a_parse_error(parser_name: str, tmp_path: Path) -> None:
     missing = tmp_path / "missing.csv"
-    for name in ("arbin_csv", "neware_nda", "biologic_mpr", "maccor_txt"):
-        with pytest.raises(ParseError):
-            get_parser(name).parse(missing, ParseContext(missing.name))
+    with pytest.raises(ParseError) as info:
+        get_parser(parser_name).parse(missing, ctx_for(missing, parser_name))
+    assert info.value.location
 
 
 def test_neware_file_without_its_extension(tmp_path: Path) -> None:

@@ -145,3 +145,20 @@ def test_job_endpoint_and_rerun(instrument_client, django_capture_on_commit_call
     assert rerun.json()["status"] == "pending"
     assert len(callbacks) == 1  # dispatched again on commit
     assert instrument_client.post(f"/api/v1/jobs/{job_id}/rerun/").status_code == 400
+
+
+@pytest.mark.django_db
+def test_malformed_multipart_is_a_400_not_a_500(instrument_client):
+    body = b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\nabc'
+    response = instrument_client.generic(
+        "POST", "/api/v1/ingest/", body, content_type="multipart/form-data; boundary=xyz"
+    )
+    assert response.status_code == 400
+    assert RawFile.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_upload_without_a_file_is_a_400(instrument_client):
+    response = instrument_client.post("/api/v1/ingest/", {"cell": "C-001"}, format="multipart")
+    assert response.status_code == 400
+    assert "file" in response.json()
