@@ -115,6 +115,7 @@ def cycling_test_ingest(*, job: IngestionJob, data: CyclerData) -> IngestOutcome
     os.replace(tmp, path)
     series_s = time.monotonic() - started
     rows = int(summary["rows"].sum()) if summary.height else 0
+    conventions = {**data.conventions, **_carried_over(path)}
 
     params = job.params or {}
     cell_code = (params.get("cell") or "").strip()
@@ -138,7 +139,7 @@ def cycling_test_ingest(*, job: IngestionJob, data: CyclerData) -> IngestOutcome
             "protocol": str(params.get("protocol") or data.metadata.get("protocol") or ""),
             "series_path": rel,
             "row_count": rows,
-            "conventions": data.conventions,
+            "conventions": conventions,
             "metadata": data.metadata,
             "warnings": data.warnings,
         },
@@ -166,6 +167,29 @@ def cycling_test_ingest(*, job: IngestionJob, data: CyclerData) -> IngestOutcome
         result["warnings"] = data.warnings
     status = IngestionJob.Status.SUCCEEDED if cell else IngestionJob.Status.NEEDS_LINKING
     return IngestOutcome(status=status, result=result)
+
+
+def _carried_over(series: Path) -> dict[str, str]:
+    """Counters a file starts with (an export cut from a longer test), said side by side.
+
+    The first cycle counts them (the first row contributes its value); peers that count only
+    the increase inside the file report the first cycle minus these.
+    """
+    first = (
+        pl.scan_parquet(series)
+        .select("charge_capacity_ah", "discharge_capacity_ah")
+        .head(1)
+        .collect()
+    )
+    out: dict[str, str] = {}
+    for column, label in (("charge_capacity_ah", "charge"), ("discharge_capacity_ah", "discharge")):
+        value = first[column][0] if first.height else None
+        if value:
+            out[f"carried_over_{label}_mah"] = (
+                f"{value * 1000:.6g} mAh on the file's first row: counted in cycle 1; "
+                f"cycle 1 {label} without it = first-cycle value minus {value * 1000:.6g} mAh"
+            )
+    return out
 
 
 def _cycles_store(*, test: CyclingTest, summary: pl.DataFrame) -> None:

@@ -13,6 +13,15 @@ echo "== ruff"
 echo "== mypy"
 .venv/bin/mypy lims cells samples depositions
 bash scripts/services.sh
+# System packages the tests use: Debian's Chromium (browser tests) and mdbtools (Arbin .res
+# fallback reader). Installed here, never by hand, so a new machine passes too.
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v mdb-export >/dev/null 2>&1 || missing+=(mdbtools)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing ${missing[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
 echo "== django checks"
 $PY manage.py check --fail-level WARNING
 $PY manage.py makemigrations --check --dry-run

@@ -174,3 +174,23 @@ def test_cell_list_endpoint_runs_a_constant_number_of_queries(user_client, proje
     for i in range(3, 30):
         services.cell_create(project=project, code=f"Q-{i}", format="coin", cell_type="full")
     assert count() == few
+
+
+@pytest.mark.django_db
+def test_counters_carried_into_a_file_are_shown_beside_the_first_cycle(
+    fixture_path, project, cell, django_capture_on_commit_callbacks
+):
+    job = _ingest(
+        fixture_path,
+        project,
+        "cycler/arbin/bdtk_arbin_example.csv",
+        django_capture_on_commit_callbacks,
+        cell="C-001",
+    )
+    assert job.status == "succeeded", job.error
+    record = PerformanceRecord.objects.get()
+    carried = record.conventions["carried_over_charge_mah"]
+    assert carried.startswith("880.005 mAh")
+    # our convention counts the carried counter; the reference (191.899 mAh) does not
+    assert record.first_charge_mah == pytest.approx(191.899 + 880.0053, rel=5e-3)
+    assert record.first_discharge_mah == pytest.approx(1072.36, rel=5e-3)
