@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.core.validators import MinValueValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.urls import reverse
 
@@ -28,7 +28,18 @@ def _dec(max_digits: int = 10, places: int = 4, help_text: str = "") -> models.D
 
 
 class Cell(models.Model):
-    code = models.CharField(max_length=64, unique=True, help_text="Printed as a barcode")
+    code = models.CharField(
+        max_length=64,
+        unique=True,
+        validators=[
+            RegexValidator(
+                r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                "letters, digits, '.', '_' and '-' only, so the code prints as a barcode "
+                "and reads back the same",
+            )
+        ],
+        help_text="Printed as a barcode (Code 128)",
+    )
     project = models.ForeignKey("lims.Project", on_delete=models.PROTECT, related_name="cells")
     format = models.CharField(max_length=20, choices=CellFormat.choices)
     cell_type = models.CharField(max_length=20, choices=CellType.choices)

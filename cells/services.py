@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,7 @@ def cycling_test_ingest(*, job: IngestionJob, data: CyclerData) -> IngestOutcome
             "parser_version": job.parser_version,
             "vendor": data.vendor,
             "protocol": str(params.get("protocol") or data.metadata.get("protocol") or ""),
+            "started_at": _start_time(data.metadata),
             "series_path": rel,
             "row_count": rows,
             "conventions": conventions,
@@ -167,6 +169,18 @@ def cycling_test_ingest(*, job: IngestionJob, data: CyclerData) -> IngestOutcome
         result["warnings"] = data.warnings
     status = IngestionJob.Status.SUCCEEDED if cell else IngestionJob.Status.NEEDS_LINKING
     return IngestOutcome(status=status, result=result)
+
+
+def _start_time(metadata: dict[str, Any]) -> datetime | None:
+    """The acquisition start a parser found, as an aware datetime (naive = UTC)."""
+    text = metadata.get("start_time")
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _carried_over(series: Path) -> dict[str, str]:

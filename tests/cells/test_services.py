@@ -37,6 +37,7 @@ def test_mpr_import_stores_series_cycles_and_a_record_with_provenance(
     assert job.status == "succeeded", job.error
     test = CyclingTest.objects.get(pk=job.result["cycling_test"])
     assert test.cell == cell and test.vendor == "biologic"
+    assert test.started_at is not None and test.started_at.year >= 2000
     parquet = storage.absolute(test.series_path)
     assert parquet.suffix == ".parquet"
     assert pl.scan_parquet(parquet).select(pl.len()).collect().item() == 46102 == test.row_count
@@ -194,3 +195,14 @@ def test_counters_carried_into_a_file_are_shown_beside_the_first_cycle(
     # our convention counts the carried counter; the reference (191.899 mAh) does not
     assert record.first_charge_mah == pytest.approx(191.899 + 880.0053, rel=5e-3)
     assert record.first_discharge_mah == pytest.approx(1072.36, rel=5e-3)
+
+
+@pytest.mark.django_db
+def test_cell_codes_must_print_as_barcodes(project):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError, match="barcode"):
+        services.cell_create(project=project, code="bad code/1", format="coin", cell_type="full")
+    assert services.cell_create(
+        project=project, code="NMC-2026.01_a", format="coin", cell_type="full"
+    ).pk
