@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -235,6 +236,7 @@ class Stack:
         import requests
 
         t = time.perf_counter()
+        wall_start = time.time()
         out = subprocess.run(
             [
                 "curl",
@@ -259,8 +261,10 @@ class Stack:
             ).json()
             if body["status"] not in ("pending", "running"):
                 break
-            time.sleep(0.02)
-        elapsed = time.perf_counter() - t
+            time.sleep(0.25)  # light polling: a busy poll would steal a core from the worker
+        # Elapsed to the job's own finish time (same machine clock), not to the poll that saw it.
+        finished = datetime.fromisoformat(body["finished_at"].replace("Z", "+00:00"))
+        elapsed = finished.timestamp() - wall_start
         if body["status"] != "succeeded":
             raise RuntimeError(f"ingest ended {body['status']}: {body['error']} {body['result']}")
         self.last_breakdown = (

@@ -10,6 +10,7 @@ care which parser ran.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Mapping
 from typing import IO, Any
 
@@ -66,6 +67,8 @@ class _UploadTarget(BaseTarget):
     def on_finish(self) -> None:
         assert self.file is not None
         self.file.flush()
+        # Durable before we answer 202: an acknowledged raw file must survive a crash.
+        os.fsync(self.file.fileno())
         self.file.seek(0)
         self.file.size = self.size
         self.file.lims_sha256 = self.digest.hexdigest()  # type: ignore[attr-defined]

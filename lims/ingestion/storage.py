@@ -63,6 +63,8 @@ def store_stream(stream: IO[bytes]) -> StoredBlob:
                 digest.update(chunk)
                 size += len(chunk)
                 out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())  # durable before the job is acknowledged
         sha = digest.hexdigest()
         rel = raw_relpath(sha)
         final = absolute(rel)
