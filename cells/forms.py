@@ -6,7 +6,8 @@ from django import forms
 
 from cells.api.serializers import CELL_FIELDS
 from cells.models import Cell
-from lims.selectors import projects_for_user
+from lims.selectors import projects_for_user, scope_to_user
+from samples.models import Sample
 
 
 class CellForm(forms.ModelForm):
@@ -23,6 +24,9 @@ class CellForm(forms.ModelForm):
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["project"].queryset = projects_for_user(user=user)  # type: ignore[attr-defined]
+        samples = scope_to_user(Sample.objects.order_by("code"), user=user)
+        for name in ("cathode_sample", "se_sample", "anode_sample"):
+            self.fields[name].queryset = samples  # type: ignore[attr-defined]
         if self.instance.pk:
             self.fields["code"].disabled = True
             self.fields["project"].disabled = True

@@ -44,7 +44,24 @@ class Cell(models.Model):
     format = models.CharField(max_length=20, choices=CellFormat.choices)
     cell_type = models.CharField(max_length=20, choices=CellType.choices)
 
-    # Cathode composite (links to sample lineage come with the samples issue).
+    # Samples the cell is built from (lineage); the composite's mix gives the active fraction.
+    cathode_sample = models.ForeignKey(
+        "samples.Sample", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    se_sample = models.ForeignKey(
+        "samples.Sample", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    anode_sample = models.ForeignKey(
+        "samples.Sample", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    lineage_active_fraction = models.DecimalField(
+        max_digits=9,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="Active mass fraction of the cathode sample, from the mix that made it",
+    )
     cathode_active_material = models.CharField(max_length=100, blank=True)
     ratio_active = _dec(6, 2, help_text="Active : SE : carbon mass ratio, active part")
     ratio_se = _dec(6, 2)
@@ -87,6 +104,9 @@ class Cell(models.Model):
 
     @property
     def active_fraction(self) -> Decimal | None:
+        """From the cathode sample's lineage when known, else from the typed mass ratio."""
+        if self.lineage_active_fraction is not None:
+            return self.lineage_active_fraction
         parts = [self.ratio_active, self.ratio_se, self.ratio_carbon]
         if self.ratio_active is None:
             return None
@@ -107,7 +127,11 @@ class Cell(models.Model):
     def active_mass_source(self) -> str:
         if self.active_mass_override_mg is not None:
             return "override"
-        return "composite mass x active fraction" if self.active_mass_mg is not None else "none"
+        if self.active_mass_mg is None:
+            return "none"
+        if self.lineage_active_fraction is not None:
+            return f"composite mass x active fraction from lineage ({self.cathode_sample})"
+        return "composite mass x active fraction"
 
     @property
     def area_cm2(self) -> Decimal | None:

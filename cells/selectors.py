@@ -15,7 +15,9 @@ from lims.selectors import scope_to_user
 
 def cell_list(*, user: Any, filters: dict[str, Any] | None = None) -> QuerySet[Cell]:
     qs = (
-        Cell.objects.select_related("project", "operator")
+        Cell.objects.select_related(
+            "project", "operator", "cathode_sample", "se_sample", "anode_sample"
+        )
         .annotate(test_count=Count("tests", distinct=True))
         .order_by("-created_at")
     )
@@ -24,7 +26,10 @@ def cell_list(*, user: Any, filters: dict[str, Any] | None = None) -> QuerySet[C
 
 
 def cell_get(*, user: Any, code: str) -> Cell:
-    qs = scope_to_user(Cell.objects.select_related("project", "operator"), user=user)
+    qs = Cell.objects.select_related(
+        "project", "operator", "cathode_sample", "se_sample", "anode_sample"
+    )
+    qs = scope_to_user(qs, user=user)
     return qs.get(code=code)
 
 

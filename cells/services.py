@@ -25,25 +25,43 @@ from lims.ingestion.services import IngestOutcome
 from lims.models import IngestionJob, Project
 
 SUMMARY_VERSION = "1"
-# Fields whose change alters mAh/g: a change re-derives every record of the cell.
-MASS_FIELDS = (
-    "ratio_active",
-    "ratio_se",
-    "ratio_carbon",
-    "cathode_mass_mg",
-    "active_mass_override_mg",
-)
 
 
 def _cell_payload(cell: Cell) -> dict[str, Any]:
     return {"cell": cell.code, "id": cell.pk, "project": cell.project_id}
 
 
+def _link_lineage(cell: Cell) -> None:
+    """Take the active fraction from the cathode sample's mix (None when it has none)."""
+    from samples.selectors import composite_active_fraction
+
+    cell.lineage_active_fraction = (
+        composite_active_fraction(sample=cell.cathode_sample) if cell.cathode_sample else None
+    )
+    for sample in (cell.cathode_sample, cell.se_sample, cell.anode_sample):
+        if sample is not None and sample.project_id != cell.project_id:
+            raise ValidationError(f"sample {sample.code} belongs to another project")
+
+
 @transaction.atomic
 def cell_create(*, project: Project, code: str, **fields: Any) -> Cell:
+    """Create a cell; a linked cathode sample gives its active fraction and loses the mass used."""
+    from samples.choices import OperationKind
+    from samples.services import operation_record
+
     cell = Cell(project=project, code=code, **fields)
+    _link_lineage(cell)
     cell.full_clean()
     cell.save()
+    if cell.cathode_sample is not None and cell.cathode_mass_mg:
+        operation_record(
+            project=project,
+            kind=OperationKind.ASSEMBLY,
+            inputs=[(cell.cathode_sample, cell.cathode_mass_mg / 1000)],
+            outputs=[],
+            label=f"cell {code}",
+            performed_at=cell.assembled_at,
+        )
     event_emit(topic="cells.cell.created", payload=_cell_payload(cell))
     return cell
 
@@ -55,6 +73,7 @@ def cell_update(*, cell: Cell, reason: str = "", **fields: Any) -> Cell:
     old_mass = cell.active_mass_mg
     for name, value in fields.items():
         setattr(cell, name, value)
+    _link_lineage(cell)
     cell.full_clean()
     cell.save()
     event_emit(topic="cells.cell.updated", payload=_cell_payload(cell))

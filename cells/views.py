@@ -57,11 +57,24 @@ def cell_detail(request: HttpRequest, code: str) -> HttpResponse:
                 "curves": selectors.voltage_curves(test=test, cycle_indices=chosen),
             }
         )
+    linked = [x for x in (cell.cathode_sample, cell.se_sample, cell.anode_sample) if x]
+    figure = None
+    if linked:
+        from samples.selectors import lineage_figure, lineage_of_many
+
+        figure = lineage_figure(lineage_of_many(samples=linked, root=linked[0].code))
     plot_data = [{"id": p["test"].pk, "series": p["series"], "curves": p["curves"]} for p in plots]
     return render(
         request,
         "cells/cell_detail.html",
-        {"cell": cell, "plots": plots, "plot_data": plot_data, "chosen": chosen},
+        {
+            "cell": cell,
+            "cell_samples": linked,
+            "figure": figure,
+            "plots": plots,
+            "plot_data": plot_data,
+            "chosen": chosen,
+        },
     )
 
 

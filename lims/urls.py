@@ -16,6 +16,7 @@ urlpatterns = [
     path("jobs/<int:pk>/rerun/", views.job_rerun, name="job-rerun"),
     path("dashboard/", views.dashboard, name="dashboard"),
     path("cells/", include("cells.urls")),
+    path("samples/", include("samples.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("lims.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

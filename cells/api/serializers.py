@@ -4,9 +4,13 @@ from rest_framework import serializers
 
 from cells.models import Cell, CycleRecord, CyclingTest, PerformanceRecord
 from lims.models import Project
+from samples.models import Sample
 
 CELL_FIELDS = [
     "format",
+    "cathode_sample",
+    "se_sample",
+    "anode_sample",
     "cell_type",
     "cathode_active_material",
     "ratio_active",
@@ -32,6 +36,15 @@ CELL_FIELDS = [
 
 class CellSerializer(serializers.ModelSerializer):
     project = serializers.SlugRelatedField(slug_field="slug", queryset=Project.objects.all())
+    cathode_sample = serializers.SlugRelatedField(
+        slug_field="code", queryset=Sample.objects.all(), required=False, allow_null=True
+    )
+    se_sample = serializers.SlugRelatedField(
+        slug_field="code", queryset=Sample.objects.all(), required=False, allow_null=True
+    )
+    anode_sample = serializers.SlugRelatedField(
+        slug_field="code", queryset=Sample.objects.all(), required=False, allow_null=True
+    )
     active_mass_mg = serializers.DecimalField(max_digits=12, decimal_places=4, read_only=True)
     active_mass_source = serializers.CharField(read_only=True)
     area_cm2 = serializers.DecimalField(max_digits=10, decimal_places=4, read_only=True)

@@ -9,6 +9,7 @@ from lims.api.views import (
     JobViewSet,
     ProjectViewSet,
 )
+from samples.api.views import MaterialLotViewSet, MaterialViewSet, SampleViewSet
 
 app_name = "api"
 
@@ -19,6 +20,9 @@ router.register("instruments", InstrumentViewSet, basename="instrument")
 router.register("column-mappings", ColumnMappingViewSet, basename="column-mapping")
 router.register("cells", CellViewSet, basename="cell")
 router.register("cycling-tests", CyclingTestViewSet, basename="cycling-test")
+router.register("materials", MaterialViewSet, basename="material")
+router.register("material-lots", MaterialLotViewSet, basename="material-lot")
+router.register("samples", SampleViewSet, basename="sample")
 
 urlpatterns = [
     path("ingest/", IngestView.as_view(), name="ingest"),

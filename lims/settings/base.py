@@ -187,6 +187,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "SampleKindEnum": "samples.choices.SampleKind",
+        "InstrumentKindEnum": "lims.models.projects.Instrument.Kind",
+        "OperationKindEnum": "samples.choices.OperationKind",
+    },
 }
 
 # Celery: a filesystem broker when nothing else is configured, so the embedded mode

@@ -206,3 +206,46 @@ def test_cell_codes_must_print_as_barcodes(project):
     assert services.cell_create(
         project=project, code="NMC-2026.01_a", format="coin", cell_type="full"
     ).pk
+
+
+@pytest.mark.django_db
+def test_cell_built_from_a_composite_takes_its_active_fraction_and_mass(project):
+    from samples import services as sample_services
+    from samples.choices import MaterialClass, SampleKind
+    from samples.models import Operation, Sample
+
+    nmc = sample_services.material_create(
+        name="NMC811", material_class=MaterialClass.CATHODE_ACTIVE
+    )
+    se = sample_services.material_create(
+        name="LPSC", material_class=MaterialClass.SOLID_ELECTROLYTE
+    )
+    a = sample_services.sample_create(
+        project=project, code="P-NMC", kind="powder", quantity=5, material=nmc
+    )
+    b = sample_services.sample_create(
+        project=project, code="P-SE", kind="powder", quantity=5, material=se
+    )
+    sample_services.sample_mix(
+        project=project,
+        inputs=[(a, Decimal("0.7")), (b, Decimal("0.3"))],
+        output=sample_services.OutputSpec(
+            code="MIX-1", kind=SampleKind.COMPOSITE, quantity=Decimal("1.0")
+        ),
+    )
+    mix = Sample.objects.get(code="MIX-1")
+    cell = services.cell_create(
+        project=project,
+        code="LIN-1",
+        format="bulk_pellet",
+        cell_type="cathode_half",
+        cathode_sample=mix,
+        cathode_mass_mg=Decimal("12"),
+        ratio_active=Decimal("99"),
+    )
+    assert cell.lineage_active_fraction == Decimal("0.7")
+    assert cell.active_mass_mg == Decimal("8.4000")  # lineage wins over the typed ratio
+    assert "lineage" in cell.active_mass_source
+    mix.refresh_from_db()
+    assert mix.remaining == Decimal("0.988")  # 12 mg went into the cell
+    assert Operation.objects.get(kind="assembly").label == "cell LIN-1"

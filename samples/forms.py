@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from lims.models import Project
+from lims.selectors import projects_for_user
+from samples.choices import SampleKind
+from samples.models import Sample
+
+
+class SampleForm(forms.ModelForm):
+    """Validation only; saving goes through samples.services."""
+
+    class Meta:
+        model = Sample
+        fields = [
+            "code",
+            "project",
+            "kind",
+            "material",
+            "lot",
+            "quantity",
+            "unit",
+            "state",
+            "form_factor",
+            "diameter_mm",
+            "thickness_um",
+            "area_cm2",
+            "bet_m2_g",
+            "location",
+            "notes",
+        ]
+        widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["project"].queryset = projects_for_user(user=user)  # type: ignore[attr-defined]
+
+
+class SplitForm(forms.Form):
+    """Aliquots as lines "CODE QUANTITY", so a split of n takes one text box, not n forms."""
+
+    aliquots = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "NMC-A1 10\nNMC-A2 10"}),
+        help_text="One aliquot per line: code and quantity in the sample's unit",
+    )
+    kind = forms.ChoiceField(choices=SampleKind.choices, initial=SampleKind.POWDER)
+    taken = forms.DecimalField(required=False, help_text="Amount taken; default: the sum")
+
+    def clean_aliquots(self) -> list[tuple[str, str]]:
+        parsed = []
+        for number, line in enumerate(self.cleaned_data["aliquots"].splitlines(), start=1):
+            if not line.strip():
+                continue
+            parts = line.split()
+            if len(parts) != 2:
+                raise forms.ValidationError(f"line {number}: write 'CODE QUANTITY'")
+            parsed.append((parts[0], parts[1].replace(",", ".")))
+        if not parsed:
+            raise forms.ValidationError("give at least one aliquot")
+        return parsed
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(
+        help_text="CSV or XLSX with columns code, kind, quantity (+ unit, "
+        "material, lot, state, location, notes, bet_m2_g, ...)"
+    )
+    project = forms.ModelChoiceField(queryset=Project.objects.none(), empty_label=None)
+    dry_run = forms.BooleanField(required=False, initial=True, label="Dry run (write nothing)")
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["project"].queryset = projects_for_user(user=user)  # type: ignore[attr-defined]
