@@ -94,7 +94,7 @@ def _decimal(value: str, name: str, errors: list[str]) -> Decimal | None:
 def samples_import(*, project: Project, rows: list[dict[str, str]], dry_run: bool) -> ImportReport:
     """Validate every row; write all of them only when none is bad and ``dry_run`` is off."""
     materials = {m.name.lower(): m for m in Material.objects.all()}
-    lots = {
+    lots: dict[tuple[int | None, str], MaterialLot] = {
         (lot.material_id, lot.lot_number): lot
         for lot in MaterialLot.objects.filter(project=project)
     }
@@ -125,7 +125,9 @@ def samples_import(*, project: Project, rows: list[dict[str, str]], dry_run: boo
             lot = lots.get((material.pk if material else None, row["lot"]))
             if lot is None:
                 errors.append(f"lot {row['lot']!r} of that material is not known in this project")
-        quantity = _decimal(row.get("quantity", ""), "quantity", errors)
+        quantity = _decimal(row.get("quantity", ""), "quantity", errors) or Decimal(0)
+        if not row.get("quantity"):
+            errors.append("quantity: required")
         sample = Sample(
             project=project,
             code=code,

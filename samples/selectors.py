@@ -39,7 +39,7 @@ class Lineage:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "root": self.root,
+            "sample": self.root,
             "samples": [
                 {
                     "code": s.code,
@@ -90,11 +90,10 @@ def lineage(*, sample: Sample, max_depth: int = 12) -> Lineage:
         for level in range(1, max_depth + 1):
             if not frontier:
                 break
-            if direction < 0:  # operations that produced the frontier, and their inputs
-                links = OperationOutput.objects.filter(sample_id__in=frontier)
-            else:  # operations that consumed the frontier, and their outputs
-                links = OperationInput.objects.filter(sample_id__in=frontier)
-            op_ids = set(links.values_list("operation_id", flat=True)) - seen_ops
+            # ancestors: operations that produced the frontier; descendants: that consumed it
+            link_model = OperationOutput if direction < 0 else OperationInput
+            linked = link_model.objects.filter(sample_id__in=frontier)
+            op_ids = set(linked.values_list("operation_id", flat=True)) - seen_ops
             if not op_ids:
                 break
             seen_ops |= op_ids
@@ -178,10 +177,15 @@ def lineage_figure(graph: Lineage) -> dict[str, Any]:
             x = max(xs_in) + 1 if xs_in else min(xs_out) - 1
         y = sum(p[1] for p in members) / len(members)
         ops.append({"x": x, "y": y, "text": f"{op.get_kind_display()} {op.label}".strip()})
-        for i in ins:
-            frac = f" ({float(i.mass_fraction) * 100:.0f} %)" if i.mass_fraction is not None else ""
+        for taken in ins:
+            share = taken.mass_fraction
+            frac = f" ({float(share) * 100:.0f} %)" if share is not None else ""
             edges.append(
-                {"from": pos[i.sample_id], "to": (x, y), "label": f"-{_fmt(i.quantity)}{frac}"}
+                {
+                    "from": pos[taken.sample_id],
+                    "to": (x, y),
+                    "label": f"-{_fmt(taken.quantity)}{frac}",
+                }
             )
         for o in outs:
             edges.append({"from": (x, y), "to": pos[o.sample_id], "label": f"+{_fmt(o.quantity)}"})

@@ -8,7 +8,12 @@ from lims.models import Project
 from samples.choices import SampleKind, SampleState
 from samples.models import ExposureEvent, Material, MaterialLot, Sample
 
-MONEY = {"max_digits": 14, "decimal_places": 6, "min_value": Decimal("0")}
+
+def _quantity(required: bool = True) -> serializers.DecimalField:
+    """A non-negative quantity in the sample's unit."""
+    return serializers.DecimalField(
+        max_digits=14, decimal_places=6, min_value=Decimal("0"), required=required
+    )
 
 
 class MaterialSerializer(serializers.ModelSerializer):
@@ -74,19 +79,19 @@ class SampleSerializer(serializers.ModelSerializer):
 class OutputSpecSerializer(serializers.Serializer):
     code = serializers.CharField(max_length=64)
     kind = serializers.ChoiceField(choices=SampleKind.choices)
-    quantity = serializers.DecimalField(**MONEY)
+    quantity = _quantity()
     state = serializers.ChoiceField(choices=SampleState.choices, required=False)
 
 
 class SplitSerializer(serializers.Serializer):
     aliquots = OutputSpecSerializer(many=True)
-    taken = serializers.DecimalField(required=False, **MONEY)
-    tolerance = serializers.DecimalField(required=False, **MONEY)
+    taken = _quantity(required=False)
+    tolerance = _quantity(required=False)
 
 
 class MixInputSerializer(serializers.Serializer):
     sample = serializers.CharField(help_text="Sample code")
-    quantity = serializers.DecimalField(**MONEY)
+    quantity = _quantity()
 
 
 class MixSerializer(serializers.Serializer):
@@ -104,6 +109,6 @@ class ExposureSerializer(serializers.ModelSerializer):
 class LineageSerializer(serializers.Serializer):
     """Shape of the lineage graph (see samples.selectors.Lineage.as_dict)."""
 
-    root = serializers.CharField()
+    sample = serializers.CharField(help_text="The sample the graph was drawn around")
     samples = serializers.ListField(child=serializers.DictField())
     operations = serializers.ListField(child=serializers.DictField())

@@ -37,7 +37,7 @@ def test_lot_with_sample_split_and_lineage_over_the_api(user_client, nmc):
     assert split.status_code == 201, split.content
     assert Sample.objects.get(code="NMC-X1").remaining == 15
     graph = user_client.get("/api/v1/samples/NMC-X1-a/lineage/").json()
-    assert graph["root"] == "NMC-X1-a"
+    assert graph["sample"] == "NMC-X1-a"
     (op,) = graph["operations"]
     assert op["kind"] == "split" and op["inputs"][0]["sample"] == "NMC-X1"
     too_much = user_client.post(
