@@ -210,3 +210,72 @@ def lineage_of_many(*, samples: list[Sample], root: str) -> Lineage:
         merged.inputs += [i for i in graph.inputs if i.pk not in known_in]
         merged.outputs += [o for o in graph.outputs if o.pk not in known_out]
     return merged
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    at: Any  # datetime
+    what: str
+    detail: str
+    who: str = ""
+
+
+def sample_history(*, sample: Sample) -> list[HistoryEntry]:
+    """Everything that happened to a sample, oldest first: changes, operations, exposures."""
+    from django.contrib.contenttypes.models import ContentType
+
+    from lims.models import ObjectChange
+
+    entries: list[HistoryEntry] = []
+    ct = ContentType.objects.get_for_model(Sample)
+    for change in ObjectChange.objects.filter(content_type=ct, object_id=str(sample.pk)):
+        changed = ""
+        if change.prechange and change.postchange:
+            keys = [
+                k
+                for k in change.postchange
+                if change.prechange.get(k) != change.postchange.get(k) and k != "updated_at"
+            ]
+            changed = ", ".join(
+                f"{k}: {change.prechange.get(k)} -> {change.postchange.get(k)}" for k in keys
+            )
+        entries.append(
+            HistoryEntry(
+                at=change.time,
+                what=f"{change.get_action_display()} ({change.context})",
+                detail=changed,
+                who=change.user_name,
+            )
+        )
+    for taken in OperationInput.objects.filter(sample=sample).select_related("operation"):
+        op = taken.operation
+        entries.append(
+            HistoryEntry(
+                at=op.performed_at or op.created_at,
+                what=f"used in {op.get_kind_display().lower()} {op.label}".strip(),
+                detail=f"{_fmt(taken.quantity)} {sample.unit} taken",
+            )
+        )
+    for made in OperationOutput.objects.filter(sample=sample).select_related("operation"):
+        op = made.operation
+        entries.append(
+            HistoryEntry(
+                at=op.performed_at or op.created_at,
+                what=f"made by {op.get_kind_display().lower()} {op.label}".strip(),
+                detail=f"{_fmt(made.quantity)} {sample.unit}",
+            )
+        )
+    for event in ExposureEvent.objects.filter(sample=sample):
+        ppm = ", ".join(
+            f"{name} {value} ppm"
+            for name, value in (("H2O", event.h2o_ppm), ("O2", event.o2_ppm))
+            if value is not None
+        )
+        entries.append(
+            HistoryEntry(
+                at=event.started_at,
+                what=f"in {event.get_atmosphere_display()}",
+                detail=f"{event.ended_at - event.started_at}" + (f" ({ppm})" if ppm else ""),
+            )
+        )
+    return sorted(entries, key=lambda e: e.at)

@@ -60,6 +60,7 @@ def sample_detail(request: HttpRequest, code: str) -> HttpResponse:
         "figure": selectors.lineage_figure(graph),
         "exposure": selectors.exposure_totals(sample=sample),
         "exposures": sample.exposures.all(),
+        "history": selectors.sample_history(sample=sample),
         "split_form": SplitForm(),
     }
     return render(request, "samples/sample_detail.html", context)

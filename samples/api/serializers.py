@@ -112,3 +112,10 @@ class LineageSerializer(serializers.Serializer):
     sample = serializers.CharField(help_text="The sample the graph was drawn around")
     samples = serializers.ListField(child=serializers.DictField())
     operations = serializers.ListField(child=serializers.DictField())
+
+
+class HistorySerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    what = serializers.CharField()
+    detail = serializers.CharField()
+    who = serializers.CharField()

@@ -19,6 +19,7 @@ from lims.selectors import project_ids_visible, projects_for_user, scope_to_user
 from samples import imports, selectors, services
 from samples.api.serializers import (
     ExposureSerializer,
+    HistorySerializer,
     LineageSerializer,
     MaterialLotSerializer,
     MaterialSerializer,
@@ -119,6 +120,12 @@ class SampleViewSet(
     def lineage(self, request: Request, code: str | None = None) -> Response:
         graph = selectors.lineage(sample=self.get_object())
         return Response(graph.as_dict())
+
+    @extend_schema(responses=HistorySerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def history(self, request: Request, code: str | None = None) -> Response:
+        entries = selectors.sample_history(sample=self.get_object())
+        return Response(HistorySerializer(entries, many=True).data)
 
     @extend_schema(request=SplitSerializer, responses={201: LineageSerializer})
     @action(detail=True, methods=["post"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import UTC
 
 import pytest
 
@@ -147,3 +148,25 @@ def test_sample_list_endpoint_runs_constant_queries(user_client, project):
     for i in range(3, 30):
         services.sample_create(project=project, code=f"QS-{i}", kind="powder", quantity="1")
     assert count() == few
+
+
+@pytest.mark.django_db
+def test_history_lists_creation_operations_and_exposures(user_client, powder):
+    from datetime import datetime, timedelta
+    from decimal import Decimal
+
+    from samples import services
+
+    services.sample_split(
+        sample=powder, aliquots=[services.OutputSpec("H-1", "powder", Decimal("5"))]
+    )
+    t0 = datetime(2026, 11, 2, 8, tzinfo=UTC)
+    services.exposure_add(
+        sample=powder, atmosphere="air", started_at=t0, ended_at=t0 + timedelta(minutes=5)
+    )
+    history = user_client.get("/api/v1/samples/NMC-LOT1/history/").json()
+    whats = [h["what"] for h in history]
+    assert any(w.startswith("Created") for w in whats)
+    assert any(w.startswith("used in split") for w in whats)
+    assert any(w.startswith("in Ambient air") for w in whats)
+    assert any("remaining: 50.000000 -> 45.000000" in h["detail"] for h in history)
