@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
@@ -83,3 +85,105 @@ def voltage_curves(
             "voltage_v": part["voltage_v"].to_list(),
         }
     return out
+
+
+@dataclass
+class LotCellGroup:
+    """Cells descended from one lot that share a coating recipe and an anneal."""
+
+    recipe: str
+    anneal: str
+    cells: list[Cell] = field(default_factory=list)
+
+
+def cells_from_lot(*, user: Any, lot: Any) -> list[LotCellGroup]:
+    """Every cell built from material of ``lot``, grouped by coating recipe and anneal.
+
+    Walks the lineage down from the lot's samples one generation at a time (a fixed number of
+    queries per generation), then carries the deposition and anneal operations met on the way
+    down the graph in topological order.
+    """
+    from depositions.models import DepositionRun, PostTreatment
+    from samples.choices import OperationKind
+    from samples.models import Operation, OperationInput, OperationOutput, Sample
+
+    # 1. the subgraph below the lot's root samples, a generation per query pair
+    roots = set(
+        Sample.objects.filter(lot=lot, produced_by__isnull=True).values_list("pk", flat=True)
+    )
+    ins: list[tuple[int, int]] = []  # (operation, sample taken)
+    outs: list[tuple[int, int]] = []  # (operation, sample made)
+    seen_ops: set[int] = set()
+    frontier = set(roots)
+    while frontier:
+        new_ins = list(
+            OperationInput.objects.filter(sample_id__in=frontier)
+            .exclude(operation_id__in=seen_ops)
+            .values_list("operation_id", "sample_id")
+        )
+        op_ids = {op for op, _ in new_ins}
+        if not op_ids:
+            break
+        seen_ops |= op_ids
+        ins += new_ins
+        new_outs = list(
+            OperationOutput.objects.filter(operation_id__in=op_ids).values_list(
+                "operation_id", "sample_id"
+            )
+        )
+        outs += new_outs
+        frontier = {sample for _, sample in new_outs}
+    kinds = dict(Operation.objects.filter(pk__in=seen_ops).values_list("pk", "kind"))
+    # 2. carry (deposition, anneal) down in topological order: an operation runs after every
+    #    operation that made one of its inputs, so a mix sees all its coated inputs
+    made_by = {sample: op for op, sample in outs}
+    needs: dict[int, set[int]] = defaultdict(set)
+    for op, sample in ins:
+        if sample in made_by:
+            needs[op].add(made_by[sample])
+    context: dict[int, set[tuple[int | None, int | None]]] = defaultdict(set)
+    for pk in roots:
+        context[pk].add((None, None))
+    done: set[int] = set()
+    pending = set(seen_ops)
+    while pending:
+        ready = {op for op in pending if needs[op] <= done}
+        if not ready:  # a cycle cannot happen in lineage; stop rather than loop
+            break
+        for op in ready:
+            carried = set()
+            for taken_op, sample in ins:
+                if taken_op != op:
+                    continue
+                for dep, ann in context[sample]:
+                    if kinds[op] == OperationKind.DEPOSITION:
+                        dep = op
+                    elif kinds[op] == OperationKind.ANNEAL:
+                        ann = op
+                    carried.add((dep, ann))
+            for made_op, sample in outs:
+                if made_op == op:
+                    context[sample] |= carried
+        done |= ready
+        pending -= ready
+    runs = {
+        r.operation_id: r
+        for r in DepositionRun.objects.filter(operation_id__in=seen_ops).select_related("recipe")
+    }
+    anneals = {a.operation_id: a for a in PostTreatment.objects.filter(operation_id__in=seen_ops)}
+    cells = (
+        cell_list(user=user)
+        .filter(cathode_sample_id__in=list(context))
+        .select_related("cathode_sample")
+        .prefetch_related("tests__performance")
+    )
+    groups: dict[tuple[str, str], LotCellGroup] = {}
+    for cell in cells:
+        assert cell.cathode_sample_id is not None  # filtered on it above
+        for dep, ann in sorted(context[cell.cathode_sample_id], key=str):
+            run = runs.get(dep) if dep else None
+            recipe = f"{run.recipe.name} v{run.recipe.version}" if run else "uncoated"
+            anneal = str(anneals[ann]) if ann in anneals else "not annealed"
+            group = groups.setdefault((recipe, anneal), LotCellGroup(recipe, anneal))
+            group.cells.append(cell)
+    return sorted(groups.values(), key=lambda g: (g.recipe, g.anneal))

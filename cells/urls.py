@@ -7,6 +7,7 @@ app_name = "cells"
 urlpatterns = [
     path("", views.cell_list, name="cell-list"),
     path("new/", views.cell_create, name="cell-create"),
+    path("from-lot/<int:lot_id>/", views.cells_from_lot, name="cells-from-lot"),
     path("<str:code>/", views.cell_detail, name="cell-detail"),
     path("<str:code>/edit/", views.cell_edit, name="cell-edit"),
 ]

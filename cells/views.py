@@ -106,3 +106,20 @@ def cell_edit(request: HttpRequest, code: str) -> HttpResponse:
         else:
             return redirect(cell)
     return render(request, "cells/cell_form.html", {"form": form, "cell": cell})
+
+
+@login_required
+def cells_from_lot(request: HttpRequest, lot_id: int) -> HttpResponse:
+    """All cells built from a powder lot, with their records, by coating recipe and anneal."""
+    from lims.selectors import scope_to_user
+    from samples.models import MaterialLot
+
+    lot = (
+        scope_to_user(MaterialLot.objects.select_related("material"), user=request.user)
+        .filter(pk=lot_id)
+        .first()
+    )
+    if lot is None:
+        raise Http404("no such lot")
+    groups = selectors.cells_from_lot(user=request.user, lot=lot)
+    return render(request, "cells/cells_from_lot.html", {"lot": lot, "groups": groups})

@@ -2,6 +2,6 @@ from django.apps import AppConfig
 
 
 class DepositionsConfig(AppConfig):
-    """ALD/MLD tools, recipes and runs (models arrive with the process-side issue)."""
+    """ALD/MLD tools, precursor bottles, recipes, runs, film measurements and anneals."""
 
     name = "depositions"

@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core import serializers
 from django.db import models
 from django.db.models.signals import post_delete, post_save, pre_save
@@ -87,8 +88,7 @@ class _LazyUser:
         self.request = request
 
     def resolve(self) -> Any:
-        user = getattr(self.request, "user", None)
-        return user if user is not None and user.is_authenticated else None
+        return getattr(self.request, "user", None)
 
 
 def _is_logged(sender: type[models.Model]) -> bool:
@@ -121,10 +121,12 @@ def _record(instance: models.Model, action: str, before: Any, after: Any) -> Non
     from lims.models import ObjectChange
 
     ctx = current()
-    user = ctx.user.resolve() if isinstance(ctx.user, _LazyUser) else ctx.user
+    actor = ctx.user.resolve() if isinstance(ctx.user, _LazyUser) else ctx.user
+    # People are linked; an instrument token (or anonymous) is recorded by name only.
+    user = actor if isinstance(actor, AbstractBaseUser) and actor.is_authenticated else None
     ObjectChange.objects.create(
-        user=user,
-        user_name=getattr(user, "username", "") or "",
+        user=user,  # type: ignore[misc]
+        user_name=(getattr(user, "username", "") or str(actor or ""))[:150],
         context=ctx.context,
         request_id=ctx.request_id,
         action=action,

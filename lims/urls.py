@@ -17,6 +17,7 @@ urlpatterns = [
     path("dashboard/", views.dashboard, name="dashboard"),
     path("cells/", include("cells.urls")),
     path("samples/", include("samples.urls")),
+    path("depositions/", include("depositions.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("lims.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from cells.models import Cell, CycleRecord, CyclingTest, PerformanceRecord
@@ -111,3 +112,28 @@ class CyclingTestSerializer(serializers.ModelSerializer):
 
 class LinkSerializer(serializers.Serializer):
     cell = serializers.CharField(help_text="Cell code")
+
+
+class LotCellSerializer(serializers.ModelSerializer):
+    cathode_sample: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="code", read_only=True
+    )
+    performance = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Cell
+        fields = ["code", "cathode_sample", "performance"]
+
+    @extend_schema_field(PerformanceRecordSerializer(many=True))
+    def get_performance(self, cell: Cell) -> list[dict[str, object]]:
+        return [
+            PerformanceRecordSerializer(t.performance).data
+            for t in cell.tests.all()
+            if hasattr(t, "performance")
+        ]
+
+
+class LotCellGroupSerializer(serializers.Serializer):
+    recipe = serializers.CharField()
+    anneal = serializers.CharField()
+    cells = LotCellSerializer(many=True)

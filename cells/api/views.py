@@ -7,9 +7,10 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from cells import selectors, services
 from cells.api.serializers import (
@@ -17,10 +18,11 @@ from cells.api.serializers import (
     CycleRecordSerializer,
     CyclingTestSerializer,
     LinkSerializer,
+    LotCellGroupSerializer,
 )
 from cells.filtersets import CellFilterSet, CyclingTestFilterSet
 from cells.models import Cell, CyclingTest
-from lims.selectors import project_ids_visible
+from lims.selectors import project_ids_visible, scope_to_user
 
 
 def _check_project(user: Any, project_id: int) -> None:
@@ -96,3 +98,17 @@ class CyclingTestViewSet(viewsets.ReadOnlyModelViewSet):
         except DjangoValidationError as exc:
             raise ValidationError(exc.messages) from exc
         return Response(self.get_serializer(test).data, status=status.HTTP_200_OK)
+
+
+class CellsFromLotView(APIView):
+    """Cells descended from a material lot, grouped by coating recipe and anneal."""
+
+    @extend_schema(responses=LotCellGroupSerializer(many=True))
+    def get(self, request: Request, lot_id: int) -> Response:
+        from samples.models import MaterialLot
+
+        lot = scope_to_user(MaterialLot.objects.all(), user=request.user).filter(pk=lot_id).first()
+        if lot is None:
+            raise NotFound("no such lot")
+        groups = selectors.cells_from_lot(user=request.user, lot=lot)
+        return Response(LotCellGroupSerializer(groups, many=True).data)

@@ -1,7 +1,8 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from cells.api.views import CellViewSet, CyclingTestViewSet
+from cells.api.views import CellsFromLotView, CellViewSet, CyclingTestViewSet
+from depositions.api.urls import router as depositions_router
 from lims.api.views import (
     ColumnMappingViewSet,
     IngestView,
@@ -23,8 +24,10 @@ router.register("cycling-tests", CyclingTestViewSet, basename="cycling-test")
 router.register("materials", MaterialViewSet, basename="material")
 router.register("material-lots", MaterialLotViewSet, basename="material-lot")
 router.register("samples", SampleViewSet, basename="sample")
+router.registry.extend(depositions_router.registry)
 
 urlpatterns = [
     path("ingest/", IngestView.as_view(), name="ingest"),
+    path("material-lots/<int:lot_id>/cells/", CellsFromLotView.as_view(), name="lot-cells"),
     path("", include(router.urls)),
 ]

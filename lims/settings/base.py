@@ -191,6 +191,7 @@ SPECTACULAR_SETTINGS = {
         "SampleKindEnum": "samples.choices.SampleKind",
         "InstrumentKindEnum": "lims.models.projects.Instrument.Kind",
         "OperationKindEnum": "samples.choices.OperationKind",
+        "SampleStateEnum": "samples.choices.SampleState",
     },
 }
 

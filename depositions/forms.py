@@ -1,0 +1,131 @@
+"""Browser forms for recipes, runs and anneals: rows of fields, never JSON to type."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.forms import formset_factory
+
+from depositions.choices import AnnealAtmosphere, LoadRole, RecipeMode, SegmentKind, StepKind
+from depositions.models import Recipe, Tool
+from lims.models import Instrument, Project
+from lims.selectors import projects_for_user, scope_to_user
+
+
+def _number(label: str) -> forms.DecimalField:
+    """An optional decimal input (most process parameters are optional)."""
+    return forms.DecimalField(max_digits=12, decimal_places=4, required=False, label=label)
+
+
+class _ProjectScoped(forms.Form):
+    project = forms.ModelChoiceField(queryset=Project.objects.none(), empty_label=None)
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.fields["project"].queryset = projects_for_user(user=user)  # type: ignore[attr-defined]
+
+
+class RecipeForm(_ProjectScoped):
+    name = forms.CharField(max_length=120)
+    mode = forms.ChoiceField(choices=RecipeMode.choices)
+    target_material = forms.CharField(max_length=100, required=False)
+    deposition_temperature_c = _number("Deposition temperature (°C)")
+    chamber_pressure_torr = _number("Chamber pressure (Torr)")
+    carrier_gas = forms.CharField(max_length=30, required=False)
+    carrier_flow_sccm = _number("Carrier flow (sccm)")
+    supercycle_repeats = forms.IntegerField(min_value=1, initial=1, label="Supercycle repeats N")
+    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+
+class SubCycleRow(forms.Form):
+    name = forms.CharField(max_length=60, required=False)
+    gpc_angstrom = _number("GPC (Å/cycle)")
+    target_material = forms.CharField(max_length=100, required=False)
+
+
+class StepRow(forms.Form):
+    subcycle = forms.CharField(max_length=60, required=False, label="Sub-cycle")
+    kind = forms.ChoiceField(choices=[("", "-"), *StepKind.choices], required=False)
+    source_label = forms.CharField(max_length=60, required=False, label="Source")
+    duration_s = _number("Duration (s)")
+    flow_sccm = _number("Flow (sccm)")
+    plasma_power_w = _number("Plasma (W)")
+
+
+class BlockRow(forms.Form):
+    subcycle = forms.CharField(max_length=60, required=False, label="Sub-cycle")
+    repeat = forms.IntegerField(min_value=1, required=False)
+
+
+SubCycleFormSet = formset_factory(SubCycleRow, extra=4)
+StepFormSet = formset_factory(StepRow, extra=12)
+BlockFormSet = formset_factory(BlockRow, extra=4)
+
+
+class RunForm(_ProjectScoped):
+    code = forms.CharField(max_length=64)
+    tool = forms.ModelChoiceField(queryset=Tool.objects.none())
+    recipe = forms.ModelChoiceField(queryset=Recipe.objects.none())
+    chamber = forms.IntegerField(min_value=1, initial=1)
+    setpoint_temperature_c = _number("Setpoint temperature (°C)")
+    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, user=user, **kwargs)
+        self.fields["tool"].queryset = scope_to_user(  # type: ignore[attr-defined]
+            Tool.objects.select_related("instrument"), user=user, field="instrument__project"
+        )
+        self.fields["recipe"].queryset = scope_to_user(  # type: ignore[attr-defined]
+            Recipe.objects.order_by("name", "-version"), user=user
+        )
+
+
+class LoadRow(forms.Form):
+    sample = forms.CharField(max_length=64, required=False, label="Sample code")
+    role = forms.ChoiceField(choices=LoadRole.choices, initial=LoadRole.PRODUCT)
+    mass_g = _number("Mass (g)")
+    bet_m2_g = _number("BET (m²/g)")
+    area_cm2 = _number("Area (cm²)")
+
+
+LoadFormSet = formset_factory(LoadRow, extra=4)
+
+
+class CompleteRunForm(forms.Form):
+    actual_cycles = forms.IntegerField(min_value=0, required=False)
+    measured_temperature_c = _number("Measured temperature (°C)")
+
+
+class AnnealForm(_ProjectScoped):
+    code = forms.CharField(max_length=64)
+    atmosphere = forms.ChoiceField(choices=AnnealAtmosphere.choices)
+    furnace = forms.ModelChoiceField(queryset=Instrument.objects.none(), required=False)
+    gas_flow_sccm = _number("Gas flow (sccm)")
+    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, user=user, **kwargs)
+        self.fields["furnace"].queryset = scope_to_user(  # type: ignore[attr-defined]
+            Instrument.objects.filter(kind=Instrument.Kind.FURNACE), user=user
+        )
+
+
+class SegmentRow(forms.Form):
+    kind = forms.ChoiceField(choices=[("", "-"), *SegmentKind.choices], required=False)
+    target_c = _number("Target (°C)")
+    rate_k_per_min = _number("Rate (K/min)")
+    duration_min = _number("Duration (min)")
+
+
+SegmentFormSet = formset_factory(SegmentRow, extra=4)
+
+
+class AnnealInputRow(forms.Form):
+    sample = forms.CharField(max_length=64, required=False, label="Sample code")
+    quantity = _number("Quantity (empty: all)")
+    output_code = forms.CharField(max_length=64, required=False, label="Output code")
+
+
+AnnealInputFormSet = formset_factory(AnnealInputRow, extra=3)

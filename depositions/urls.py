@@ -1,0 +1,18 @@
+from django.urls import path
+
+from depositions import views
+
+app_name = "depositions"
+
+urlpatterns = [
+    path("recipes/", views.recipe_list, name="recipe-list"),
+    path("recipes/new/", views.recipe_create, name="recipe-create"),
+    path("recipes/<int:pk>/", views.recipe_detail, name="recipe-detail"),
+    path("runs/", views.run_list, name="run-list"),
+    path("runs/new/", views.run_create, name="run-create"),
+    path("runs/<str:code>/", views.run_detail, name="run-detail"),
+    path("anneals/", views.anneal_list, name="anneal-list"),
+    path("anneals/new/", views.anneal_create, name="anneal-create"),
+    path("anneals/<str:code>/", views.anneal_detail, name="anneal-detail"),
+    path("precursor-lots/<int:pk>/runs/", views.precursor_lot_runs, name="precursor-lot-runs"),
+]

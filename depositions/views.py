@@ -1,0 +1,297 @@
+"""Pages for recipes, runs and anneals. Forms validate; the services write."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+
+from depositions import expansion, selectors, services
+from depositions.forms import (
+    AnnealForm,
+    AnnealInputFormSet,
+    BlockFormSet,
+    CompleteRunForm,
+    LoadFormSet,
+    RecipeForm,
+    RunForm,
+    SegmentFormSet,
+    StepFormSet,
+    SubCycleFormSet,
+)
+from depositions.inputs import AnnealInput, BlockInput, SegmentInput, StepInput, SubCycleInput
+from depositions.models import DepositionRun, PrecursorLot
+from lims.selectors import scope_to_user
+from samples.selectors import sample_list
+
+
+def _filled(formset: Any, key: str) -> list[dict[str, Any]]:
+    return [f.cleaned_data for f in formset if f.cleaned_data.get(key)]
+
+
+def _sample(request: HttpRequest, code: str) -> Any:
+    found = sample_list(user=request.user).filter(code=code).first()
+    if found is None:
+        raise ValidationError(f"no sample {code!r} in your projects")
+    return found
+
+
+@login_required
+def recipe_list(request: HttpRequest) -> HttpResponse:
+    recipes = selectors.recipe_list(user=request.user, filters=request.GET.dict())
+    page = Paginator(recipes, 50).get_page(request.GET.get("page"))
+    return render(request, "depositions/recipe_list.html", {"page": page})
+
+
+@login_required
+def recipe_create(request: HttpRequest) -> HttpResponse:
+    data = request.POST or None
+    form = RecipeForm(data, user=request.user)
+    subcycles = SubCycleFormSet(data, prefix="sc")
+    steps = StepFormSet(data, prefix="st")
+    blocks = BlockFormSet(data, prefix="bl")
+    if request.method == "POST" and all(x.is_valid() for x in (form, subcycles, steps, blocks)):
+        fields = dict(form.cleaned_data)
+        rows = _filled(steps, "kind")
+        try:
+            built = [
+                SubCycleInput(
+                    name=sc["name"],
+                    gpc_angstrom=sc["gpc_angstrom"],
+                    target_material=sc["target_material"],
+                    steps=[
+                        StepInput(
+                            kind=r["kind"],
+                            duration_s=r["duration_s"] or Decimal(0),
+                            source_label=r["source_label"],
+                            flow_sccm=r["flow_sccm"],
+                            plasma_power_w=r["plasma_power_w"],
+                        )
+                        for r in rows
+                        if r["subcycle"] == sc["name"]
+                    ],
+                )
+                for sc in _filled(subcycles, "name")
+            ]
+            orphans = {r["subcycle"] for r in rows} - {sc.name for sc in built}
+            if orphans:
+                raise ValidationError(
+                    f"steps name unknown sub-cycles: {', '.join(sorted(orphans))}"
+                )
+            recipe = services.recipe_create(
+                project=fields.pop("project"),
+                name=fields.pop("name"),
+                subcycles=built,
+                blocks=[
+                    BlockInput(subcycle=b["subcycle"], repeat=b["repeat"] or 1)
+                    for b in _filled(blocks, "subcycle")
+                ],
+                supercycle_repeats=fields.pop("supercycle_repeats"),
+                created_by=request.user,
+                **fields,
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Recipe {recipe} saved.")
+            return redirect("depositions:recipe-detail", pk=recipe.pk)
+    context = {"form": form, "subcycles": subcycles, "steps": steps, "blocks": blocks}
+    return render(request, "depositions/recipe_form.html", context)
+
+
+@login_required
+def recipe_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    recipe = get_object_or_404(selectors.recipe_list(user=request.user), pk=pk)
+    summary = selectors.recipe_summary(recipe=recipe)
+    timeline: list[dict[str, Any]] = []
+    if "error" not in summary:
+        spec = selectors.recipe_spec(recipe=recipe)
+        per_super = expansion.step_count(spec) // max(spec.repeats, 1)
+        for step in expansion.iter_steps(spec):
+            if len(timeline) >= max(per_super, 1):  # one supercycle shows the pattern
+                break
+            timeline.append(
+                {
+                    "start": step.start_s,
+                    "duration": step.duration_s,
+                    "kind": step.kind,
+                    "source": step.source_label or step.kind,
+                    "subcycle": step.subcycle,
+                }
+            )
+    return render(
+        request,
+        "depositions/recipe_detail.html",
+        {"recipe": recipe, "summary": summary, "timeline": timeline},
+    )
+
+
+@login_required
+def run_list(request: HttpRequest) -> HttpResponse:
+    runs = selectors.run_list(user=request.user, filters=request.GET.dict())
+    page = Paginator(runs, 50).get_page(request.GET.get("page"))
+    return render(request, "depositions/run_list.html", {"page": page})
+
+
+@login_required
+def run_create(request: HttpRequest) -> HttpResponse:
+    data = request.POST or None
+    form = RunForm(data, user=request.user)
+    loads = LoadFormSet(data, prefix="ld")
+    if request.method == "POST" and form.is_valid() and loads.is_valid():
+        fields = dict(form.cleaned_data)
+        try:
+            with transaction.atomic():  # the run and its loads, or nothing
+                run = services.run_create(
+                    project=fields.pop("project"),
+                    code=fields.pop("code"),
+                    tool=fields.pop("tool"),
+                    recipe=fields.pop("recipe"),
+                    chamber=fields.pop("chamber"),
+                    operator=request.user,
+                    **fields,
+                )
+                for row in _filled(loads, "sample"):
+                    services.run_load_add(
+                        run=run,
+                        sample=_sample(request, row["sample"]),
+                        role=row["role"],
+                        mass_g=row["mass_g"],
+                        bet_m2_g=row["bet_m2_g"],
+                        area_cm2=row["area_cm2"],
+                    )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            return redirect("depositions:run-detail", code=run.code)
+    return render(request, "depositions/run_form.html", {"form": form, "loads": loads})
+
+
+def _run(request: HttpRequest, code: str) -> DepositionRun:
+    try:
+        return selectors.run_get(user=request.user, code=code)
+    except DepositionRun.DoesNotExist:
+        raise Http404("no such run") from None
+
+
+@login_required
+def run_detail(request: HttpRequest, code: str) -> HttpResponse:
+    run = _run(request, code)
+    form = CompleteRunForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.run_complete(
+                run=run,
+                actual_cycles=form.cleaned_data["actual_cycles"],
+                measured_temperature_c=form.cleaned_data["measured_temperature_c"],
+            )
+        except ValidationError as exc:
+            messages.error(request, "; ".join(exc.messages))
+        else:
+            messages.success(request, f"Run {run.code} completed; coated samples recorded.")
+        return redirect("depositions:run-detail", code=run.code)
+    context = {
+        "run": run,
+        "summary": (run.recipe_snapshot or {}).get("summary", {}),
+        "loads": run.loads.select_related("sample", "output_sample"),
+        "dose": selectors.run_dose_check(run=run),
+        "gpc": [g.as_dict() for g in selectors.run_gpc(run=run)],
+        "form": form,
+    }
+    return render(request, "depositions/run_detail.html", context)
+
+
+@login_required
+def anneal_list(request: HttpRequest) -> HttpResponse:
+    rows = selectors.post_treatment_list(user=request.user, filters=request.GET.dict())
+    page = Paginator(rows, 50).get_page(request.GET.get("page"))
+    return render(request, "depositions/anneal_list.html", {"page": page})
+
+
+@login_required
+def anneal_create(request: HttpRequest) -> HttpResponse:
+    data = request.POST or None
+    form = AnnealForm(data, user=request.user)
+    segments = SegmentFormSet(data, prefix="sg")
+    if request.method == "POST" and form.is_valid() and segments.is_valid():
+        fields = dict(form.cleaned_data)
+        try:
+            treatment = services.post_treatment_create(
+                project=fields.pop("project"),
+                code=fields.pop("code"),
+                atmosphere=fields.pop("atmosphere"),
+                furnace=fields.pop("furnace"),
+                segments=[
+                    SegmentInput(
+                        kind=s["kind"],
+                        target_c=s["target_c"],
+                        rate_k_per_min=s["rate_k_per_min"],
+                        duration_min=s["duration_min"],
+                    )
+                    for s in _filled(segments, "kind")
+                ],
+                operator=request.user,
+                **fields,
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            return redirect("depositions:anneal-detail", code=treatment.code)
+    return render(request, "depositions/anneal_form.html", {"form": form, "segments": segments})
+
+
+@login_required
+def anneal_detail(request: HttpRequest, code: str) -> HttpResponse:
+    treatment = get_object_or_404(selectors.post_treatment_list(user=request.user), code=code)
+    inputs = AnnealInputFormSet(request.POST or None, prefix="in")
+    if request.method == "POST" and inputs.is_valid():
+        try:
+            services.post_treatment_complete(
+                treatment=treatment,
+                inputs=[
+                    AnnealInput(
+                        sample=_sample(request, row["sample"]),
+                        quantity=row["quantity"],
+                        output_code=row["output_code"] or None,
+                    )
+                    for row in _filled(inputs, "sample")
+                ],
+            )
+        except ValidationError as exc:
+            messages.error(request, "; ".join(exc.messages))
+        else:
+            messages.success(request, f"Anneal {treatment.code} completed.")
+        return redirect("depositions:anneal-detail", code=treatment.code)
+    profile = selectors.treatment_profile(treatment=treatment)
+    context = {
+        "treatment": treatment,
+        "segments": treatment.segments.all(),
+        "profile": profile.as_dict(),
+        "inputs": inputs,
+        "logs": treatment.furnace_logs.all(),
+        "outputs": treatment.operation.outputs.select_related("sample")
+        if treatment.operation is not None
+        else [],
+    }
+    return render(request, "depositions/anneal_detail.html", context)
+
+
+@login_required
+def precursor_lot_runs(request: HttpRequest, pk: int) -> HttpResponse:
+    lot = get_object_or_404(
+        scope_to_user(
+            PrecursorLot.objects.select_related("material_lot", "chemical"),
+            user=request.user,
+            field="material_lot__project",
+        ),
+        pk=pk,
+    )
+    runs = selectors.runs_for_precursor_lot(user=request.user, lot=lot)
+    return render(request, "depositions/precursor_lot_runs.html", {"lot": lot, "runs": runs})

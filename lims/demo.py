@@ -1,0 +1,227 @@
+"""The demo data set: a realistic chain from a powder lot to cycled cells, made by services.
+
+NMC811 lot -> split -> two ALD runs (Al2O3 x10; LiNbOx (Li2O x1 + Nb2O5 x4) x5) with witness
+wafers and ellipsometry -> anneal of the LiNbOx powder at 400 degC in O2 -> composite cathodes
+with Li6PS5Cl -> cells. Idempotent: it does nothing when the lot's first sample exists.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from cells import services as cells
+from cells.choices import AnodeKind, CellFormat, CellType
+from depositions import services as dep
+from depositions.inputs import AnnealInput, BlockInput, SegmentInput, StepInput, SubCycleInput
+from lims.models import Instrument, Project
+from samples import services as smp
+from samples.choices import MaterialClass, SampleKind
+from samples.models import Material, Sample
+
+D = Decimal
+DEMO_CELL = "DEMO-NMC811-001"
+
+
+def _material(name: str, material_class: str, formula: str = "") -> Material:
+    found = Material.objects.filter(name=name).first()
+    return found or smp.material_create(name=name, material_class=material_class, formula=formula)
+
+
+def _binary(name: str, precursor: str, gpc: str, target: str) -> SubCycleInput:
+    return SubCycleInput(
+        name=name,
+        gpc_angstrom=D(gpc),
+        target_material=target,
+        steps=[
+            StepInput(kind="pulse", source_label=precursor, duration_s=D("2")),
+            StepInput(kind="purge", duration_s=D("20")),
+            StepInput(kind="pulse", source_label="H2O", duration_s=D("0.5")),
+            StepInput(kind="purge", duration_s=D("20")),
+        ],
+    )
+
+
+@transaction.atomic
+def process_chain(*, project: Project, user: Any) -> bool:
+    """Create the chain once; returns False when it was already there."""
+    if Sample.objects.filter(code="NMC811-A").exists():
+        return False
+    now = timezone.now()
+    nmc = _material("NMC811", MaterialClass.CATHODE_ACTIVE, "LiNi0.8Mn0.1Co0.1O2")
+    lpsc = _material("Li6PS5Cl", MaterialClass.SOLID_ELECTROLYTE, "Li6PS5Cl")
+    si = _material("Si wafer", MaterialClass.SUBSTRATE, "Si")
+    _, lot_sample = smp.lot_receive(
+        project=project,
+        material=nmc,
+        lot_number="NMC-2026-031",
+        quantity=D("50"),
+        supplier="Targray",
+        sample_code="NMC811-A",
+    )
+    assert lot_sample is not None
+    lot_sample.bet_m2_g = D("0.45")
+    lot_sample.save(update_fields=["bet_m2_g"])
+    smp.sample_split(
+        sample=lot_sample,
+        aliquots=[
+            smp.OutputSpec("NMC811-A1", SampleKind.POWDER, D("10"), fields={"bet_m2_g": D("0.45")}),
+            smp.OutputSpec("NMC811-A2", SampleKind.POWDER, D("10"), fields={"bet_m2_g": D("0.45")}),
+        ],
+        operator=user,
+    )
+    for code in ("SI-W01", "SI-W02"):
+        smp.sample_create(
+            project=project,
+            code=code,
+            kind=SampleKind.WAFER,
+            quantity=D("1"),
+            unit="count",
+            material=si,
+        )
+    _, se = smp.lot_receive(
+        project=project,
+        material=lpsc,
+        lot_number="LPSC-2026-007",
+        quantity=D("20"),
+        supplier="NEI",
+        sample_code="LPSC-01",
+    )
+    assert se is not None
+
+    instrument, _ = Instrument.objects.get_or_create(
+        name="FB-ALD-1",
+        defaults={
+            "kind": Instrument.Kind.ALD_TOOL,
+            "project": project,
+            "vendor": "home-built",
+            "model": "fluidized bed",
+        },
+    )
+    tool = dep.tool_create(instrument=instrument, reactor_type="fluidized_bed", chambers=1)
+    for label, reactant, channel in (
+        ("P1", "TMA", "do1"),
+        ("P2", "H2O", "do2"),
+        ("P3", "LiOtBu", "do3"),
+        ("P4", "Nb(OEt)5", "do4"),
+    ):
+        dep.tool_source_create(
+            tool=tool, label=label, reactant=reactant, delivery="vapour_draw", log_channel=channel
+        )
+    al2o3 = dep.recipe_create(
+        project=project,
+        name="Al2O3 thermal",
+        target_material="Al2O3",
+        subcycles=[_binary("Al2O3", "TMA", "1.1", "Al2O3")],
+        blocks=[BlockInput("Al2O3", 1)],
+        supercycle_repeats=10,
+        deposition_temperature_c=D("150"),
+        created_by=user,
+    )
+    linbo = dep.recipe_create(
+        project=project,
+        name="LiNbOx 1:4",
+        target_material="LiNbOx",
+        subcycles=[
+            _binary("Li2O", "LiOtBu", "0.6", "Li2O"),
+            _binary("Nb2O5", "Nb(OEt)5", "0.45", "Nb2O5"),
+        ],
+        blocks=[BlockInput("Li2O", 1), BlockInput("Nb2O5", 4)],
+        supercycle_repeats=5,
+        deposition_temperature_c=D("235"),
+        created_by=user,
+    )
+    coated: dict[str, str] = {}
+    for code, recipe, powder, wafer, nm in (
+        ("RUN-AL-01", al2o3, "NMC811-A1", "SI-W01", "1.08"),
+        ("RUN-LNO-01", linbo, "NMC811-A2", "SI-W02", "1.17"),
+    ):
+        run = dep.run_create(
+            project=project,
+            code=code,
+            tool=tool,
+            recipe=recipe,
+            operator=user,
+            started_at=now - timedelta(days=3),
+        )
+        dep.run_load_add(
+            run=run, sample=Sample.objects.get(code=powder), mass_g=D("9.5"), bet_m2_g=D("0.45")
+        )
+        dep.run_load_add(
+            run=run, sample=Sample.objects.get(code=wafer), role="witness", area_cm2=D("4")
+        )
+        run = dep.run_complete(
+            run=run,
+            ended_at=now - timedelta(days=3) + timedelta(hours=2),
+            actual_cycles=recipe.supercycle_repeats,
+        )
+        for load in run.loads.select_related("output_sample", "sample"):
+            assert load.output_sample is not None
+            coated[load.sample.code] = load.output_sample.code
+            if load.role == "witness":
+                dep.thickness_measurement_add(
+                    sample=load.output_sample,
+                    method="ellipsometry",
+                    value_nm=D(nm),
+                    uncertainty_nm=D("0.1"),
+                    location="wafer centre",
+                )
+    anneal = dep.post_treatment_create(
+        project=project,
+        code="ANN-400-O2-01",
+        atmosphere="o2",
+        operator=user,
+        segments=[
+            SegmentInput(kind="ramp", target_c=D("400"), rate_k_per_min=D("5")),
+            SegmentInput(kind="dwell", target_c=D("400"), duration_min=D("120")),
+        ],
+    )
+    dep.post_treatment_complete(
+        treatment=anneal,
+        inputs=[
+            AnnealInput(
+                sample=Sample.objects.get(code=coated["NMC811-A2"]),
+                output_code="NMC811-A2-LNO-A400",
+            )
+        ],
+        started_at=now - timedelta(days=2),
+        ended_at=now - timedelta(days=2, hours=-3),
+    )
+    se.refresh_from_db()
+    for cathode, powder_code in (
+        ("CATH-AL-01", coated["NMC811-A1"]),
+        ("CATH-LNO-01", "NMC811-A2-LNO-A400"),
+    ):
+        smp.sample_mix(
+            project=project,
+            inputs=[
+                (Sample.objects.get(code=powder_code), D("0.7")),
+                (Sample.objects.get(code="LPSC-01"), D("0.3")),
+            ],
+            output=smp.OutputSpec(cathode, SampleKind.COMPOSITE, D("1.0")),
+            operator=user,
+        )
+    for code, cathode in ((DEMO_CELL, "CATH-LNO-01"), ("DEMO-AL-002", "CATH-AL-01")):
+        cells.cell_create(
+            project=project,
+            code=code,
+            format=CellFormat.BULK_PELLET,
+            cell_type=CellType.CATHODE_HALF,
+            cathode_active_material="NMC811",
+            cathode_sample=Sample.objects.get(code=cathode),
+            cathode_mass_mg=D("12.0"),
+            se_material="Li6PS5Cl",
+            se_mass_mg=D("80"),
+            anode_kind=AnodeKind.LI_IN,
+            pellet_diameter_mm=D("10"),
+            fabrication_pressure_mpa=D("375"),
+            stack_pressure_mpa=D("50"),
+            temperature_c=D("25"),
+            operator=user,
+            assembled_at=now - timedelta(days=1),
+        )
+    return True
