@@ -14,12 +14,18 @@ from cells import selectors, services
 from cells.filtersets import CellFilterSet
 from cells.forms import CellForm
 from cells.models import Cell
+from lims.labels import label_sheet
 
 
 @login_required
 def cell_list(request: HttpRequest) -> HttpResponse:
     filterset = CellFilterSet(request.GET or None, queryset=Cell.objects.none())
     cells = selectors.cell_list(user=request.user, filters=request.GET.dict())
+    if request.GET.get("export") == "labels":
+        rows = [(c.code, c.get_cell_type_display()) for c in cells[:400]]
+        response = HttpResponse(label_sheet(rows), content_type="application/pdf")
+        response["Content-Disposition"] = 'inline; filename="cell-labels.pdf"'
+        return response
     page = Paginator(cells, 50).get_page(request.GET.get("page"))
     return render(request, "cells/cell_list.html", {"page": page, "filter": filterset})
 

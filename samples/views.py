@@ -12,6 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import redirect, render
 
 from lims.export import csv_response
+from lims.labels import label_sheet
 from samples import imports, selectors, services
 from samples.filtersets import SampleFilterSet
 from samples.forms import ImportForm, SampleForm, SplitForm
@@ -21,6 +22,13 @@ from samples.models import Sample
 @login_required
 def sample_list(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     samples = selectors.sample_list(user=request.user, filters=request.GET.dict())
+    if request.GET.get("export") == "labels":
+        rows = [
+            (s.code, f"{s.get_kind_display()} {s.material or ''}".strip()) for s in samples[:400]
+        ]
+        response = HttpResponse(label_sheet(rows), content_type="application/pdf")
+        response["Content-Disposition"] = 'inline; filename="sample-labels.pdf"'
+        return response
     if request.GET.get("export") == "csv":
         return csv_response(
             "samples.csv",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
+import re
+import zlib
 
 import pytest
 
@@ -62,3 +65,26 @@ def test_import_page_dry_run_then_import(client, user, nmc, project):
     assert not Sample.objects.filter(code__startswith="W-").exists()
     assert "Imported 2 samples" in post(False)
     assert Sample.objects.filter(code__startswith="W-").count() == 2
+
+
+@pytest.mark.django_db
+def test_label_sheet_pdf_has_every_code_and_a_page_per_forty(client, user, project):
+    from samples import services
+
+    for i in range(41):
+        services.sample_create(
+            project=project, code=f"LBL-{i:02d}", kind="wafer", quantity="1", unit="count"
+        )
+    client.force_login(user)
+    response = client.get("/samples/?q=LBL&export=labels")
+    assert response["Content-Type"] == "application/pdf"
+    pdf = response.content
+    assert pdf.startswith(b"%PDF")
+    assert pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page ") == 2
+    # reportlab writes page content as ASCII85 + Flate streams: decode them to read the text
+    text = b"".join(
+        zlib.decompress(base64.a85decode(m.group(1).strip(), adobe=True))
+        for m in re.finditer(rb"stream\n(.*?~>)\s*endstream", pdf, re.S)
+    )
+    for i in (0, 17, 40):
+        assert f"(LBL-{i:02d})".encode() in text
