@@ -7,7 +7,14 @@ from typing import Any
 from django import forms
 from django.forms import formset_factory
 
-from depositions.choices import AnnealAtmosphere, LoadRole, RecipeMode, SegmentKind, StepKind
+from depositions.choices import (
+    AnnealAtmosphere,
+    LoadRole,
+    RecipeMode,
+    SegmentKind,
+    StepKind,
+    ThicknessMethod,
+)
 from depositions.models import Recipe, Tool
 from lims.models import Instrument, Project
 from lims.selectors import projects_for_user, scope_to_user
@@ -129,3 +136,12 @@ class AnnealInputRow(forms.Form):
 
 
 AnnealInputFormSet = formset_factory(AnnealInputRow, extra=3)
+
+
+class ThicknessForm(forms.Form):
+    sample = forms.CharField(max_length=64, label="Sample code (a run output)")
+    method = forms.ChoiceField(choices=ThicknessMethod.choices)
+    value_nm = forms.DecimalField(max_digits=10, decimal_places=3, label="Thickness (nm)")
+    uncertainty_nm = _number("± (nm)")
+    location = forms.CharField(max_length=100, required=False)
+    optical_model = forms.CharField(max_length=200, required=False)

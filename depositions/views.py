@@ -12,6 +12,7 @@ from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
 from depositions import expansion, selectors, services
 from depositions.forms import (
@@ -25,6 +26,7 @@ from depositions.forms import (
     SegmentFormSet,
     StepFormSet,
     SubCycleFormSet,
+    ThicknessForm,
 )
 from depositions.inputs import AnnealInput, BlockInput, SegmentInput, StepInput, SubCycleInput
 from depositions.models import DepositionRun, PrecursorLot
@@ -204,6 +206,7 @@ def run_detail(request: HttpRequest, code: str) -> HttpResponse:
         "dose": selectors.run_dose_check(run=run),
         "gpc": [g.as_dict() for g in selectors.run_gpc(run=run)],
         "form": form,
+        "thickness_form": ThicknessForm(),
     }
     return render(request, "depositions/run_detail.html", context)
 
@@ -295,3 +298,38 @@ def precursor_lot_runs(request: HttpRequest, pk: int) -> HttpResponse:
     )
     runs = selectors.runs_for_precursor_lot(user=request.user, lot=lot)
     return render(request, "depositions/precursor_lot_runs.html", {"lot": lot, "runs": runs})
+
+
+@login_required
+@require_POST
+def run_thickness_add(request: HttpRequest, code: str) -> HttpResponse:
+    """Thickness on a run output (typically the witness wafer): feeds the measured GPC."""
+    run = _run(request, code)
+    form = ThicknessForm(request.POST)
+    if form.is_valid():
+        data = dict(form.cleaned_data)
+        try:
+            services.thickness_measurement_add(
+                sample=_sample(request, data.pop("sample")),
+                run=run,
+                operator=request.user,
+                **data,
+            )
+        except ValidationError as exc:
+            messages.error(request, "; ".join(exc.messages))
+    else:
+        messages.error(request, form.errors.as_text())
+    return redirect("depositions:run-detail", code=run.code)
+
+
+@login_required
+def precursor_lot_list(request: HttpRequest) -> HttpResponse:
+    lots = selectors.precursor_lot_list(user=request.user, filters=request.GET.dict())
+    page = Paginator(lots, 50).get_page(request.GET.get("page"))
+    return render(request, "depositions/precursor_lot_list.html", {"page": page})
+
+
+@login_required
+def tool_list(request: HttpRequest) -> HttpResponse:
+    tools = selectors.tool_list(user=request.user, filters=request.GET.dict())
+    return render(request, "depositions/tool_list.html", {"tools": tools})

@@ -7,7 +7,7 @@ from django import forms
 from lims.models import Project
 from lims.selectors import projects_for_user
 from samples.choices import SampleKind
-from samples.models import Sample
+from samples.models import ExposureEvent, Material, MaterialLot, Sample
 
 
 class SampleForm(forms.ModelForm):
@@ -74,3 +74,79 @@ class ImportForm(forms.Form):
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["project"].queryset = projects_for_user(user=user)  # type: ignore[attr-defined]
+
+
+class MixForm(forms.Form):
+    """A composite from several samples: one line per input, "CODE QUANTITY"."""
+
+    project = forms.ModelChoiceField(queryset=Project.objects.none(), empty_label=None)
+    inputs = forms.CharField(
+        widget=forms.Textarea(
+            attrs={"rows": 4, "placeholder": "NMC811-A2-LNO-A400 0.7\nLPSC-01 0.3"}
+        ),
+        help_text="One input per line: sample code and mass taken (g)",
+    )
+    code = forms.CharField(max_length=64, label="Composite code")
+    kind = forms.ChoiceField(choices=SampleKind.choices, initial=SampleKind.COMPOSITE)
+    quantity = forms.DecimalField(required=False, help_text="Mass made (g); default: the sum")
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["project"].queryset = projects_for_user(user=user)  # type: ignore[attr-defined]
+
+    def clean_inputs(self) -> list[tuple[str, str]]:
+        rows = []
+        for number, line in enumerate(self.cleaned_data["inputs"].splitlines(), start=1):
+            if not line.strip():
+                continue
+            parts = line.split()
+            if len(parts) != 2:
+                raise forms.ValidationError(f"line {number}: write 'CODE QUANTITY'")
+            rows.append((parts[0], parts[1].replace(",", ".")))
+        if len(rows) < 2:
+            raise forms.ValidationError("a mix needs at least two inputs")
+        return rows
+
+
+class LotForm(forms.ModelForm):
+    """Receiving a lot; with a sample code, also the sample its lineage starts from."""
+
+    sample_code = forms.CharField(
+        max_length=64, required=False, help_text="Create the as-received sample with this code"
+    )
+
+    class Meta:
+        model = MaterialLot
+        fields = [
+            "material",
+            "project",
+            "supplier",
+            "catalog_number",
+            "lot_number",
+            "received_on",
+            "quantity_received",
+            "unit",
+            "storage_location",
+            "notes",
+        ]
+        widgets = {"received_on": forms.DateInput(attrs={"type": "date"})}
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["project"].queryset = projects_for_user(user=user)  # type: ignore[attr-defined]
+
+
+class MaterialForm(forms.ModelForm):
+    class Meta:
+        model = Material
+        fields = ["name", "formula", "material_class", "default_supplier", "notes"]
+
+
+class ExposureForm(forms.ModelForm):
+    class Meta:
+        model = ExposureEvent
+        fields = ["atmosphere", "started_at", "ended_at", "h2o_ppm", "o2_ppm", "notes"]
+        widgets = {
+            "started_at": forms.DateTimeInput(attrs={"type": "datetime-local"}),
+            "ended_at": forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        }

@@ -8,17 +8,40 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from lims.selectors import scope_to_user
 from samples.choices import MaterialClass, OperationKind
-from samples.filtersets import SampleFilterSet
-from samples.models import ExposureEvent, Operation, OperationInput, OperationOutput, Sample
+from samples.filtersets import MaterialLotFilterSet, SampleFilterSet
+from samples.models import (
+    ExposureEvent,
+    Material,
+    MaterialLot,
+    Operation,
+    OperationInput,
+    OperationOutput,
+    Sample,
+)
 
 
 def sample_list(*, user: Any, filters: dict[str, Any] | None = None) -> QuerySet[Sample]:
     qs = Sample.objects.select_related("project", "material", "lot").order_by("-created_at")
     return SampleFilterSet(filters or {}, queryset=scope_to_user(qs, user=user)).qs
+
+
+def lot_list(*, user: Any, filters: dict[str, Any] | None = None) -> QuerySet[MaterialLot]:
+    qs = (
+        MaterialLot.objects.select_related("material", "project")
+        .annotate(sample_count=Count("samples"))
+        .order_by("material__name", "lot_number")
+    )
+    return MaterialLotFilterSet(filters or {}, queryset=scope_to_user(qs, user=user)).qs
+
+
+def material_list(*, filters: dict[str, Any] | None = None) -> QuerySet[Material]:
+    qs = Material.objects.annotate(lot_count=Count("lots")).order_by("name")
+    query = (filters or {}).get("q")
+    return qs.filter(name__icontains=query) if query else qs
 
 
 def sample_get(*, user: Any, code: str) -> Sample:

@@ -15,7 +15,15 @@ from lims.export import csv_response
 from lims.labels import label_sheet
 from samples import imports, selectors, services
 from samples.filtersets import SampleFilterSet
-from samples.forms import ImportForm, SampleForm, SplitForm
+from samples.forms import (
+    ExposureForm,
+    ImportForm,
+    LotForm,
+    MaterialForm,
+    MixForm,
+    SampleForm,
+    SplitForm,
+)
 from samples.models import Sample
 
 
@@ -70,6 +78,7 @@ def sample_detail(request: HttpRequest, code: str) -> HttpResponse:
         "exposures": sample.exposures.all(),
         "history": selectors.sample_history(sample=sample),
         "split_form": SplitForm(),
+        "exposure_form": ExposureForm(),
     }
     return render(request, "samples/sample_detail.html", context)
 
@@ -138,3 +147,85 @@ def sample_import(request: HttpRequest) -> HttpResponse:
                 dry_run=form.cleaned_data["dry_run"],
             )
     return render(request, "samples/sample_import.html", {"form": form, "report": report})
+
+
+@login_required
+def sample_mix(request: HttpRequest) -> HttpResponse:
+    form = MixForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            visible = selectors.sample_list(user=request.user)
+            inputs = []
+            for code, qty in data["inputs"]:
+                found = visible.filter(code=code).first()
+                if found is None:
+                    raise ValidationError(f"no sample {code!r} in your projects")
+                inputs.append((found, Decimal(qty)))
+            total = sum((q for _, q in inputs), Decimal(0))
+            services.sample_mix(
+                project=data["project"],
+                inputs=inputs,
+                output=services.OutputSpec(data["code"], data["kind"], data["quantity"] or total),
+                operator=request.user,
+            )
+        except InvalidOperation:
+            form.add_error("inputs", "a quantity is not a number")
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            return redirect("samples:sample-detail", code=data["code"])
+    return render(request, "samples/simple_form.html", {"form": form, "title": "Mix a composite"})
+
+
+@login_required
+def lot_list(request: HttpRequest) -> HttpResponse:
+    lots = selectors.lot_list(user=request.user, filters=request.GET.dict())
+    form = LotForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        try:
+            services.lot_receive(
+                project=data.pop("project"),
+                material=data.pop("material"),
+                lot_number=data.pop("lot_number"),
+                quantity=data.pop("quantity_received"),
+                sample_code=data.pop("sample_code") or None,
+                **data,
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            return redirect("samples:lot-list")
+    page = Paginator(lots, 50).get_page(request.GET.get("page"))
+    return render(request, "samples/lot_list.html", {"page": page, "form": form})
+
+
+@login_required
+def material_list(request: HttpRequest) -> HttpResponse:
+    form = MaterialForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.material_create(**form.cleaned_data)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            return redirect("samples:material-list")
+    materials = Paginator(selectors.material_list(filters=request.GET.dict()), 100).get_page(
+        request.GET.get("page")
+    )
+    return render(request, "samples/material_list.html", {"page": materials, "form": form})
+
+
+@login_required
+def exposure_add(request: HttpRequest, code: str) -> HttpResponse:
+    sample = _get(request, code)
+    form = ExposureForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.exposure_add(sample=sample, **form.cleaned_data)
+        except ValidationError as exc:
+            messages.error(request, "; ".join(exc.messages))
+    elif request.method == "POST":
+        messages.error(request, form.errors.as_text())
+    return redirect(sample)

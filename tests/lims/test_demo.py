@@ -79,3 +79,27 @@ def test_pages_of_the_process_side_render(chain, client, user):
         assert response.status_code == 200, url
     run_page = client.get("/depositions/runs/RUN-LNO-01/").content.decode()
     assert "ellipsometry" in run_page  # measured GPC from the witness wafer
+
+
+@pytest.mark.django_db
+def test_thickness_form_feeds_measured_gpc(chain, client, user):
+    from depositions.models import ThicknessMeasurement
+
+    client.force_login(user)
+    wafer = "SI-W01.RUN-AL-01"
+    response = client.post(
+        "/depositions/runs/RUN-AL-01/thickness/",
+        {"sample": wafer, "method": "xrr", "value_nm": "1.15", "uncertainty_nm": "0.05"},
+    )
+    assert response.status_code == 302
+    assert ThicknessMeasurement.objects.filter(sample__code=wafer, method="xrr").exists()
+    page = client.get("/depositions/runs/RUN-AL-01/").content.decode()
+    assert "xrr" in page and "1.150" in page  # 1.15 nm / 10 cycles = 1.150 A/cycle
+    for url in (
+        "/depositions/tools/",
+        "/depositions/precursor-lots/",
+        "/samples/lots/",
+        "/samples/materials/",
+        "/samples/mix/",
+    ):
+        assert client.get(url).status_code == 200, url

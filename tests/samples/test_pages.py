@@ -88,3 +88,62 @@ def test_label_sheet_pdf_has_every_code_and_a_page_per_forty(client, user, proje
     )
     for i in (0, 17, 40):
         assert f"(LBL-{i:02d})".encode() in text
+
+
+@pytest.mark.django_db
+def test_mix_lot_material_and_exposure_pages(client, user, project, powder, lpsc):
+    from samples import services
+
+    services.sample_create(project=project, code="SE-1", kind="powder", quantity="5", material=lpsc)
+    client.force_login(user)
+    response = client.post(
+        "/samples/mix/",
+        {
+            "project": project.pk,
+            "inputs": "NMC-LOT1 0,7\nSE-1 0.3",
+            "code": "MIX-W1",
+            "kind": "composite",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    mix = Sample.objects.get(code="MIX-W1")
+    assert mix.quantity == 1 and mix.state == "mixed"
+    refused = client.post(
+        "/samples/mix/",
+        {
+            "project": project.pk,
+            "inputs": "NMC-LOT1 999\nSE-1 1",
+            "code": "MIX-W2",
+            "kind": "composite",
+        },
+    )
+    assert "only 49.3 g remain" in refused.content.decode()
+
+    lots = client.get("/samples/lots/").content.decode()
+    assert "L-2026-01" in lots and "cells from this lot" in lots
+    received = client.post(
+        "/samples/lots/",
+        {
+            "material": powder.material.pk,
+            "project": project.pk,
+            "lot_number": "L-NEW",
+            "quantity_received": "5",
+            "unit": "g",
+            "sample_code": "NMC-NEW",
+        },
+    )
+    assert received.status_code == 302
+    assert Sample.objects.get(code="NMC-NEW").lot.lot_number == "L-NEW"
+    assert (
+        client.post(
+            "/samples/materials/", {"name": "LiNbO3 target", "material_class": "other"}
+        ).status_code
+        == 302
+    )
+    assert "LiNbO3 target" in client.get("/samples/materials/?q=LiNb").content.decode()
+
+    client.post(
+        "/samples/NMC-LOT1/exposures/",
+        {"atmosphere": "air", "started_at": "2026-11-20T10:00", "ended_at": "2026-11-20T10:04"},
+    )
+    assert "air: 0:04:00" in client.get("/samples/NMC-LOT1/").content.decode()
