@@ -20,8 +20,11 @@ from depositions.models import (
     PostTreatment,
     PrecursorLot,
     ProcessReference,
+    PulseEvent,
     Recipe,
+    RunCheck,
     RunLoad,
+    RunLogFile,
     RunPrecursor,
     SourceInstallation,
     Step,
@@ -282,3 +285,27 @@ class AnnealSegmentAdmin(admin.ModelAdmin):
     list_display = ["treatment", "order", "kind", "target_c", "rate_k_per_min", "duration_min"]
     list_filter = ["kind"]
     search_fields = ["treatment__code"]
+
+
+@admin.register(RunLogFile)
+class RunLogFileAdmin(admin.ModelAdmin):
+    list_display = ["run", "parser_name", "row_count", "sample_period_s", "created_at"]
+    list_filter = ["parser_name"]
+    search_fields = ["run__code", "raw_file__original_name", "raw_file__sha256"]
+    readonly_fields = [f.name for f in RunLogFile._meta.fields if f.name != "run"]
+
+
+@admin.register(PulseEvent)
+class PulseEventAdmin(admin.ModelAdmin):
+    list_display = ["run", "source", "index", "start_s", "width_s", "peak", "dead"]
+    list_filter = ["dead", "source"]
+    search_fields = ["run__code", "source"]
+    readonly_fields = [f.name for f in PulseEvent._meta.fields]
+
+
+@admin.register(RunCheck)
+class RunCheckAdmin(admin.ModelAdmin):
+    list_display = ["run", "name", "status", "value", "threshold", "checker_version"]
+    list_filter = ["status", "name"]
+    search_fields = ["run__code", "name", "details"]
+    readonly_fields = [f.name for f in RunCheck._meta.fields]

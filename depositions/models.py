@@ -85,6 +85,12 @@ class Tool(models.Model):
     )
     reactor_type = models.CharField(max_length=20, choices=ReactorType.choices)
     chambers = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
+    check_thresholds = models.JSONField(
+        default=dict,
+        blank=True,
+        encoder=DjangoJSONEncoder,
+        help_text="Per-tool overrides of the tool-log check thresholds (docs/ald-checks.md)",
+    )
     notes = models.TextField(blank=True)
 
     class Meta:
@@ -720,3 +726,89 @@ class FurnaceLog(models.Model):
 
     def __str__(self) -> str:
         return f"log of {self.treatment}: {self.overall}"
+
+
+class RunLogFile(models.Model):
+    """One ALD tool log (data log, event log, summary, QCM table...) and what was read from it."""
+
+    run = models.ForeignKey(
+        DepositionRun, null=True, blank=True, on_delete=models.PROTECT, related_name="log_files"
+    )
+    project = models.ForeignKey("lims.Project", on_delete=models.PROTECT, related_name="+")
+    raw_file = models.OneToOneField(
+        "lims.RawFile", on_delete=models.PROTECT, related_name="ald_log"
+    )
+    job = models.ForeignKey(
+        "lims.IngestionJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    parser_name = models.CharField(max_length=100)
+    parser_version = models.CharField(max_length=30)
+    series_path = models.CharField(max_length=500, blank=True, help_text="Parquet (zstd)")
+    row_count = models.PositiveIntegerField(default=0)
+    sample_period_s = models.FloatField(null=True, blank=True)
+    channels = models.JSONField(default=list, blank=True, encoder=DjangoJSONEncoder)
+    metadata = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    warnings = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.parser_name} log of {self.run or 'no run'}"
+
+
+class PulseEvent(models.Model):
+    """One detected dose, aligned to the expanded recipe where possible."""
+
+    change_logged = False
+
+    log = models.ForeignKey(RunLogFile, on_delete=models.CASCADE, related_name="pulses")
+    run = models.ForeignKey(
+        DepositionRun, null=True, blank=True, on_delete=models.CASCADE, related_name="pulses"
+    )
+    source = models.CharField(max_length=60)
+    channel = models.CharField(max_length=100, blank=True)
+    index = models.PositiveIntegerField(help_text="0-based, per source")
+    supercycle = models.PositiveIntegerField(null=True, blank=True)
+    subcycle = models.CharField(max_length=60, blank=True)
+    repetition = models.PositiveIntegerField(null=True, blank=True)
+    start_s = models.FloatField()
+    width_s = models.FloatField()
+    width_uncertainty_s = models.FloatField(null=True, blank=True)
+    baseline = models.FloatField(null=True, blank=True)
+    peak = models.FloatField(null=True, blank=True)
+    area = models.FloatField(null=True, blank=True)
+    qcm_delta = models.FloatField(null=True, blank=True)
+    dead = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["log", "start_s"]
+        indexes = [models.Index(fields=["run", "source"])]
+
+    def __str__(self) -> str:
+        return f"{self.source} #{self.index} at {self.start_s:.1f} s"
+
+
+class RunCheck(models.Model):
+    """One check of a run against its recipe: the verdict and the numbers behind it."""
+
+    change_logged = False
+
+    run = models.ForeignKey(DepositionRun, on_delete=models.CASCADE, related_name="checks")
+    log = models.ForeignKey(
+        RunLogFile, null=True, blank=True, on_delete=models.CASCADE, related_name="checks"
+    )
+    name = models.CharField(max_length=100)
+    status = models.CharField(max_length=10, choices=CheckStatus.choices)
+    value = models.FloatField(null=True, blank=True)
+    threshold = models.FloatField(null=True, blank=True)
+    details = models.TextField(blank=True)
+    checker_version = models.CharField(max_length=20)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.run}: {self.name} {self.status}"
