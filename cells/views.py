@@ -7,20 +7,38 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 
 from cells import selectors, services
 from cells.filtersets import CellFilterSet
 from cells.forms import CellForm
 from cells.models import Cell
+from lims.export import csv_response
 from lims.labels import label_sheet
 
 
 @login_required
-def cell_list(request: HttpRequest) -> HttpResponse:
+def cell_list(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     filterset = CellFilterSet(request.GET or None, queryset=Cell.objects.none())
     cells = selectors.cell_list(user=request.user, filters=request.GET.dict())
+    if request.GET.get("export") == "csv":
+        return csv_response(
+            "cells.csv",
+            [
+                ("code", lambda c: c.code),
+                ("project", lambda c: c.project.slug),
+                ("format", lambda c: c.format),
+                ("type", lambda c: c.cell_type),
+                ("cathode", lambda c: c.cathode_active_material),
+                ("cathode_sample", lambda c: c.cathode_sample.code if c.cathode_sample else ""),
+                ("active_mass_mg", lambda c: c.active_mass_mg),
+                ("se_material", lambda c: c.se_material),
+                ("tests", lambda c: c.test_count),
+                ("assembled_at", lambda c: c.assembled_at),
+            ],
+            cells.iterator(chunk_size=500),
+        )
     if request.GET.get("export") == "labels":
         rows = [(c.code, c.get_cell_type_display()) for c in cells[:400]]
         response = HttpResponse(label_sheet(rows), content_type="application/pdf")

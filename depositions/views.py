@@ -10,7 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -30,6 +30,7 @@ from depositions.forms import (
 )
 from depositions.inputs import AnnealInput, BlockInput, SegmentInput, StepInput, SubCycleInput
 from depositions.models import DepositionRun, PrecursorLot
+from lims.export import csv_response
 from lims.selectors import scope_to_user
 from samples.selectors import sample_list
 
@@ -136,8 +137,25 @@ def recipe_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def run_list(request: HttpRequest) -> HttpResponse:
+def run_list(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     runs = selectors.run_list(user=request.user, filters=request.GET.dict())
+    if request.GET.get("export") == "csv":
+        return csv_response(
+            "runs.csv",
+            [
+                ("code", lambda r: r.code),
+                ("project", lambda r: r.project.slug),
+                ("tool", lambda r: str(r.tool)),
+                ("recipe", lambda r: f"{r.recipe.name} v{r.recipe.version}"),
+                ("status", lambda r: r.status),
+                ("planned_cycles", lambda r: r.planned_cycles),
+                ("actual_cycles", lambda r: r.actual_cycles),
+                ("setpoint_temperature_c", lambda r: r.setpoint_temperature_c),
+                ("started_at", lambda r: r.started_at),
+                ("ended_at", lambda r: r.ended_at),
+            ],
+            runs.iterator(chunk_size=500),
+        )
     page = Paginator(runs, 50).get_page(request.GET.get("page"))
     return render(request, "depositions/run_list.html", {"page": page})
 

@@ -103,3 +103,15 @@ def test_thickness_form_feeds_measured_gpc(chain, client, user):
         "/samples/mix/",
     ):
         assert client.get(url).status_code == 200, url
+
+
+@pytest.mark.django_db
+def test_cell_and_run_lists_export_csv(chain, client, user):
+    client.force_login(user)
+    cells = b"".join(client.get("/cells/?export=csv").streaming_content).decode().splitlines()
+    assert cells[0].startswith("code,project,format,type,cathode,cathode_sample,active_mass_mg")
+    assert any(
+        line.startswith("DEMO-NMC811-001,") and ",CATH-LNO-01,8.4000," in line for line in cells[1:]
+    )
+    runs = b"".join(client.get("/depositions/runs/?export=csv").streaming_content).decode()
+    assert "RUN-LNO-01" in runs and "LiNbOx 1:4 v1" in runs
