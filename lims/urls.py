@@ -18,6 +18,7 @@ urlpatterns = [
     path("cells/", include("cells.urls")),
     path("samples/", include("samples.urls")),
     path("depositions/", include("depositions.urls")),
+    path("catalogue/", include("lims.catalogue")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("lims.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -306,3 +306,27 @@ def exposure_add(
     event.full_clean()
     event.save()
     return event
+
+
+@transaction.atomic
+def material_update(*, material: Material, **fields: Any) -> Material:
+    material = Material.objects.select_for_update().get(pk=material.pk)
+    for name, value in fields.items():
+        setattr(material, name, value)
+    material.full_clean()
+    material.save()
+    return material
+
+
+@transaction.atomic
+def lot_update(*, lot: MaterialLot, **fields: Any) -> MaterialLot:
+    """Edit a lot's paperwork; its material, number and received quantity are history."""
+    lot = MaterialLot.objects.select_for_update().get(pk=lot.pk)
+    for name in ("material", "lot_number", "quantity_received", "unit", "project"):
+        if name in fields:
+            raise ValidationError({name: "cannot be changed after receipt"})
+    for name, value in fields.items():
+        setattr(lot, name, value)
+    lot.full_clean()
+    lot.save()
+    return lot
