@@ -14,7 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from depositions import expansion, selectors, services
+from depositions import expansion, logs, selectors, services
 from depositions.forms import (
     AnnealForm,
     AnnealInputFormSet,
@@ -225,6 +225,10 @@ def run_detail(request: HttpRequest, code: str) -> HttpResponse:
         "gpc": [g.as_dict() for g in selectors.run_gpc(run=run)],
         "form": form,
         "thickness_form": ThicknessForm(),
+        "checks": run.checks.all(),
+        "pulse_summary": logs.run_pulse_summary(run=run),
+        "trace": logs.run_trace(run=run),
+        "log_files": run.log_files.select_related("raw_file"),
     }
     return render(request, "depositions/run_detail.html", context)
 

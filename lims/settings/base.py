@@ -157,6 +157,7 @@ Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 # Which domain service takes a parsed file of each kind.
 LIMS_INGEST_HANDLERS = {
     "cycler": "cells.services.cycling_test_ingest",
+    "ald_log": "depositions.logs.ald_log_ingest",
 }
 LIMS_WEBHOOK_TIMEOUT_S = float(os.environ.get("LIMS_WEBHOOK_TIMEOUT_S", "10"))
 LIMS_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("LIMS_WEBHOOK_MAX_ATTEMPTS", "8"))

@@ -1,0 +1,490 @@
+"""Reading delimited ALD logs: encodings, headers, ragged rows and broken time bases.
+
+The head of the file is decoded with the detected encoding (never assumed UTF-8) to find the
+header; data rows go to ``pl.read_csv`` with an explicit schema, because numbers are ASCII in
+every ASCII-compatible code page (UTF-16/32 files are transcoded in memory first). Problems
+real files have are repaired and reported, never crashed on: rows shorter than the header
+(missing values become null), a last row cut mid-line (dropped), unparsable cells (null, with
+a warning), time going backwards (those rows dropped) and gaps (counted).
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from cells.parsers.textio import (
+    NULL_VALUES,
+    ascii_compatible,
+    bom_encoding,
+    detect_encoding,
+    read_head,
+)
+from cells.parsers.types import polars_parse_error
+from depositions.aldlogs.types import Channel
+from lims.ingestion.base import ParseContext, ParseError
+
+HEAD_BYTES = 256 * 1024
+MAX_TEXT_BYTES = 64 * 1024 * 1024  # companion files and event logs are decoded whole
+GAP_FACTOR = 3.0  # a time step above 3 sample periods is a gap
+
+
+@dataclass
+class TextHead:
+    """The decoded start of a text file."""
+
+    path: Path
+    size: int
+    encoding: str
+    lines: list[str]
+    complete: bool  # the head is the whole file
+    warnings: list[str] = field(default_factory=list)
+
+
+def _single_byte_latin(head: bytes) -> str | None:
+    """cp1252 / latin-1 for text that is ASCII with isolated high bytes (``º``, ``²``, ``µ``).
+
+    Statistical detectors take a few degree and superscript signs in a long ASCII header for a
+    CJK double-byte code page; in those, high bytes come in pairs. Isolated ones mean a
+    Western single-byte code page: cp1252 when its 0x80-0x9F bytes are defined, else latin-1.
+    """
+    cut = head[: head.rfind(b"\n") + 1] or head
+    data = np.frombuffer(cut, dtype=np.uint8)
+    high = data >= 0x80
+    n_high = int(high.sum())
+    if not n_high:
+        return None
+    paired = int((high[1:] & high[:-1]).sum())
+    if paired * 4 > n_high:
+        return None
+    try:
+        cut.decode("cp1252")
+        return "cp1252"
+    except UnicodeDecodeError:
+        return "latin-1"
+
+
+_TEXT_CONTROL = np.zeros(256, dtype=bool)
+_TEXT_CONTROL[list(b"\t\n\r\x0b\x0c\x1a")] = True
+_TEXT_CONTROL[0x20:] = True
+
+
+def _binary_offset(head: bytes) -> int | None:
+    """Offset of the first byte no text export contains (NUL, most C0 controls)."""
+    data = np.frombuffer(head, dtype=np.uint8)
+    bad = np.flatnonzero(~_TEXT_CONTROL[data])
+    return int(bad[0]) if bad.size else None
+
+
+def _utf16_without_bom(head: bytes) -> str | None:
+    """ASCII text in UTF-16 leaves NUL in every other byte."""
+    data = np.frombuffer(head[: 4096 - (len(head[:4096]) % 2)], dtype=np.uint8)
+    if data.size < 8:
+        return None
+    even, odd = data[0::2] == 0, data[1::2] == 0
+    if odd.mean() > 0.4 and even.mean() < 0.02:
+        return "utf-16-le"
+    if even.mean() > 0.4 and odd.mean() < 0.02:
+        return "utf-16-be"
+    return None
+
+
+def _detect(head: bytes) -> str:
+    """BOM, UTF-16 pattern, valid UTF-8, Western single-byte, else charset_normalizer."""
+    bom = bom_encoding(head)
+    if bom:
+        return bom[0]
+    utf16 = _utf16_without_bom(head)
+    if utf16:
+        return utf16
+    cut = head[: head.rfind(b"\n") + 1] or head
+    try:
+        cut.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    return _single_byte_latin(head) or detect_encoding(head)
+
+
+def _encoding_for(head: bytes, declared: str | None, warnings: list[str]) -> str:
+    """Declared encoding if it decodes the head, else the detected one (with a warning)."""
+    if declared:
+        name = detect_encoding(head, declared)
+        cut = head[: head.rfind(b"\n") + 1] or head
+        bom = bom_encoding(cut)
+        try:
+            cut[bom[1] if bom else 0 :].decode(name)
+            return name
+        except UnicodeDecodeError as exc:
+            found = _detect(head)
+            warnings.append(
+                f"declared encoding {declared!r} does not decode the file (byte "
+                f"0x{cut[exc.start]:02x} at offset {exc.start}); read as {found}"
+            )
+            return found
+    return _detect(head)
+
+
+def open_text(path: Path, ctx: ParseContext, head_bytes: int = HEAD_BYTES) -> TextHead:
+    """Decode the head of ``path``; ParseError for empty, unreadable or binary files."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ParseError(f"cannot read file: {exc.strerror or exc}", location="file") from exc
+    if size == 0:
+        raise ParseError("file is empty", location="byte 0")
+    head = read_head(path, head_bytes)
+    warnings: list[str] = []
+    encoding = _encoding_for(head, ctx.encoding, warnings)
+    offset = None if encoding.startswith(("utf-16", "utf-32")) else _binary_offset(head)
+    if offset is not None:
+        raise ParseError(
+            f"binary content (byte 0x{head[offset]:02x}) where a text log was expected",
+            location=f"byte offset {offset}",
+        )
+    bom = bom_encoding(head)
+    body = head[bom[1] :] if bom else head
+    complete = len(head) >= size
+    text = body.decode(encoding, errors="replace")
+    lines = [line.rstrip("\r") for line in text.split("\n")]
+    if not complete and len(lines) > 1:
+        lines = lines[:-1]  # the head ends inside a line
+    return TextHead(path, size, encoding, lines, complete, warnings)
+
+
+def read_text(path: Path, ctx: ParseContext) -> TextHead:
+    """The whole file decoded (companion tables, event logs); refuses absurdly large files."""
+    head = open_text(path, ctx)
+    if head.complete:
+        return head
+    if head.size > MAX_TEXT_BYTES:
+        raise ParseError(
+            f"file of {head.size} bytes is too large for a text table of this kind",
+            location="file",
+        )
+    data = path.read_bytes()
+    bom = bom_encoding(data)
+    text = data[bom[1] if bom else 0 :].decode(head.encoding, errors="replace")
+    lines = [line.rstrip("\r") for line in text.split("\n")]
+    return TextHead(path, head.size, head.encoding, lines, True, head.warnings)
+
+
+def dedupe(labels: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Unique column names (``x``, ``x_2``...) and a warning per duplicated label."""
+    seen: dict[str, int] = {}
+    out: list[str] = []
+    warnings: list[str] = []
+    for index, label in enumerate(labels):
+        name = label or f"column_{index + 1}"
+        if name in seen:
+            seen[name] += 1
+            new = f"{name}_{seen[name]}"
+            while new in seen:
+                seen[name] += 1
+                new = f"{name}_{seen[name]}"
+            warnings.append(
+                f"column {index + 1} repeats the name {name!r}: kept as {new!r} "
+                "(both columns are read; check which one the instrument meant)"
+            )
+            seen[new] = 1
+            name = new
+        else:
+            seen[name] = 1
+        out.append(name)
+    return out, warnings
+
+
+def read_rows(
+    head: TextHead,
+    *,
+    header_index: int,
+    separator: str,
+    columns: Sequence[str],
+    dtypes: dict[str, pl.DataType],
+    keep: Sequence[str],
+    fast_dtypes: dict[str, pl.DataType] | None = None,
+) -> tuple[pl.DataFrame, list[str]]:
+    """The data rows below ``header_index`` as typed columns ``keep``.
+
+    Attempts, cheapest first: ``fast_dtypes`` (e.g. Int8 for 0/1 valve columns, a third faster
+    to read than floats), then ``dtypes``, then with null markers (N/A, --), and last with
+    unparsable cells read as null and a warning naming the first failure. A last line without
+    line end and with fewer fields than the header was cut during copy: it is dropped.
+    """
+    warnings: list[str] = []
+    source: Path | io.BytesIO
+    if ascii_compatible(head.encoding):
+        source = head.path
+    else:
+        data = head.path.read_bytes()
+        bom = bom_encoding(data)
+        text = data[bom[1] if bom else 0 :].decode(head.encoding, errors="replace")
+        source = io.BytesIO(text.encode("utf-8"))
+    options: dict[str, Any] = {
+        "has_header": False,
+        "separator": separator,
+        "skip_lines": header_index + 1,
+        "truncate_ragged_lines": True,
+        "raise_if_empty": False,
+        "encoding": "utf8-lossy",
+        "quote_char": '"' if separator != "\t" else None,
+    }
+
+    def scan(types: dict[str, pl.DataType], **extra: Any) -> pl.DataFrame:
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
+        schema = {name: types.get(name, dtypes.get(name, pl.String())) for name in columns}
+        return pl.scan_csv(source, schema=schema, **options, **extra).select(list(keep)).collect()
+
+    # Numbers and NaN parse as floats on their own; null markers (N/A, --) cost a third more
+    # reading time, so they are only looked for when the plain read fails.
+    attempts: list[tuple[dict[str, pl.DataType], dict[str, Any]]] = [
+        *([(fast_dtypes, {})] if fast_dtypes else []),
+        (dtypes, {}),
+        (dtypes, {"null_values": NULL_VALUES}),
+    ]
+    frame: pl.DataFrame | None = None
+    error: BaseException | None = None
+    for types, extra in attempts:
+        try:
+            frame = scan(types, **extra)
+            break
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            error = exc
+    if frame is None:
+        assert error is not None
+        problem = polars_parse_error(error)
+        warnings.append(
+            f"{problem.message}{' ' + problem.location if problem.location else ''}: "
+            "cells that do not parse were read as empty"
+        )
+        try:
+            frame = scan(dtypes, null_values=NULL_VALUES, ignore_errors=True)
+        except (pl.exceptions.PolarsError, OSError) as again:
+            raise polars_parse_error(again) from again
+    cut = _cut_last_line(head, separator, len(columns))
+    if cut is not None and frame.height:
+        frame = frame.head(frame.height - 1)
+        warnings.append(cut)
+    return frame, warnings
+
+
+def _cut_last_line(head: TextHead, separator: str, n_columns: int) -> str | None:
+    """A warning when the file ends inside a row that has fewer fields than the header."""
+    try:
+        with head.path.open("rb") as fh:
+            fh.seek(max(0, head.size - 65536))
+            tail = fh.read()
+    except OSError:
+        return None
+    text = tail.decode(head.encoding, errors="replace") if tail else ""
+    if not text or text.endswith("\n"):
+        return None
+    last = text.replace("\r", "").split("\n")[-1]
+    fields = len(last.split(separator))
+    if fields >= n_columns:
+        return None
+    return (
+        f"the last line has {fields} of {n_columns} fields and no line end: the file was cut "
+        "(truncated copy or a run still writing); that row was dropped"
+    )
+
+
+# --- time -------------------------------------------------------------------------------------
+
+TIMESTAMP_FORMATS: tuple[str, ...] = (
+    "%H:%M:%S.%f %m/%d/%Y",  # LabVIEW: 11:23:14.559 05/24/2019
+    "%H:%M:%S %m/%d/%Y",
+    "%Y-%m-%dT%H:%M:%S.%f",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M:%S.%f",
+    "%Y-%m-%d %H:%M:%S",
+    "%m/%d/%Y %I:%M:%S %p",  # 12-hour clock
+    "%m/%d/%Y %I:%M:%S.%f %p",
+    "%m/%d/%Y %H:%M:%S.%f",
+    "%m/%d/%Y %H:%M:%S",
+    "%d.%m.%Y %H:%M:%S.%f",
+    "%d.%m.%Y %H:%M:%S",
+    "%Y/%m/%d %H:%M:%S",
+)
+
+
+def parse_timestamp(text: str, formats: Sequence[str] = TIMESTAMP_FORMATS) -> datetime | None:
+    value = text.strip()
+    for fmt in formats:
+        try:
+            return datetime.strptime(value, fmt)
+        except ValueError:
+            continue
+    return None
+
+
+def timestamp_format(samples: Sequence[str]) -> str | None:
+    """The first format that reads every non-empty sample value."""
+    values = [s.strip() for s in samples if s and s.strip()]
+    if not values:
+        return None
+    for fmt in TIMESTAMP_FORMATS:
+        try:
+            for value in values:
+                datetime.strptime(value, fmt)
+        except ValueError:
+            continue
+        return fmt
+    return None
+
+
+def timestamps_to_seconds(column: pl.Series, fmt: str) -> tuple[pl.Series, datetime | None]:
+    """Seconds since the first parsable timestamp (null where a value does not parse)."""
+    polars_fmt = fmt.replace(".%f", "%.f")
+    parsed = column.str.strip_chars().str.strptime(pl.Datetime("us"), polars_fmt, strict=False)
+    first = parsed.drop_nulls().head(1)
+    if first.is_empty():
+        return pl.Series("time_s", [None] * column.len(), dtype=pl.Float64), None
+    origin = first.item()
+    seconds = (parsed - origin).dt.total_microseconds().cast(pl.Float64) / 1e6
+    return seconds.alias("time_s"), origin
+
+
+@dataclass
+class TimeBase:
+    """What the time column looked like: kept in metadata, used by the log-quality check."""
+
+    rows_read: int = 0
+    rows_without_time: int = 0
+    rows_backwards: int = 0
+    first_backwards_row: int | None = None
+    gaps: int = 0
+    largest_gap_s: float | None = None
+    short_rows: int = 0
+    sample_period_s: float | None = None
+    jitter_s: float = 0.0  # 99th percentile of |step - period| outside gaps
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def clean_time(
+    frame: pl.DataFrame, *, first_data_line: int, gap_factor: float = GAP_FACTOR
+) -> tuple[pl.DataFrame, TimeBase, list[str]]:
+    """Drop rows without time or going back in time; measure the period and the gaps.
+
+    ``frame`` must have ``time_s``. Rows earlier than an earlier row (clock reset, glitch) are
+    dropped rather than sorted in, because sorting would interleave two runs of a file that was
+    appended to.
+    """
+    warnings: list[str] = []
+    tb = TimeBase(rows_read=frame.height)
+    raw = frame["time_s"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    missing = ~np.isfinite(raw)
+    any_missing = bool(missing.any())
+    if any_missing:
+        tb.rows_without_time = int(missing.sum())
+        first = int(np.flatnonzero(missing)[0]) + first_data_line
+        warnings.append(
+            f"{tb.rows_without_time} rows without a time value were dropped (first: line {first})"
+        )
+    backwards = np.zeros(raw.size, dtype=bool)
+    if any_missing or bool((np.diff(raw) < 0).any()):
+        filled = np.where(missing, -np.inf, raw)
+        previous_max = np.concatenate(([-np.inf], np.maximum.accumulate(filled)[:-1]))
+        backwards = ~missing & (raw < previous_max)
+    if backwards.any():
+        tb.rows_backwards = int(backwards.sum())
+        row = int(np.flatnonzero(backwards)[0]) + first_data_line
+        tb.first_backwards_row = row
+        warnings.append(
+            f"time goes backwards on {tb.rows_backwards} rows (first: line {row}); those rows "
+            "were dropped"
+        )
+    drop = missing | backwards
+    if any_missing or tb.rows_backwards:
+        frame = frame.filter(pl.Series(~drop))
+        times = raw[~drop]
+    else:
+        times = raw
+    if times.size >= 2:
+        steps = np.diff(times)
+        positive = steps[steps > 0]
+        period = float(np.median(positive)) if positive.size else None
+        tb.sample_period_s = period
+        if period:
+            regular = steps[(steps > 0) & (steps <= gap_factor * period)]
+            if regular.size:
+                stride = max(1, regular.size // 20000)  # a sample is plenty for a percentile
+                tb.jitter_s = float(np.percentile(np.abs(regular[::stride] - period), 99))
+            big = steps > gap_factor * period
+            tb.gaps = int(big.sum())
+            if tb.gaps:
+                tb.largest_gap_s = float(steps.max())
+                warnings.append(
+                    f"{tb.gaps} gaps in the time base (steps > {gap_factor:g} x the "
+                    f"{period:.3g} s period; largest {tb.largest_gap_s:.3g} s)"
+                )
+    return frame, tb, warnings
+
+
+def count_short_rows(frame: pl.DataFrame, last_column: str) -> int:
+    """Rows whose last field is empty while most rows have it: rows shorter than the header."""
+    if last_column not in frame.columns or frame.height == 0:
+        return 0
+    nulls = frame[last_column].is_null()
+    n = int(nulls.sum())
+    return n if 0 < n < frame.height / 2 else 0
+
+
+# --- channels ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """How one raw column becomes a channel of the series."""
+
+    column: str  # de-duplicated raw column name (in the frame read)
+    channel: Channel
+    scale: float = 1.0
+    offset: float = 0.0
+
+
+def series_from(frame: pl.DataFrame, specs: Sequence[ColumnSpec]) -> pl.DataFrame:
+    """``time_s`` + one Float64 column per channel in canonical units, NaN read as null."""
+    exprs: list[pl.Expr] = [pl.col("time_s").cast(pl.Float64)]
+    floats = {name for name, dtype in frame.schema.items() if dtype.is_float()}
+    for spec in specs:
+        expr = pl.col(spec.column).cast(pl.Float64, strict=False)
+        if spec.scale != 1.0:
+            expr = expr * spec.scale
+        if spec.offset != 0.0:
+            expr = expr + spec.offset
+        if spec.column in floats or spec.column not in frame.schema:
+            expr = expr.fill_nan(None)  # integers read as such hold no NaN
+        exprs.append(expr.alias(spec.channel.name))
+    return frame.select(exprs)
+
+
+def start_time_iso(origin: datetime | None, first_elapsed_s: float | None = None) -> str | None:
+    if origin is None:
+        return None
+    if first_elapsed_s is not None and math.isfinite(first_elapsed_s):
+        origin = origin - timedelta(seconds=first_elapsed_s)
+    return origin.isoformat(timespec="milliseconds")
+
+
+def locate_line(lines: Sequence[str], test: Callable[[str], bool], limit: int = 60) -> int | None:
+    for index, line in enumerate(lines[:limit]):
+        if test(line):
+            return index
+    return None
+
+
+def codec_name(encoding: str) -> str:
+    return codecs.lookup(encoding).name

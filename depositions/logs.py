@@ -1,0 +1,234 @@
+"""ALD tool-log ingestion: store the log, find every pulse, check the run against its recipe.
+
+The parsing, pulse detection and checks are pure (``depositions.aldlogs``); this service links
+the result to a run, keeps the series as Parquet beside the raw file, writes one ``PulseEvent``
+row per pulse and one ``RunCheck`` row per check (bulk), and emits the verdict.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+from django.db import transaction
+
+from depositions import selectors
+from depositions.aldlogs import Thresholds, detect_pulses, run_checks
+from depositions.aldlogs.types import AldLog
+from depositions.choices import RunStatus
+from depositions.models import DepositionRun, PulseEvent, RunCheck, RunLogFile
+from lims.events.services import event_emit
+from lims.ingestion import storage
+from lims.ingestion.services import IngestOutcome
+from lims.models import IngestionJob
+
+
+def _jsonable(data: Any) -> Any:
+    if dataclasses.is_dataclass(data) and not isinstance(data, type):
+        return {k: _jsonable(v) for k, v in dataclasses.asdict(data).items()}
+    if isinstance(data, dict):
+        return {str(k): _jsonable(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_jsonable(v) for v in data]
+    if isinstance(data, str | int | float | bool) or data is None:
+        return data
+    return str(data)
+
+
+def _source_map(run: DepositionRun) -> dict[str, str]:
+    """Valve names the logs use (port label, log channel) -> the chemical on that port."""
+    out: dict[str, str] = {}
+    for port in run.tool.sources.all():
+        if port.reactant:
+            out[port.label] = port.reactant
+            if port.log_channel:
+                out[port.log_channel] = port.reactant
+    return out
+
+
+def _run_for(job: IngestionJob) -> DepositionRun | None:
+    code = str((job.params or {}).get("run") or "").strip()
+    if not code:
+        return None
+    return (
+        DepositionRun.objects.select_related("tool", "recipe")
+        .filter(project=job.project, code=code)
+        .first()
+    )
+
+
+@transaction.atomic
+def ald_log_ingest(*, job: IngestionJob, data: Any) -> IngestOutcome:
+    """The ingestion handler for ``kind=ald_log`` (settings.LIMS_INGEST_HANDLERS)."""
+    raw = job.raw_file
+    run = _run_for(job)
+    note = ""
+    if (job.params or {}).get("run") and run is None:
+        note = f"run {job.params['run']!r} not found in project {job.project}; link it by hand"
+    log_file, _ = RunLogFile.objects.update_or_create(
+        raw_file=raw,
+        defaults={
+            "run": run,
+            "project": job.project,
+            "job": job,
+            "parser_name": job.parser_name,
+            "parser_version": job.parser_version,
+        },
+    )
+    result: dict[str, Any] = {"log_file": log_file.pk, "run": run.code if run else None}
+    if not isinstance(data, AldLog):
+        # A companion table (execution table, QCM doses, summary, controller recipe): kept
+        # with the run for people and later checks, no series of its own.
+        log_file.metadata = _jsonable(data)
+        log_file.save(update_fields=["metadata"])
+        result["companion"] = type(data).__name__
+        status = IngestionJob.Status.SUCCEEDED if run else IngestionJob.Status.NEEDS_LINKING
+        return IngestOutcome(status=status, result=result | ({"note": note} if note else {}))
+
+    rel = storage.series_relpath(raw.sha256, job.parser_name, job.parser_version)
+    path = storage.absolute(rel)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    data.series.write_parquet(tmp, compression="zstd")
+    os.replace(tmp, path)
+    log_file.series_path = rel
+    log_file.row_count = data.series.height
+    log_file.sample_period_s = data.sample_period_s
+    log_file.channels = [_jsonable(c) for c in data.channels]
+    log_file.metadata = _jsonable(data.metadata)
+    log_file.warnings = list(data.warnings)
+    log_file.save()
+
+    thresholds = Thresholds.from_dict(run.tool.check_thresholds or {}) if run else Thresholds()
+    pulses = detect_pulses(
+        data,
+        source_map=_source_map(run) if run else None,
+        options=thresholds.detection_options(),
+    )
+    report = None
+    if run is not None:
+        # run_checks also fills each pulse's cycle/sub-cycle and dead flag: save them after.
+        report = run_checks(data, pulses, selectors.run_spec(run=run), thresholds)
+        log_file.metadata = {**log_file.metadata, "checks_skipped": report.skipped}
+        log_file.save(update_fields=["metadata"])
+    PulseEvent.objects.filter(log=log_file).delete()
+    PulseEvent.objects.bulk_create(
+        [
+            PulseEvent(
+                log=log_file,
+                run=run,
+                source=(p.source_label or p.source)[:60],
+                channel=(p.channel or p.source)[:100],
+                index=p.index,
+                supercycle=p.supercycle,
+                subcycle=p.subcycle or "",
+                repetition=p.repetition,
+                start_s=p.start_s,
+                width_s=p.width_s,
+                width_uncertainty_s=p.width_uncertainty_s,
+                baseline=p.baseline,
+                peak=p.peak,
+                area=p.area,
+                qcm_delta=p.qcm_delta,
+                dead=bool(p.dead),
+            )
+            for p in pulses
+        ],
+        batch_size=2000,
+    )
+    result["pulses"] = len(pulses)
+    result["pulses_per_source"] = _count(pulses)
+    if data.warnings:
+        result["warnings"] = data.warnings[:20]
+    if run is None or report is None:
+        if note:
+            result["note"] = note
+        return IngestOutcome(status=IngestionJob.Status.NEEDS_LINKING, result=result)
+
+    RunCheck.objects.filter(run=run, log=log_file).delete()
+    RunCheck.objects.bulk_create(
+        RunCheck(
+            run=run,
+            log=log_file,
+            name=check.name[:100],
+            status=check.status,
+            value=check.value,
+            threshold=check.threshold,
+            details=(f"[{check.subject}] " if check.subject else "") + check.details,
+            checker_version=check.checker_version,
+        )
+        for check in report.results
+    )
+    if report.verdict == "fail" and run.status == RunStatus.COMPLETED:
+        run.status = RunStatus.FAILED_QC
+        run.notes = (run.notes + "\nfailed QC: " + "; ".join(report.reasons)).strip()
+        run.save(update_fields=["status", "notes", "updated_at"])
+    passed = report.verdict != "fail"
+    event_emit(
+        topic="depositions.run.qc_passed" if passed else "depositions.run.qc_failed",
+        payload={
+            "run": run.code,
+            "log": log_file.pk,
+            "verdict": report.verdict,
+            "reasons": report.reasons,
+            "failed_checks": [c.as_dict() for c in report.results if c.status == "fail"],
+            "checker_version": report.checker_version,
+        },
+    )
+    result.update(
+        verdict=report.verdict,
+        reasons=report.reasons,
+        checks=len(report.results),
+        checks_skipped=len(report.skipped),
+    )
+    return IngestOutcome(status=IngestionJob.Status.SUCCEEDED, result=result)
+
+
+def _count(pulses: list[Any]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for p in pulses:
+        key = p.source_label or p.source
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def run_trace(*, run: DepositionRun, max_points: int = 5000) -> dict[str, Any] | None:
+    """Chamber pressure of the run's newest data log (downsampled for display, never for checks)
+    with every pulse marked by source."""
+    import polars as pl
+
+    log = run.log_files.exclude(series_path="").order_by("-created_at").first()
+    if log is None:
+        return None
+    pressure = next((c for c in log.channels if c.get("role") == "pressure"), None)
+    temps = [c["name"] for c in log.channels if c.get("role") == "temperature"][:4]
+    columns = ["time_s"] + ([pressure["name"]] if pressure else []) + temps
+    frame = pl.scan_parquet(storage.absolute(log.series_path)).select(columns).collect()
+    step = max(1, -(-frame.height // max_points))  # ceil: never more than max_points
+    frame = frame.gather_every(step)
+    pulses = list(log.pulses.values("source", "start_s", "width_s", "peak", "dead"))
+    return {
+        "time_s": frame["time_s"].to_list(),
+        "pressure": frame[pressure["name"]].to_list() if pressure else None,
+        "pressure_name": pressure["name"] if pressure else None,
+        "temperatures": {name: frame[name].to_list() for name in temps},
+        "pulses": pulses,
+        "downsampled_every": step,
+    }
+
+
+def run_pulse_summary(*, run: DepositionRun) -> list[dict[str, Any]]:
+    from django.db.models import Avg, Count, Q
+
+    return list(
+        PulseEvent.objects.filter(run=run)
+        .values("source")
+        .annotate(
+            count=Count("pk"),
+            dead=Count("pk", filter=Q(dead=True)),
+            mean_width_s=Avg("width_s"),
+            mean_peak=Avg("peak"),
+        )
+        .order_by("source")
+    )

@@ -1,0 +1,206 @@
+"""ALD tool logs through the ingestion service: pulses stored, checks recorded, verdict emitted."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from depositions import services as dep
+from depositions.inputs import BlockInput, StepInput, SubCycleInput
+from depositions.models import PulseEvent, RunCheck, RunLogFile
+from lims.ingestion import services as ingest
+from lims.models import Instrument, OutboxEvent
+
+LABVIEW = (
+    "ald/labview_qcm_run/20190524_Run1_TMA-H2O-50cycles_TMA-10Pulses_TMA-H2O-20cycles_425C_GaPO4"
+)
+
+
+def _step(kind: str, seconds: str, label: str = "") -> StepInput:
+    return StepInput(kind=kind, duration_s=Decimal(seconds), source_label=label)
+
+
+@pytest.fixture
+def labview_run(project):
+    instrument = Instrument.objects.create(name="LabVIEW ALD", kind="ald_tool", project=project)
+    tool = dep.tool_create(instrument=instrument, reactor_type="cross_flow")
+    dep.tool_source_create(
+        tool=tool, label="P1", reactant="TMA", delivery="vapour_draw", log_channel="Mod8/do1"
+    )
+    dep.tool_source_create(
+        tool=tool, label="P2", reactant="H2O", delivery="vapour_draw", log_channel="Mod8/do2"
+    )
+    recipe = dep.recipe_create(
+        project=project,
+        name="TMA/H2O 50 + TMA 10 + TMA/H2O 20",
+        subcycles=[
+            SubCycleInput(
+                "Al2O3",
+                [
+                    _step("pulse", "1", "TMA"),
+                    _step("purge", "30"),
+                    _step("pulse", "2", "H2O"),
+                    _step("purge", "30"),
+                ],
+                gpc_angstrom=Decimal("1.1"),
+            ),
+            SubCycleInput("TMA only", [_step("pulse", "1", "TMA"), _step("purge", "30")]),
+        ],
+        blocks=[BlockInput("Al2O3", 50), BlockInput("TMA only", 10), BlockInput("Al2O3", 20)],
+        supercycle_repeats=1,
+    )
+    return dep.run_create(project=project, code="LV-RUN1", tool=tool, recipe=recipe)
+
+
+def _ingest(fixture_path, project, rel: str, capture, **params):
+    with (fixture_path / rel).open("rb") as fh, capture(execute=False):
+        job, created = ingest.ingest_submit(
+            stream=fh, filename=rel.rsplit("/", 1)[-1], project=project, params=params
+        )
+    assert created, "fresh bytes"
+    with capture(execute=False):
+        done = ingest.job_run(job_id=job.pk)
+    assert done is not None
+    return done
+
+
+@pytest.mark.django_db
+def test_labview_log_pulses_and_checks_are_stored_with_the_run(
+    fixture_path, project, labview_run, django_capture_on_commit_callbacks
+):
+    job = _ingest(
+        fixture_path,
+        project,
+        f"{LABVIEW}_DataLog.txt",
+        django_capture_on_commit_callbacks,
+        run="LV-RUN1",
+    )
+    assert job.kind == "ald_log" and job.parser_name == "labview_datalog"
+    assert job.status == "succeeded", job.error
+    assert job.result["pulses_per_source"] == {"TMA": 80, "H2O": 70}
+    log = RunLogFile.objects.get(run=labview_run)
+    assert log.row_count > 1000 and log.series_path.endswith(".parquet")
+    assert PulseEvent.objects.filter(run=labview_run, source="TMA").count() == 80
+    assert PulseEvent.objects.filter(run=labview_run, source="H2O").count() == 70
+    checks = RunCheck.objects.filter(run=labview_run)
+    assert checks.exists()
+    assert {c.checker_version for c in checks} and all(
+        c.status in ("pass", "warn", "fail") for c in checks
+    )
+    topic = (
+        "depositions.run.qc_passed"
+        if job.result["verdict"] != "fail"
+        else ("depositions.run.qc_failed")
+    )
+    assert OutboxEvent.objects.filter(topic=topic).exists()
+
+
+@pytest.mark.django_db
+def test_log_without_a_run_is_kept_and_waits_for_linking(
+    fixture_path, project, django_capture_on_commit_callbacks
+):
+    job = _ingest(
+        fixture_path, project, f"{LABVIEW}_DataLog.txt", django_capture_on_commit_callbacks
+    )
+    assert job.status == "needs_linking"
+    assert job.result["pulses"] == 150
+    assert RunLogFile.objects.get().run is None
+
+
+@pytest.mark.django_db
+def test_companion_table_is_kept_with_the_run(
+    fixture_path, project, labview_run, django_capture_on_commit_callbacks
+):
+    job = _ingest(
+        fixture_path,
+        project,
+        f"{LABVIEW}_ExecutionTable.txt",
+        django_capture_on_commit_callbacks,
+        run="LV-RUN1",
+    )
+    assert job.status == "succeeded", job.error
+    assert job.result["companion"]
+    assert RunLogFile.objects.get(run=labview_run).metadata
+
+
+@pytest.mark.django_db
+def test_run_page_shows_trace_pulses_and_checks(
+    fixture_path, project, labview_run, user, client, django_capture_on_commit_callbacks
+):
+    import json
+
+    _ingest(
+        fixture_path,
+        project,
+        f"{LABVIEW}_DataLog.txt",
+        django_capture_on_commit_callbacks,
+        run="LV-RUN1",
+    )
+    client.force_login(user)
+    page = client.get("/depositions/runs/LV-RUN1/").content.decode()
+    assert 'id="checks"' in page and "labview_datalog" in page
+    start = page.index('<script id="trace-data" type="application/json">')
+    start = page.index(">", start) + 1
+    trace = json.loads(page[start : page.index("</script>", start)])
+    assert len(trace["time_s"]) <= 5000 and trace["pressure"]
+    assert len(trace["pulses"]) == 150
+
+
+@pytest.mark.django_db
+def test_controller_log_with_a_dead_valve_fails_the_run_qc(
+    fixture_path, project, django_capture_on_commit_callbacks
+):
+    from depositions.models import DepositionRun
+
+    instrument = Instrument.objects.create(name="Home ALD", kind="ald_tool", project=project)
+    tool = dep.tool_create(instrument=instrument, reactor_type="cross_flow")
+    dep.tool_source_create(
+        tool=tool, label="V1", reactant="TMA", delivery="vapour_draw", log_channel="valve 1"
+    )
+    dep.tool_source_create(
+        tool=tool, label="V4", reactant="H2O", delivery="vapour_draw", log_channel="valve 4"
+    )
+    recipe = dep.recipe_create(
+        project=project,
+        name="TMA/H2O x30",
+        subcycles=[
+            SubCycleInput(
+                "Al2O3",
+                [
+                    _step("pulse", "1", "TMA"),
+                    _step("purge", "10"),
+                    _step("pulse", "1", "H2O"),
+                    _step("purge", "10"),
+                ],
+            )
+        ],
+        blocks=[BlockInput("Al2O3", 1)],
+        supercycle_repeats=30,
+    )
+    with django_capture_on_commit_callbacks(execute=False):
+        from samples.services import sample_create
+
+        wafer = sample_create(
+            project=project, code="W-CTRL", kind="wafer", quantity=1, unit="count"
+        )
+        run = dep.run_create(project=project, code="CTRL-1", tool=tool, recipe=recipe)
+        dep.run_load_add(run=run, sample=wafer, role="witness", area_cm2=Decimal("4"))
+        dep.run_complete(run=run, actual_cycles=30)
+    job = _ingest(
+        fixture_path,
+        project,
+        "ald/controller_eventlog/synthetic_controller_eventlog_deadvalve.log",
+        django_capture_on_commit_callbacks,
+        run="CTRL-1",
+    )
+    assert job.parser_name == "controller_eventlog"
+    assert job.status == "succeeded", job.error
+    assert job.result["verdict"] == "fail"
+    assert any("dead" in reason for reason in job.result["reasons"])
+    dead = PulseEvent.objects.filter(run__code="CTRL-1", dead=True)
+    assert dead.count() == 30 and set(dead.values_list("source", flat=True)) == {"TMA"}
+    assert not PulseEvent.objects.filter(run__code="CTRL-1", source="H2O", dead=True).exists()
+    assert DepositionRun.objects.get(code="CTRL-1").status == "failed_qc"
+    event = OutboxEvent.objects.get(topic="depositions.run.qc_failed")
+    assert event.payload["failed_checks"]
