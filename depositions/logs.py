@@ -160,6 +160,12 @@ def ald_log_ingest(*, job: IngestionJob, data: Any) -> IngestOutcome:
         )
         for check in report.results
     )
+    supercycles = [p.supercycle for p in pulses if p.supercycle is not None]
+    if supercycles and run.actual_cycles is None:
+        # The log is the best witness of how many supercycles really ran.
+        run.actual_cycles = max(supercycles) + 1
+        run.save(update_fields=["actual_cycles", "updated_at"])
+        result["actual_cycles_from_log"] = run.actual_cycles
     if report.verdict == "fail" and run.status == RunStatus.COMPLETED:
         run.status = RunStatus.FAILED_QC
         run.notes = (run.notes + "\nfailed QC: " + "; ".join(report.reasons)).strip()
@@ -203,16 +209,23 @@ def run_trace(*, run: DepositionRun, max_points: int = 5000) -> dict[str, Any] |
         return None
     pressure = next((c for c in log.channels if c.get("role") == "pressure"), None)
     temps = [c["name"] for c in log.channels if c.get("role") == "temperature"][:4]
-    columns = ["time_s"] + ([pressure["name"]] if pressure else []) + temps
+    qcm = next((c["name"] for c in log.channels if c.get("role") == "qcm_mass"), None)
+    columns = ["time_s"] + ([pressure["name"]] if pressure else []) + temps + ([qcm] if qcm else [])
     frame = pl.scan_parquet(storage.absolute(log.series_path)).select(columns).collect()
     step = max(1, -(-frame.height // max_points))  # ceil: never more than max_points
     frame = frame.gather_every(step)
-    pulses = list(log.pulses.values("source", "start_s", "width_s", "peak", "dead"))
+    pulses = list(
+        log.pulses.order_by("start_s").values(
+            "source", "index", "start_s", "width_s", "peak", "baseline", "dead"
+        )
+    )
     return {
         "time_s": frame["time_s"].to_list(),
         "pressure": frame[pressure["name"]].to_list() if pressure else None,
         "pressure_name": pressure["name"] if pressure else None,
         "temperatures": {name: frame[name].to_list() for name in temps},
+        "qcm": frame[qcm].to_list() if qcm else None,
+        "qcm_name": qcm,
         "pulses": pulses,
         "downsampled_every": step,
     }
@@ -232,3 +245,52 @@ def run_pulse_summary(*, run: DepositionRun) -> list[dict[str, Any]]:
         )
         .order_by("source")
     )
+
+
+def tool_overview(*, tool: Any) -> dict[str, Any]:
+    """A tool's recent runs with their QC verdicts, and each bottle's pulse amplitude per run."""
+    from django.db.models import Avg, Count, F, Q
+
+    from depositions.models import RunPrecursor
+
+    runs = list(
+        DepositionRun.objects.filter(tool=tool)
+        .select_related("recipe")
+        .annotate(
+            fails=Count("checks", filter=Q(checks__status="fail")),
+            warns=Count("checks", filter=Q(checks__status="warn")),
+            n_checks=Count("checks"),
+        )
+        .order_by("-created_at")[:50]
+    )
+    amplitude = {
+        (row["run_id"], row["source"]): row["amp"]
+        for row in PulseEvent.objects.filter(run__tool=tool, peak__isnull=False)
+        .values("run_id", "source")
+        .annotate(amp=Avg(F("peak") - F("baseline")))
+    }
+    bottles: dict[str, list[dict[str, Any]]] = {}
+    for use in (
+        RunPrecursor.objects.filter(run__tool=tool)
+        .select_related("run", "tool_source", "precursor_lot__chemical")
+        .order_by("run__started_at", "run__created_at")
+    ):
+        label = use.tool_source.reactant or use.tool_source.label
+        bottles.setdefault(str(use.precursor_lot), []).append(
+            {
+                "run": use.run.code,
+                "port": use.tool_source.label,
+                "amplitude_torr": amplitude.get((use.run_id, label)),
+            }
+        )
+    for run in runs:
+        run.verdict = (  # type: ignore[attr-defined]
+            "no log"
+            if not run.n_checks
+            else "fail"
+            if run.fails
+            else "warn"
+            if run.warns
+            else "pass"
+        )
+    return {"runs": runs, "bottles": bottles}

@@ -13,6 +13,7 @@ urlpatterns = [
     path("runs/<str:code>/", views.run_detail, name="run-detail"),
     path("runs/<str:code>/thickness/", views.run_thickness_add, name="run-thickness-add"),
     path("tools/", views.tool_list, name="tool-list"),
+    path("tools/<int:pk>/", views.tool_detail, name="tool-detail"),
     path("precursor-lots/", views.precursor_lot_list, name="precursor-lot-list"),
     path("anneals/", views.anneal_list, name="anneal-list"),
     path("anneals/new/", views.anneal_create, name="anneal-create"),

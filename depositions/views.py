@@ -355,3 +355,10 @@ def precursor_lot_list(request: HttpRequest) -> HttpResponse:
 def tool_list(request: HttpRequest) -> HttpResponse:
     tools = selectors.tool_list(user=request.user, filters=request.GET.dict())
     return render(request, "depositions/tool_list.html", {"tools": tools})
+
+
+@login_required
+def tool_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    tool = get_object_or_404(selectors.tool_list(user=request.user), pk=pk)
+    overview = logs.tool_overview(tool=tool)
+    return render(request, "depositions/tool_detail.html", {"tool": tool, **overview})

@@ -79,6 +79,8 @@ def test_labview_log_pulses_and_checks_are_stored_with_the_run(
     assert job.kind == "ald_log" and job.parser_name == "labview_datalog"
     assert job.status == "succeeded", job.error
     assert job.result["pulses_per_source"] == {"TMA": 80, "H2O": 70}
+    labview_run.refresh_from_db()
+    assert labview_run.actual_cycles == 1  # one pass through the block list
     log = RunLogFile.objects.get(run=labview_run)
     assert log.row_count > 1000 and log.series_path.endswith(".parquet")
     assert PulseEvent.objects.filter(run=labview_run, source="TMA").count() == 80
@@ -145,6 +147,7 @@ def test_run_page_shows_trace_pulses_and_checks(
     trace = json.loads(page[start : page.index("</script>", start)])
     assert len(trace["time_s"]) <= 5000 and trace["pressure"]
     assert len(trace["pulses"]) == 150
+    assert trace["qcm"] and trace["qcm_name"]
 
 
 @pytest.mark.django_db
@@ -204,3 +207,21 @@ def test_controller_log_with_a_dead_valve_fails_the_run_qc(
     assert DepositionRun.objects.get(code="CTRL-1").status == "failed_qc"
     event = OutboxEvent.objects.get(topic="depositions.run.qc_failed")
     assert event.payload["failed_checks"]
+
+
+@pytest.mark.django_db
+def test_tool_page_lists_runs_with_their_verdicts(
+    fixture_path, project, labview_run, user, client, django_capture_on_commit_callbacks
+):
+    _ingest(
+        fixture_path,
+        project,
+        f"{LABVIEW}_DataLog.txt",
+        django_capture_on_commit_callbacks,
+        run="LV-RUN1",
+    )
+    client.force_login(user)
+    page = client.get(f"/depositions/tools/{labview_run.tool_id}/").content.decode()
+    assert "LV-RUN1" in page
+    # the test recipe plans 30 s purges, the log has 20 s ones: the purge check fails
+    assert ">fail</span>" in page
