@@ -14,12 +14,21 @@ from typing import Any
 from django.db import transaction
 
 from depositions import selectors
-from depositions.aldlogs import Thresholds, detect_pulses, run_checks
+from depositions.aldlogs import (
+    DoseContext,
+    GpcReference,
+    Thresholds,
+    detect_pulses,
+    merge_labview,
+    run_checks,
+)
 from depositions.aldlogs.types import AldLog
 from depositions.choices import RunStatus
+from depositions.dose import LoadArea
 from depositions.models import DepositionRun, PulseEvent, RunCheck, RunLogFile
 from lims.events.services import event_emit
 from lims.ingestion import storage
+from lims.ingestion.base import ParseContext, get_parser
 from lims.ingestion.services import IngestOutcome
 from lims.models import IngestionJob
 
@@ -45,6 +54,66 @@ def _source_map(run: DepositionRun) -> dict[str, str]:
             if port.log_channel:
                 out[port.log_channel] = port.reactant
     return out
+
+
+def _dose_context(run: DepositionRun) -> DoseContext:
+    """Port calibrations and the product powder loads: what the dose-vs-surface check needs."""
+    calibration = {
+        port.reactant: float(port.dose_umol_per_pulse) if port.dose_umol_per_pulse else None
+        for port in run.tool.sources.all()
+        if port.reactant
+    }
+    loads = [
+        LoadArea(
+            label=load.sample.code,
+            mass_g=float(load.mass_g) if load.mass_g is not None else None,
+            bet_m2_g=float(load.bet_m2_g) if load.bet_m2_g is not None else None,
+        )
+        for load in run.loads.select_related("sample").filter(role="product")
+    ]
+    return DoseContext(dose_umol_per_pulse=calibration, loads=loads)
+
+
+def _reference_gpc(run: DepositionRun) -> GpcReference | None:
+    """The recipe's GPC when it has one sub-cycle with a GPC (QCM growth is checked against it)."""
+    with_gpc = [sc for sc in run.recipe.subcycles.all() if sc.gpc_angstrom is not None]
+    if len(with_gpc) != 1:
+        return None
+    sc = with_gpc[0]
+    return GpcReference(
+        gpc_min_angstrom=float(sc.gpc_angstrom),
+        source=f"recipe {run.recipe.name} v{run.recipe.version}, sub-cycle {sc.name}",
+        subcycle=sc.name,
+    )
+
+
+def _with_companions(run: DepositionRun, data: AldLog) -> AldLog:
+    """Merge the run's stored LabVIEW companion files (execution table, doses, summary).
+
+    Companions uploaded before the data log are re-read from their raw files (parsers are pure);
+    one uploaded after it is kept with the run and used when the data log is re-run.
+    """
+    if data.parser != "labview_datalog":
+        return data
+    found: dict[str, Any] = {}
+    for companion in run.log_files.filter(
+        parser_name__in=["labview_execution_table", "labview_doses", "labview_summary"]
+    ).select_related("raw_file"):
+        parser = get_parser(companion.parser_name)
+        raw = companion.raw_file
+        found[companion.parser_name] = parser.parse(
+            storage.absolute(raw.storage_path),
+            ParseContext(filename=raw.original_name, size=raw.size),
+        )
+    if not found:
+        return data
+    merged: AldLog = merge_labview(
+        data,
+        execution=found.get("labview_execution_table"),
+        doses=found.get("labview_doses"),
+        summary=found.get("labview_summary"),
+    )
+    return merged
 
 
 def _run_for(job: IngestionJob) -> DepositionRun | None:
@@ -108,8 +177,16 @@ def ald_log_ingest(*, job: IngestionJob, data: Any) -> IngestOutcome:
     )
     report = None
     if run is not None:
+        data = _with_companions(run, data)
         # run_checks also fills each pulse's cycle/sub-cycle and dead flag: save them after.
-        report = run_checks(data, pulses, selectors.run_spec(run=run), thresholds)
+        report = run_checks(
+            data,
+            pulses,
+            selectors.run_spec(run=run),
+            thresholds,
+            dose_context=_dose_context(run),
+            reference_gpc=_reference_gpc(run),
+        )
         log_file.metadata = {**log_file.metadata, "checks_skipped": report.skipped}
         log_file.save(update_fields=["metadata"])
     PulseEvent.objects.filter(log=log_file).delete()

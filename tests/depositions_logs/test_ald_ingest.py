@@ -87,6 +87,8 @@ def test_labview_log_pulses_and_checks_are_stored_with_the_run(
     assert PulseEvent.objects.filter(run=labview_run, source="H2O").count() == 70
     checks = RunCheck.objects.filter(run=labview_run)
     assert checks.exists()
+    # without its summary file the log has no setpoint to compare with
+    assert not any("setpoint" in c.name for c in checks)
     assert {c.checker_version for c in checks} and all(
         c.status in ("pass", "warn", "fail") for c in checks
     )
@@ -225,3 +227,30 @@ def test_tool_page_lists_runs_with_their_verdicts(
     assert "LV-RUN1" in page
     # the test recipe plans 30 s purges, the log has 20 s ones: the purge check fails
     assert ">fail</span>" in page
+
+
+@pytest.mark.django_db
+def test_companions_uploaded_first_are_merged_into_the_data_log_checks(
+    fixture_path, project, labview_run, django_capture_on_commit_callbacks
+):
+    for suffix in ("ExecutionTable", "Doses-DeltaM", "Summary"):
+        job = _ingest(
+            fixture_path,
+            project,
+            f"{LABVIEW}_{suffix}.txt",
+            django_capture_on_commit_callbacks,
+            run="LV-RUN1",
+        )
+        assert job.status == "succeeded", (suffix, job.error)
+    job = _ingest(
+        fixture_path,
+        project,
+        f"{LABVIEW}_DataLog.txt",
+        django_capture_on_commit_callbacks,
+        run="LV-RUN1",
+    )
+    assert job.status == "succeeded", job.error
+    names = set(RunCheck.objects.filter(run=labview_run).values_list("name", flat=True))
+    # the summary's 425 degC setpoint is checked against the thermocouples only when merged
+    assert any("setpoint" in n for n in names), names
+    assert any(n.startswith("qcm") for n in names)
