@@ -315,7 +315,8 @@ def finalize(frame: pl.LazyFrame, layout: TextLayout) -> pl.LazyFrame:
     """Validate the canonical frame now: all of it for small files, the first rows otherwise."""
     if layout.size <= EAGER_LIMIT_BYTES:
         return collect_or_raise(frame, source=str(layout.path)).lazy()
-    collect_or_raise(frame.head(10_000), source=str(layout.path))
+    # In-memory engine: it pushes the slice into the CSV reader, so only the head is read.
+    collect_or_raise(frame.head(10_000), source=str(layout.path), streaming=False)
     return frame
 
 
