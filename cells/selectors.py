@@ -137,10 +137,15 @@ def cells_from_lot(*, user: Any, lot: Any) -> list[LotCellGroup]:
     # 2. carry (deposition, anneal) down in topological order: an operation runs after every
     #    operation that made one of its inputs, so a mix sees all its coated inputs
     made_by = {sample: op for op, sample in outs}
+    taken_by_op: dict[int, list[int]] = defaultdict(list)
+    made_by_op: dict[int, list[int]] = defaultdict(list)
     needs: dict[int, set[int]] = defaultdict(set)
     for op, sample in ins:
+        taken_by_op[op].append(sample)
         if sample in made_by:
             needs[op].add(made_by[sample])
+    for op, sample in outs:
+        made_by_op[op].append(sample)
     context: dict[int, set[tuple[int | None, int | None]]] = defaultdict(set)
     for pk in roots:
         context[pk].add((None, None))
@@ -152,18 +157,15 @@ def cells_from_lot(*, user: Any, lot: Any) -> list[LotCellGroup]:
             break
         for op in ready:
             carried = set()
-            for taken_op, sample in ins:
-                if taken_op != op:
-                    continue
+            for sample in taken_by_op[op]:
                 for dep, ann in context[sample]:
                     if kinds[op] == OperationKind.DEPOSITION:
                         dep = op
                     elif kinds[op] == OperationKind.ANNEAL:
                         ann = op
                     carried.add((dep, ann))
-            for made_op, sample in outs:
-                if made_op == op:
-                    context[sample] |= carried
+            for sample in made_by_op[op]:
+                context[sample] |= carried
         done |= ready
         pending -= ready
     runs = {

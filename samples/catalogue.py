@@ -7,13 +7,8 @@ from django import forms
 from lims.catalogue import Entry, register
 from lims.selectors import scope_to_user
 from samples import services
+from samples.forms import MaterialForm
 from samples.models import Material, MaterialLot
-
-
-class MaterialForm(forms.ModelForm):
-    class Meta:
-        model = Material
-        fields = ["name", "formula", "material_class", "default_supplier", "notes"]
 
 
 class LotEditForm(forms.ModelForm):

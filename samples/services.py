@@ -248,8 +248,9 @@ def sample_split(
             f"{_q(amount)} {sample.unit} were taken (tolerance "
             f"{_q(tolerance)} {sample.unit})"
         )
-    for a in aliquots:
-        a.state = a.state if a.state != SampleState.AS_RECEIVED else sample.state
+    for a in aliquots:  # an aliquot is what its parent was (coated stays coated) unless told
+        if a.state == SampleState.AS_RECEIVED:
+            a.state = sample.state
     return operation_record(
         project=sample.project,
         kind=OperationKind.SPLIT,
