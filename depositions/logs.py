@@ -11,6 +11,7 @@ import dataclasses
 import os
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from depositions import selectors
@@ -29,7 +30,7 @@ from depositions.models import DepositionRun, PulseEvent, RunCheck, RunLogFile
 from lims.events.services import event_emit
 from lims.ingestion import storage
 from lims.ingestion.base import ParseContext, get_parser
-from lims.ingestion.services import IngestOutcome
+from lims.ingestion.services import IngestOutcome, job_requeue
 from lims.models import IngestionJob
 
 
@@ -87,73 +88,107 @@ def _reference_gpc(run: DepositionRun) -> GpcReference | None:
     )
 
 
-def _with_companions(run: DepositionRun, data: AldLog) -> AldLog:
+COMPANION_PARSERS = ("labview_execution_table", "labview_doses", "labview_summary")
+# Data logs whose checks read the companions above (merge_labview).
+COMPANION_READERS = ("labview_datalog",)
+
+
+def _with_companions(run: DepositionRun, data: AldLog) -> tuple[AldLog, list[dict[str, str]]]:
     """Merge the run's stored LabVIEW companion files (execution table, doses, summary).
 
-    Companions uploaded before the data log are re-read from their raw files (parsers are pure);
-    one uploaded after it is kept with the run and used when the data log is re-run.
+    Companions are re-read from their raw files (parsers are pure). One that arrives after the
+    data log queues the data log's job again (:func:`_recheck_readers`), so the order in which
+    an instrument pushes the files does not change the verdict.
     """
-    if data.parser != "labview_datalog":
-        return data
+    if data.parser not in COMPANION_READERS:
+        return data, []
     found: dict[str, Any] = {}
-    for companion in run.log_files.filter(
-        parser_name__in=["labview_execution_table", "labview_doses", "labview_summary"]
-    ).select_related("raw_file"):
+    used: list[dict[str, str]] = []
+    for companion in run.log_files.filter(parser_name__in=COMPANION_PARSERS).select_related(
+        "raw_file"
+    ):
         parser = get_parser(companion.parser_name)
         raw = companion.raw_file
         found[companion.parser_name] = parser.parse(
             storage.absolute(raw.storage_path),
             ParseContext(filename=raw.original_name, size=raw.size),
         )
+        used.append(
+            {
+                "file": raw.original_name,
+                "sha256": raw.sha256,
+                "parser": f"{parser.name} {parser.version}",
+            }
+        )
     if not found:
-        return data
+        return data, []
     merged: AldLog = merge_labview(
         data,
         execution=found.get("labview_execution_table"),
         doses=found.get("labview_doses"),
         summary=found.get("labview_summary"),
     )
-    return merged
+    return merged, used
 
 
-def _run_for(job: IngestionJob) -> DepositionRun | None:
+def _lock_run(run: DepositionRun) -> DepositionRun:
+    """Serialise the handlers of one run's files: a data log and a companion processed at the
+    same time by two workers must not both miss each other."""
+    return DepositionRun.objects.select_for_update().select_related("tool", "recipe").get(pk=run.pk)
+
+
+def _run_for(job: IngestionJob, linked: DepositionRun | None) -> tuple[DepositionRun | None, str]:
+    """The run named in the upload, else the one the file was linked to by hand."""
     code = str((job.params or {}).get("run") or "").strip()
     if not code:
-        return None
-    return (
-        DepositionRun.objects.select_related("tool", "recipe")
-        .filter(project=job.project, code=code)
-        .first()
+        return linked, ""
+    run = DepositionRun.objects.filter(project=job.project, code=code).first()
+    if run is None:
+        return linked, f"run {code!r} not found in project {job.project}; link it by hand"
+    return run, ""
+
+
+def _recheck_readers(run: DepositionRun) -> list[int]:
+    """Queue again the jobs of the run's data logs that read companions (after one arrived)."""
+    jobs = IngestionJob.objects.filter(
+        pk__in=run.log_files.filter(parser_name__in=COMPANION_READERS)
+        .exclude(series_path="")
+        .exclude(job=None)
+        .values("job_id")
     )
+    return [job.pk for job in jobs if job_requeue(job=job)]
 
 
 @transaction.atomic
 def ald_log_ingest(*, job: IngestionJob, data: Any) -> IngestOutcome:
     """The ingestion handler for ``kind=ald_log`` (settings.LIMS_INGEST_HANDLERS)."""
     raw = job.raw_file
-    run = _run_for(job)
-    note = ""
-    if (job.params or {}).get("run") and run is None:
-        note = f"run {job.params['run']!r} not found in project {job.project}; link it by hand"
-    log_file, _ = RunLogFile.objects.update_or_create(
+    log_file, _ = RunLogFile.objects.select_for_update().get_or_create(
         raw_file=raw,
-        defaults={
-            "run": run,
-            "project": job.project,
-            "job": job,
-            "parser_name": job.parser_name,
-            "parser_version": job.parser_version,
-        },
+        defaults={"project": job.project, "parser_name": job.parser_name},
     )
+    previous = dict(log_file.metadata or {})
+    run, note = _run_for(job, log_file.run)
+    if run is not None:
+        run = _lock_run(run)
+    log_file.run = run
+    log_file.job = job
+    log_file.parser_name = job.parser_name
+    log_file.parser_version = job.parser_version
     result: dict[str, Any] = {"log_file": log_file.pk, "run": run.code if run else None}
+    if note:
+        result["note"] = note
     if not isinstance(data, AldLog):
         # A companion table (execution table, QCM doses, summary, controller recipe): kept
-        # with the run for people and later checks, no series of its own.
+        # with the run for people and for the checks of the run's data logs.
         log_file.metadata = _jsonable(data)
-        log_file.save(update_fields=["metadata"])
+        log_file.save()
         result["companion"] = type(data).__name__
-        status = IngestionJob.Status.SUCCEEDED if run else IngestionJob.Status.NEEDS_LINKING
-        return IngestOutcome(status=status, result=result | ({"note": note} if note else {}))
+        if run is None:
+            return IngestOutcome(status=IngestionJob.Status.NEEDS_LINKING, result=result)
+        if log_file.parser_name in COMPANION_PARSERS:
+            result["rechecks_queued"] = _recheck_readers(run)
+        return IngestOutcome(status=IngestionJob.Status.SUCCEEDED, result=result)
 
     rel = storage.series_relpath(raw.sha256, job.parser_name, job.parser_version)
     path = storage.absolute(rel)
@@ -169,7 +204,12 @@ def ald_log_ingest(*, job: IngestionJob, data: Any) -> IngestOutcome:
     log_file.warnings = list(data.warnings)
     log_file.save()
 
-    thresholds = Thresholds.from_dict(run.tool.check_thresholds or {}) if run else Thresholds()
+    try:
+        thresholds = Thresholds.from_dict(run.tool.check_thresholds if run else None)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(
+            f"the check thresholds of tool {run.tool if run else '-'} are invalid: {exc}"
+        ) from exc
     pulses = detect_pulses(
         data,
         source_map=_source_map(run) if run else None,
@@ -177,7 +217,7 @@ def ald_log_ingest(*, job: IngestionJob, data: Any) -> IngestOutcome:
     )
     report = None
     if run is not None:
-        data = _with_companions(run, data)
+        data, companions = _with_companions(run, data)
         # run_checks also fills each pulse's cycle/sub-cycle and dead flag: save them after.
         report = run_checks(
             data,
@@ -187,8 +227,100 @@ def ald_log_ingest(*, job: IngestionJob, data: Any) -> IngestOutcome:
             dose_context=_dose_context(run),
             reference_gpc=_reference_gpc(run),
         )
-        log_file.metadata = {**log_file.metadata, "checks_skipped": report.skipped}
+        log_file.metadata = {
+            **_jsonable(data.metadata),  # with what the companions added
+            "companions": companions,
+            "checks_skipped": report.skipped,
+            "thresholds": report.thresholds,
+        }
         log_file.save(update_fields=["metadata"])
+    _store_pulses(log_file, run, pulses)
+    RunCheck.objects.filter(log=log_file).delete()
+    result["pulses"] = len(pulses)
+    result["pulses_per_source"] = _count(pulses)
+    if data.warnings:
+        result["warnings"] = data.warnings[:20]
+    if run is None or report is None:
+        return IngestOutcome(status=IngestionJob.Status.NEEDS_LINKING, result=result)
+
+    RunCheck.objects.bulk_create(
+        RunCheck(
+            run=run,
+            log=log_file,
+            name=check.name[:100],
+            status=check.status,
+            value=check.value,
+            threshold=check.threshold,
+            details=(f"[{check.subject}] " if check.subject else "") + check.details,
+            checker_version=check.checker_version,
+        )
+        for check in report.results
+    )
+    supercycles = [p.supercycle for p in pulses if p.supercycle is not None]
+    if supercycles and run.actual_cycles is None:
+        # The log is the best witness of how many supercycles really ran.
+        run.actual_cycles = max(supercycles) + 1
+        run.save(update_fields=["actual_cycles", "updated_at"])
+        result["actual_cycles_from_log"] = run.actual_cycles
+    result["run_status"] = _apply_verdict(run, log_file, report, previous)
+    passed = report.verdict != "fail"
+    event_emit(
+        topic="depositions.run.qc_passed" if passed else "depositions.run.qc_failed",
+        payload={
+            "run": run.code,
+            "log": log_file.pk,
+            "verdict": report.verdict,
+            "reasons": report.reasons,
+            "failed_checks": [c.as_dict() for c in report.results if c.status == "fail"],
+            "checker_version": report.checker_version,
+        },
+    )
+    result.update(
+        verdict=report.verdict,
+        reasons=report.reasons,
+        checks=len(report.results),
+        checks_skipped=len(report.skipped),
+    )
+    return IngestOutcome(status=IngestionJob.Status.SUCCEEDED, result=result)
+
+
+_SET_BY_LOG = "failed_run_qc"  # metadata flag: this log's checks put the run in failed QC
+
+
+def _apply_verdict(
+    run: DepositionRun, log_file: RunLogFile, report: Any, previous: dict[str, Any]
+) -> str:
+    """A completed run whose log fails goes to failed QC. A re-check that no longer fails
+    (new companion, new thresholds) takes it back to completed, but only when a log put it
+    there and no other log of the run still fails: a person's QC decision is never undone."""
+    if report.verdict == "fail":
+        if run.status == RunStatus.COMPLETED:
+            run.status = RunStatus.FAILED_QC
+            run.notes = (run.notes + "\nfailed QC: " + "; ".join(report.reasons)).strip()
+            run.save(update_fields=["status", "notes", "updated_at"])
+            _flag(log_file, True)
+        elif previous.get(_SET_BY_LOG):
+            _flag(log_file, True)
+        return str(run.status)
+    if not previous.get(_SET_BY_LOG) or run.status != RunStatus.FAILED_QC:
+        return str(run.status)
+    if RunCheck.objects.filter(run=run, status="fail").exclude(log=log_file).exists():
+        _flag(log_file, True)  # another log still fails: keep the claim for its re-check
+        return str(run.status)
+    run.status = RunStatus.COMPLETED
+    run.notes = (
+        run.notes + f"\nQC re-check of {log_file.raw_file.original_name} no longer fails"
+    ).strip()
+    run.save(update_fields=["status", "notes", "updated_at"])
+    return str(run.status)
+
+
+def _flag(log_file: RunLogFile, value: bool) -> None:
+    log_file.metadata = {**log_file.metadata, _SET_BY_LOG: value}
+    log_file.save(update_fields=["metadata"])
+
+
+def _store_pulses(log_file: RunLogFile, run: DepositionRun | None, pulses: list[Any]) -> None:
     PulseEvent.objects.filter(log=log_file).delete()
     PulseEvent.objects.bulk_create(
         [
@@ -214,58 +346,43 @@ def ald_log_ingest(*, job: IngestionJob, data: Any) -> IngestOutcome:
         ],
         batch_size=2000,
     )
-    result["pulses"] = len(pulses)
-    result["pulses_per_source"] = _count(pulses)
-    if data.warnings:
-        result["warnings"] = data.warnings[:20]
-    if run is None or report is None:
-        if note:
-            result["note"] = note
-        return IngestOutcome(status=IngestionJob.Status.NEEDS_LINKING, result=result)
 
-    RunCheck.objects.filter(run=run, log=log_file).delete()
-    RunCheck.objects.bulk_create(
-        RunCheck(
-            run=run,
-            log=log_file,
-            name=check.name[:100],
-            status=check.status,
-            value=check.value,
-            threshold=check.threshold,
-            details=(f"[{check.subject}] " if check.subject else "") + check.details,
-            checker_version=check.checker_version,
-        )
-        for check in report.results
+
+@transaction.atomic
+def run_log_link(*, log_file: RunLogFile, run: DepositionRun) -> list[int]:
+    """Attach a log uploaded without (or with a wrong) run code to a run, and check it.
+
+    The job's ``run`` parameter is rewritten too, so any later re-run resolves the same run.
+    Returns the ids of the jobs queued (the data log's own, or the run's data logs after a
+    companion).
+    """
+    if run.project_id != log_file.project_id:
+        raise ValidationError("the run belongs to another project than the log file")
+    run = _lock_run(run)
+    log_file = RunLogFile.objects.select_for_update().get(pk=log_file.pk)
+    log_file.run = run
+    log_file.save(update_fields=["run"])
+    job = IngestionJob.objects.select_for_update().filter(pk=log_file.job_id or 0).first()
+    if job is not None:
+        job.params = {**(job.params or {}), "run": run.code}
+        job.save(update_fields=["params"])
+    if log_file.series_path:
+        return [job.pk] if job is not None and job_requeue(job=job) else []
+    if job is not None and job.status == IngestionJob.Status.NEEDS_LINKING:
+        job.status = IngestionJob.Status.SUCCEEDED
+        job.save(update_fields=["status"])
+    if log_file.parser_name in COMPANION_PARSERS:
+        return _recheck_readers(run)
+    return []
+
+
+def run_log_recheck(*, run: DepositionRun) -> list[int]:
+    """Check every data log of a run again (after new thresholds, a new calibration, a new
+    checker): the logs' jobs are queued, so the worker does it the one way it always does."""
+    jobs = IngestionJob.objects.filter(
+        pk__in=run.log_files.exclude(series_path="").exclude(job=None).values("job_id")
     )
-    supercycles = [p.supercycle for p in pulses if p.supercycle is not None]
-    if supercycles and run.actual_cycles is None:
-        # The log is the best witness of how many supercycles really ran.
-        run.actual_cycles = max(supercycles) + 1
-        run.save(update_fields=["actual_cycles", "updated_at"])
-        result["actual_cycles_from_log"] = run.actual_cycles
-    if report.verdict == "fail" and run.status == RunStatus.COMPLETED:
-        run.status = RunStatus.FAILED_QC
-        run.notes = (run.notes + "\nfailed QC: " + "; ".join(report.reasons)).strip()
-        run.save(update_fields=["status", "notes", "updated_at"])
-    passed = report.verdict != "fail"
-    event_emit(
-        topic="depositions.run.qc_passed" if passed else "depositions.run.qc_failed",
-        payload={
-            "run": run.code,
-            "log": log_file.pk,
-            "verdict": report.verdict,
-            "reasons": report.reasons,
-            "failed_checks": [c.as_dict() for c in report.results if c.status == "fail"],
-            "checker_version": report.checker_version,
-        },
-    )
-    result.update(
-        verdict=report.verdict,
-        reasons=report.reasons,
-        checks=len(report.results),
-        checks_skipped=len(report.skipped),
-    )
-    return IngestOutcome(status=IngestionJob.Status.SUCCEEDED, result=result)
+    return [job.pk for job in jobs if job_requeue(job=job)]
 
 
 def _count(pulses: list[Any]) -> dict[str, int]:

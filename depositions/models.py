@@ -102,6 +102,12 @@ class Tool(models.Model):
     def clean(self) -> None:
         if self.instrument_id and self.instrument.kind != "ald_tool":
             raise ValidationError({"instrument": "the instrument must be of kind 'ALD tool'"})
+        from depositions.aldlogs.checks import Thresholds  # pure module, no models
+
+        try:
+            Thresholds.from_dict(self.check_thresholds)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError({"check_thresholds": str(exc)}) from exc
 
 
 class ToolSource(models.Model):

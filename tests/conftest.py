@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,44 @@ def wait_for(predicate, *, timeout: float = 60.0, interval: float = 0.2):
             return value
         time.sleep(interval)
     pytest.fail(f"condition not met within {timeout} s")
+
+
+@pytest.fixture
+def labview_run(project):
+    """A run on a LabVIEW tool whose recipe matches the fixture run's shape, except for its
+    30 s purges (the log has 20 s ones, which the purge check catches)."""
+    from depositions import services as dep
+    from depositions.inputs import BlockInput, StepInput, SubCycleInput
+    from lims.models import Instrument
+
+    def _step(kind: str, seconds: str, label: str = "") -> StepInput:
+        return StepInput(kind=kind, duration_s=Decimal(seconds), source_label=label)
+
+    instrument = Instrument.objects.create(name="LabVIEW ALD", kind="ald_tool", project=project)
+    tool = dep.tool_create(instrument=instrument, reactor_type="cross_flow")
+    dep.tool_source_create(
+        tool=tool, label="P1", reactant="TMA", delivery="vapour_draw", log_channel="Mod8/do1"
+    )
+    dep.tool_source_create(
+        tool=tool, label="P2", reactant="H2O", delivery="vapour_draw", log_channel="Mod8/do2"
+    )
+    recipe = dep.recipe_create(
+        project=project,
+        name="TMA/H2O 50 + TMA 10 + TMA/H2O 20",
+        subcycles=[
+            SubCycleInput(
+                "Al2O3",
+                [
+                    _step("pulse", "1", "TMA"),
+                    _step("purge", "30"),
+                    _step("pulse", "2", "H2O"),
+                    _step("purge", "30"),
+                ],
+                gpc_angstrom=Decimal("1.1"),
+            ),
+            SubCycleInput("TMA only", [_step("pulse", "1", "TMA"), _step("purge", "30")]),
+        ],
+        blocks=[BlockInput("Al2O3", 50), BlockInput("TMA only", 10), BlockInput("Al2O3", 20)],
+        supercycle_repeats=1,
+    )
+    return dep.run_create(project=project, code="LV-RUN1", tool=tool, recipe=recipe)

@@ -28,6 +28,7 @@ import numpy as np
 import polars as pl
 
 from depositions.aldlogs.pulses import (
+    DETECTION_MODES,
     Alignment,
     DetectionOptions,
     PlannedDose,
@@ -110,7 +111,13 @@ class Thresholds:
             default = getattr(cls(), name)
             if name == "setpoint_channels":
                 values[name] = {str(k): str(v) for k, v in dict(value or {}).items()}
-            elif value is None or name in ("pressure_channel", "pulse_detection"):
+            elif name == "pulse_detection":
+                if value not in DETECTION_MODES:
+                    raise ValueError(
+                        f"pulse_detection must be one of {', '.join(sorted(DETECTION_MODES))}"
+                    )
+                values[name] = value
+            elif value is None or name == "pressure_channel":
                 values[name] = value
             elif isinstance(default, int) and not isinstance(default, bool):
                 values[name] = int(value)

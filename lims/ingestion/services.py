@@ -231,14 +231,28 @@ def _unrecognised_message(head: bytes, kind: str) -> str:
 def job_rerun(*, job: IngestionJob) -> IngestionJob:
     """Reset a finished job to pending and dispatch it again (handlers are idempotent)."""
     with transaction.atomic():
+        if not job_requeue(job=job):
+            raise ValidationError("this job is already queued or running")
+    job.refresh_from_db()
+    return job
+
+
+def job_requeue(*, job: IngestionJob) -> bool:
+    """Queue a finished job again; False when it is still queued or running.
+
+    A job that has not reached its handler yet will read the current state of the database when
+    it does, so there is nothing to add: callers (re-checks on new context) can skip it.
+    """
+    with transaction.atomic():
         job = IngestionJob.objects.select_for_update().get(pk=job.pk)
         if job.status in (IngestionJob.Status.PENDING, IngestionJob.Status.RUNNING):
-            raise ValidationError("this job is already queued or running")
+            return False
         job.status = IngestionJob.Status.PENDING
         job.progress = 0
         job.error = ""
         job.started_at = None
         job.finished_at = None
         job.save(update_fields=["status", "progress", "error", "started_at", "finished_at"])
-        transaction.on_commit(lambda: _dispatch(job.pk))
-    return job
+        pk = job.pk
+        transaction.on_commit(lambda: _dispatch(pk))
+    return True

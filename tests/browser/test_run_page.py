@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.test_upload_flow import ARGS, CHROMIUM
-from tests.depositions_logs.test_ald_ingest import LABVIEW, _ingest, labview_run  # noqa: F401
+from tests.depositions_logs.test_ald_ingest import LABVIEW, _ingest
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -15,7 +15,7 @@ def test_run_page_shows_the_pressure_trace_and_checks(
     user,
     fixture_path,
     project,
-    labview_run,  # noqa: F811
+    labview_run,
     django_capture_on_commit_callbacks,
     monkeypatch,
 ):

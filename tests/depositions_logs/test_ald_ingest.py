@@ -21,38 +21,6 @@ def _step(kind: str, seconds: str, label: str = "") -> StepInput:
     return StepInput(kind=kind, duration_s=Decimal(seconds), source_label=label)
 
 
-@pytest.fixture
-def labview_run(project):
-    instrument = Instrument.objects.create(name="LabVIEW ALD", kind="ald_tool", project=project)
-    tool = dep.tool_create(instrument=instrument, reactor_type="cross_flow")
-    dep.tool_source_create(
-        tool=tool, label="P1", reactant="TMA", delivery="vapour_draw", log_channel="Mod8/do1"
-    )
-    dep.tool_source_create(
-        tool=tool, label="P2", reactant="H2O", delivery="vapour_draw", log_channel="Mod8/do2"
-    )
-    recipe = dep.recipe_create(
-        project=project,
-        name="TMA/H2O 50 + TMA 10 + TMA/H2O 20",
-        subcycles=[
-            SubCycleInput(
-                "Al2O3",
-                [
-                    _step("pulse", "1", "TMA"),
-                    _step("purge", "30"),
-                    _step("pulse", "2", "H2O"),
-                    _step("purge", "30"),
-                ],
-                gpc_angstrom=Decimal("1.1"),
-            ),
-            SubCycleInput("TMA only", [_step("pulse", "1", "TMA"), _step("purge", "30")]),
-        ],
-        blocks=[BlockInput("Al2O3", 50), BlockInput("TMA only", 10), BlockInput("Al2O3", 20)],
-        supercycle_repeats=1,
-    )
-    return dep.run_create(project=project, code="LV-RUN1", tool=tool, recipe=recipe)
-
-
 def _ingest(fixture_path, project, rel: str, capture, **params):
     with (fixture_path / rel).open("rb") as fh, capture(execute=False):
         job, created = ingest.ingest_submit(
@@ -254,3 +222,178 @@ def test_companions_uploaded_first_are_merged_into_the_data_log_checks(
     # the summary's 425 degC setpoint is checked against the thermocouples only when merged
     assert any("setpoint" in n for n in names), names
     assert any(n.startswith("qcm") for n in names)
+
+
+def _run_job(job_id, capture):
+    with capture(execute=False):
+        done = ingest.job_run(job_id=job_id)
+    assert done is not None, "the job was queued again"
+    return done
+
+
+@pytest.mark.django_db
+def test_a_companion_arriving_after_the_data_log_queues_its_recheck(
+    fixture_path, project, labview_run, django_capture_on_commit_callbacks
+):
+    data_job = _ingest(
+        fixture_path,
+        project,
+        f"{LABVIEW}_DataLog.txt",
+        django_capture_on_commit_callbacks,
+        run="LV-RUN1",
+    )
+    names = set(RunCheck.objects.filter(run=labview_run).values_list("name", flat=True))
+    assert not any("setpoint" in n for n in names)
+
+    summary_job = _ingest(
+        fixture_path,
+        project,
+        f"{LABVIEW}_Summary.txt",
+        django_capture_on_commit_callbacks,
+        run="LV-RUN1",
+    )
+    assert summary_job.result["rechecks_queued"] == [data_job.pk]
+    data_job.refresh_from_db()
+    assert data_job.status == "pending"
+
+    # A second companion before the worker got to it: the job is queued already, not twice.
+    doses_job = _ingest(
+        fixture_path,
+        project,
+        f"{LABVIEW}_Doses-DeltaM.txt",
+        django_capture_on_commit_callbacks,
+        run="LV-RUN1",
+    )
+    assert doses_job.result["rechecks_queued"] == []
+
+    rechecked = _run_job(data_job.pk, django_capture_on_commit_callbacks)
+    assert rechecked.status == "succeeded", rechecked.error
+    names = set(RunCheck.objects.filter(run=labview_run).values_list("name", flat=True))
+    assert "temperature_setpoint:Furnace Temp" in names  # from the summary
+    assert "run_completeness" in names  # the summary's "Steps Completed: 154/154"
+    # one set of checks and pulses per log, not one per pass
+    assert RunCheck.objects.filter(run=labview_run, name="run_completeness").count() == 1
+    assert PulseEvent.objects.filter(run=labview_run).count() == 150
+
+
+@pytest.mark.django_db
+def test_linking_an_unlinked_log_checks_it_against_the_run(
+    fixture_path, project, labview_run, django_capture_on_commit_callbacks
+):
+    from depositions.logs import run_log_link
+
+    job = _ingest(
+        fixture_path, project, f"{LABVIEW}_DataLog.txt", django_capture_on_commit_callbacks
+    )
+    assert job.status == "needs_linking"
+    assert not RunCheck.objects.exists()
+    log_file = RunLogFile.objects.get()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        queued = run_log_link(log_file=log_file, run=labview_run)
+    assert queued == [job.pk] and callbacks, "dispatched after commit"
+    done = _run_job(job.pk, django_capture_on_commit_callbacks)
+    assert done.status == "succeeded", done.error
+    assert done.params["run"] == "LV-RUN1"
+    assert RunCheck.objects.filter(run=labview_run, log=log_file).count() > 5
+    assert PulseEvent.objects.filter(run=labview_run).count() == 150
+
+
+@pytest.mark.django_db
+def test_linking_to_another_projects_run_is_refused(
+    fixture_path, project, labview_run, django_capture_on_commit_callbacks
+):
+    from django.core.exceptions import ValidationError
+
+    from depositions.logs import run_log_link
+    from lims.models import Project
+
+    other = Project.objects.create(name="Other", slug="other")
+    with (
+        (fixture_path / f"{LABVIEW}_DataLog.txt").open("rb") as fh,
+        django_capture_on_commit_callbacks(execute=False),
+    ):
+        job, _ = ingest.ingest_submit(stream=fh, filename="log.txt", project=other)
+    _run_job(job.pk, django_capture_on_commit_callbacks)
+    with pytest.raises(ValidationError, match="another project"):
+        run_log_link(log_file=RunLogFile.objects.get(), run=labview_run)
+    assert RunLogFile.objects.get().run is None
+
+
+def _complete(run):
+    from samples.services import sample_create
+
+    wafer = sample_create(
+        project=run.project, code=f"W-{run.code}", kind="wafer", quantity=1, unit="count"
+    )
+    dep.run_load_add(run=run, sample=wafer, role="witness", area_cm2=Decimal("4"))
+    return dep.run_complete(run=run)
+
+
+@pytest.mark.django_db
+def test_a_recheck_with_new_thresholds_takes_back_a_qc_failure_set_by_the_log(
+    fixture_path, project, labview_run, django_capture_on_commit_callbacks
+):
+    from depositions.logs import run_log_recheck
+
+    _complete(labview_run)
+    job = _ingest(
+        fixture_path,
+        project,
+        f"{LABVIEW}_DataLog.txt",
+        django_capture_on_commit_callbacks,
+        run="LV-RUN1",
+    )
+    labview_run.refresh_from_db()
+    # the test recipe plans 30 s purges, the log has 20 s ones
+    assert job.result["verdict"] == "fail", job.result
+    assert labview_run.status == "failed_qc"
+    assert RunCheck.objects.get(run=labview_run, name="purge_length:TMA").status == "fail"
+
+    # The tool owner decides 10 s shorter purges are acceptable on this tool.
+    dep.tool_update(tool=labview_run.tool, check_thresholds={"purge_tolerance_s": 10.5})
+    with django_capture_on_commit_callbacks(execute=False):
+        assert run_log_recheck(run=labview_run) == [job.pk]
+    done = _run_job(job.pk, django_capture_on_commit_callbacks)
+    assert done.result["verdict"] != "fail", done.result["reasons"]
+    labview_run.refresh_from_db()
+    assert labview_run.status == "completed"
+    assert "no longer fails" in labview_run.notes
+    assert RunCheck.objects.get(run=labview_run, name="purge_length:TMA").status == "pass"
+    used = RunLogFile.objects.get(run=labview_run).metadata["thresholds"]
+    assert used["purge_tolerance_s"] == 10.5
+
+
+@pytest.mark.django_db
+def test_a_recheck_never_undoes_a_persons_qc_failure(
+    fixture_path, project, labview_run, django_capture_on_commit_callbacks
+):
+    from depositions.logs import run_log_recheck
+
+    dep.tool_update(tool=labview_run.tool, check_thresholds={"purge_tolerance_s": 10.5})
+    _complete(labview_run)
+    dep.run_qc_fail(run=labview_run, reason="SEM shows pinholes")
+    job = _ingest(
+        fixture_path,
+        project,
+        f"{LABVIEW}_DataLog.txt",
+        django_capture_on_commit_callbacks,
+        run="LV-RUN1",
+    )
+    assert job.result["verdict"] != "fail"
+    with django_capture_on_commit_callbacks(execute=False):
+        run_log_recheck(run=labview_run)
+    _run_job(job.pk, django_capture_on_commit_callbacks)
+    labview_run.refresh_from_db()
+    assert labview_run.status == "failed_qc"
+
+
+@pytest.mark.django_db
+def test_tool_thresholds_are_validated(labview_run):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError, match="unknown threshold"):
+        dep.tool_update(tool=labview_run.tool, check_thresholds={"dead_sigma": 3})
+    with pytest.raises(ValidationError, match="pulse_detection must be one of"):
+        dep.tool_update(tool=labview_run.tool, check_thresholds={"pulse_detection": "magic"})
+    with pytest.raises(ValidationError, match="could not convert"):
+        dep.tool_update(tool=labview_run.tool, check_thresholds={"dead_k_sigma": "three"})
