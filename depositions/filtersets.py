@@ -28,6 +28,7 @@ from depositions.models import (
     ProcessReference,
     Recipe,
     RunLoad,
+    RunLogFile,
     SourceInstallation,
     ThicknessMeasurement,
     Tool,
@@ -245,3 +246,14 @@ class FurnaceLogFilterSet(django_filters.FilterSet):
     class Meta:
         model = FurnaceLog
         fields = ["treatment", "overall"]
+
+
+class RunLogFileFilterSet(django_filters.FilterSet):
+    run = django_filters.CharFilter(field_name="run__code")
+    project = django_filters.CharFilter(field_name="project__slug")
+    unlinked = django_filters.BooleanFilter(field_name="run", lookup_expr="isnull")
+    parser = django_filters.CharFilter(field_name="parser_name")
+
+    class Meta:
+        model = RunLogFile
+        fields = ["run", "project", "unlinked", "parser"]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from django import forms
 from django.forms import formset_factory
 
+from depositions.aldlogs.checks import Thresholds
+from depositions.aldlogs.pulses import DETECTION_MODES
 from depositions.choices import (
     AnnealAtmosphere,
     LoadRole,
@@ -15,7 +18,7 @@ from depositions.choices import (
     StepKind,
     ThicknessMethod,
 )
-from depositions.models import Recipe, Tool
+from depositions.models import Recipe, RunLogFile, Tool
 from lims.models import Instrument, Project
 from lims.selectors import projects_for_user, scope_to_user
 
@@ -145,3 +148,115 @@ class ThicknessForm(forms.Form):
     uncertainty_nm = _number("± (nm)")
     location = forms.CharField(max_length=100, required=False)
     optical_model = forms.CharField(max_length=200, required=False)
+
+
+_DEFAULTS = Thresholds()
+
+
+class _MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class _MultipleFileField(forms.FileField):
+    """Several files in one input (a run's data log with its companions)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", _MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data: Any, initial: Any = None) -> list[Any]:
+        single = super().clean
+        if isinstance(data, list | tuple):
+            return [single(d, initial) for d in data]
+        return [single(data, initial)]
+
+
+class RunLogUploadForm(forms.Form):
+    logs = _MultipleFileField(
+        allow_empty_file=True,
+        label="Tool log files",
+        help_text="Data log, event log, summary, execution table, QCM table: any order, any names",
+    )
+
+
+class RunLogLinkForm(forms.Form):
+    log_file = forms.ModelChoiceField(
+        queryset=RunLogFile.objects.none(), label="Unlinked tool log", empty_label=None
+    )
+
+    def __init__(self, *args: Any, run: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["log_file"]
+        field.queryset = (  # type: ignore[attr-defined]
+            RunLogFile.objects.filter(project=run.project, run=None)
+            .select_related("raw_file")
+            .order_by("-created_at")
+        )
+        field.label_from_instance = (  # type: ignore[attr-defined]
+            lambda f: f"{f.raw_file.original_name} ({f.parser_name}, {f.created_at:%Y-%m-%d %H:%M})"
+        )
+
+
+class ToolThresholdsForm(forms.Form):
+    """One field per check threshold; empty = the default (shown as the placeholder).
+
+    Built from the ``Thresholds`` dataclass, so a new threshold appears here without a form
+    change; ``Tool.clean`` validates the result with ``Thresholds.from_dict``.
+    """
+
+    recheck = forms.BooleanField(
+        required=False, label="Check this tool's logged runs again with the new thresholds"
+    )
+
+    def __init__(self, *args: Any, tool: Tool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        current = dict(tool.check_thresholds or {})
+        for spec in dataclasses.fields(Thresholds):
+            default = getattr(_DEFAULTS, spec.name)
+            placeholder = {"placeholder": "one sample period" if default is None else default}
+            value = current.get(spec.name)
+            field: forms.Field
+            if spec.name == "pulse_detection":
+                field = forms.ChoiceField(
+                    choices=[("", f"default ({default})"), *((m, m) for m in DETECTION_MODES)],
+                    required=False,
+                )
+            elif spec.name == "pressure_channel":
+                placeholder["placeholder"] = "auto (chamber/reactor/process)"
+                field = forms.CharField(required=False, max_length=100)
+            elif spec.name == "setpoint_channels":
+                field = forms.CharField(
+                    required=False,
+                    widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Furnace Temp = TC 1"}),
+                    help_text="summary setpoint = log channel, one per line",
+                )
+                value = "\n".join(f"{k} = {v}" for k, v in (value or {}).items()) or None
+            elif isinstance(default, int) and not isinstance(default, bool):
+                field = forms.IntegerField(required=False, min_value=0)
+            else:
+                field = forms.FloatField(required=False, min_value=0)
+            field.widget.attrs.update(placeholder)
+            field.label = spec.name
+            field.initial = value
+            self.fields[spec.name] = field
+        self.order_fields([f.name for f in dataclasses.fields(Thresholds)] + ["recheck"])
+
+    def overrides(self) -> dict[str, Any]:
+        """The non-empty fields: what the tool stores (everything else stays a default)."""
+        out: dict[str, Any] = {}
+        for spec in dataclasses.fields(Thresholds):
+            value = self.cleaned_data.get(spec.name)
+            if value in (None, ""):
+                continue
+            if spec.name == "setpoint_channels":
+                pairs = [line.split("=", 1) for line in str(value).splitlines() if line.strip()]
+                value = {k.strip(): v.strip() for k, v in pairs}  # checked by clean_
+            out[spec.name] = value
+        return out
+
+    def clean_setpoint_channels(self) -> str:
+        text = self.cleaned_data.get("setpoint_channels") or ""
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip() and ("=" not in line or not all(p.strip() for p in line.split("=", 1))):
+                raise forms.ValidationError(f"line {number}: write 'setpoint name = channel'")
+        return str(text)

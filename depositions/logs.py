@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
+from typing import IO, Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -30,7 +30,7 @@ from depositions.models import DepositionRun, PulseEvent, RunCheck, RunLogFile
 from lims.events.services import event_emit
 from lims.ingestion import storage
 from lims.ingestion.base import ParseContext, get_parser
-from lims.ingestion.services import IngestOutcome, job_requeue
+from lims.ingestion.services import IngestOutcome, ingest_submit, job_requeue
 from lims.models import IngestionJob
 
 
@@ -376,6 +376,30 @@ def run_log_link(*, log_file: RunLogFile, run: DepositionRun) -> list[int]:
     return []
 
 
+def run_log_submit(
+    *, run: DepositionRun, stream: IO[bytes], filename: str, user: Any, content_type: str = ""
+) -> tuple[IngestionJob, bool]:
+    """Upload one tool-log file for a run (the run page's form).
+
+    Bytes already stored (the instrument pushed them without a run code) are not stored twice:
+    their unlinked log is linked to this run instead.
+    """
+    job, created = ingest_submit(
+        stream=stream,
+        filename=filename,
+        project=run.project,
+        kind="ald_log",
+        params={"run": run.code},
+        user=user,
+        content_type=content_type,
+    )
+    if not created:
+        log_file = RunLogFile.objects.filter(raw_file=job.raw_file_id, run=None).first()
+        if log_file is not None:
+            run_log_link(log_file=log_file, run=run)
+    return job, created
+
+
 def run_log_recheck(*, run: DepositionRun) -> list[int]:
     """Check every data log of a run again (after new thresholds, a new calibration, a new
     checker): the logs' jobs are queued, so the worker does it the one way it always does."""
@@ -383,6 +407,14 @@ def run_log_recheck(*, run: DepositionRun) -> list[int]:
         pk__in=run.log_files.exclude(series_path="").exclude(job=None).values("job_id")
     )
     return [job.pk for job in jobs if job_requeue(job=job)]
+
+
+def tool_runs_recheck(*, tool: Any) -> list[int]:
+    """Every logged run of a tool checked again (after its thresholds changed)."""
+    queued: list[int] = []
+    for run in DepositionRun.objects.filter(tool=tool, log_files__isnull=False).distinct():
+        queued += run_log_recheck(run=run)
+    return queued
 
 
 def _count(pulses: list[Any]) -> dict[str, int]:

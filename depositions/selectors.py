@@ -42,6 +42,7 @@ from depositions.models import (
     ProcessReference,
     Recipe,
     RunLoad,
+    RunLogFile,
     RunPrecursor,
     SourceInstallation,
     Step,
@@ -150,6 +151,12 @@ def run_list(*, user: Any, filters: Filters = None) -> QuerySet[DepositionRun]:
 
 def run_get(*, user: Any, code: str) -> DepositionRun:
     return scope_to_user(_run_queryset(), user=user).get(code=code)
+
+
+def run_log_file_list(*, user: Any) -> QuerySet[RunLogFile]:
+    """Tool logs of the user's projects, linked or waiting for a run."""
+    qs = RunLogFile.objects.select_related("run", "project", "raw_file", "job")
+    return scope_to_user(qs, user=user).order_by("-created_at")
 
 
 def runs_for_precursor_lot(*, user: Any, lot: PrecursorLot) -> QuerySet[DepositionRun]:

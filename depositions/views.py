@@ -23,10 +23,13 @@ from depositions.forms import (
     LoadFormSet,
     RecipeForm,
     RunForm,
+    RunLogLinkForm,
+    RunLogUploadForm,
     SegmentFormSet,
     StepFormSet,
     SubCycleFormSet,
     ThicknessForm,
+    ToolThresholdsForm,
 )
 from depositions.inputs import AnnealInput, BlockInput, SegmentInput, StepInput, SubCycleInput
 from depositions.models import DepositionRun, PrecursorLot
@@ -225,12 +228,72 @@ def run_detail(request: HttpRequest, code: str) -> HttpResponse:
         "gpc": [g.as_dict() for g in selectors.run_gpc(run=run)],
         "form": form,
         "thickness_form": ThicknessForm(),
-        "checks": run.checks.all(),
+        "checks": run.checks.select_related("log__raw_file"),
         "pulse_summary": logs.run_pulse_summary(run=run),
         "trace": logs.run_trace(run=run),
-        "log_files": run.log_files.select_related("raw_file"),
+        "log_files": run.log_files.select_related("raw_file", "job"),
+        "upload_form": RunLogUploadForm(),
+        "link_form": RunLogLinkForm(run=run),
     }
     return render(request, "depositions/run_detail.html", context)
+
+
+@login_required
+@require_POST
+def run_logs_upload(request: HttpRequest, code: str) -> HttpResponse:
+    """Several files at once; each becomes its own job, linked to the run."""
+    run = _run(request, code)
+    form = RunLogUploadForm(request.POST, request.FILES)
+    if getattr(request, "lims_upload_too_large", False):
+        messages.error(request, "The upload is larger than the limit: push it to /api/v1/ingest/.")
+    elif not form.is_valid():
+        messages.error(request, "; ".join(str(e) for errs in form.errors.values() for e in errs))
+    else:
+        for upload in form.cleaned_data["logs"]:
+            try:
+                job, created = logs.run_log_submit(
+                    run=run,
+                    stream=upload,
+                    filename=upload.name,
+                    user=request.user,
+                    content_type=upload.content_type or "",
+                )
+            except ValidationError as exc:
+                messages.error(request, f"{upload.name}: {'; '.join(exc.messages)}")
+            else:
+                how = "queued" if created else "already stored"
+                messages.info(request, f"{upload.name}: {how} (job {job.pk}).")
+    return redirect("depositions:run-detail", code=run.code)
+
+
+@login_required
+@require_POST
+def run_log_link(request: HttpRequest, code: str) -> HttpResponse:
+    run = _run(request, code)
+    form = RunLogLinkForm(request.POST, run=run)
+    if form.is_valid():
+        log_file = form.cleaned_data["log_file"]
+        try:
+            logs.run_log_link(log_file=log_file, run=run)
+        except ValidationError as exc:
+            messages.error(request, "; ".join(exc.messages))
+        else:
+            messages.success(request, f"{log_file.raw_file.original_name} linked; checking it.")
+    else:
+        messages.error(request, "Choose an unlinked log of this run's project.")
+    return redirect("depositions:run-detail", code=run.code)
+
+
+@login_required
+@require_POST
+def run_recheck(request: HttpRequest, code: str) -> HttpResponse:
+    run = _run(request, code)
+    queued = logs.run_log_recheck(run=run)
+    messages.info(
+        request,
+        f"{len(queued)} log(s) queued for checking." if queued else "Nothing to check again.",
+    )
+    return redirect("depositions:run-detail", code=run.code)
 
 
 @login_required
@@ -362,3 +425,23 @@ def tool_detail(request: HttpRequest, pk: int) -> HttpResponse:
     tool = get_object_or_404(selectors.tool_list(user=request.user), pk=pk)
     overview = logs.tool_overview(tool=tool)
     return render(request, "depositions/tool_detail.html", {"tool": tool, **overview})
+
+
+@login_required
+def tool_thresholds(request: HttpRequest, pk: int) -> HttpResponse:
+    """Edit the tool's check thresholds field by field (empty = default), then re-check."""
+    tool = get_object_or_404(selectors.tool_list(user=request.user), pk=pk)
+    form = ToolThresholdsForm(request.POST or None, tool=tool)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.tool_update(tool=tool, check_thresholds=form.overrides())
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            message = "Thresholds saved."
+            if form.cleaned_data["recheck"]:
+                queued = logs.tool_runs_recheck(tool=tool)
+                message += f" {len(queued)} log(s) queued for checking."
+            messages.success(request, message)
+            return redirect("depositions:tool-detail", pk=tool.pk)
+    return render(request, "depositions/tool_thresholds.html", {"tool": tool, "form": form})

@@ -28,8 +28,11 @@ from depositions.models import (
     PostTreatment,
     PrecursorLot,
     ProcessReference,
+    PulseEvent,
     Recipe,
+    RunCheck,
     RunLoad,
+    RunLogFile,
     RunPrecursor,
     SourceInstallation,
     Step,
@@ -657,3 +660,96 @@ class FurnaceLogUploadSerializer(serializers.Serializer):
     tolerance_k = serializers.DecimalField(
         max_digits=6, decimal_places=2, required=False, min_value=Decimal("0.01")
     )
+
+
+# --- tool logs ----------------------------------------------------------------------------------
+
+
+class RunLogFileSerializer(serializers.ModelSerializer):
+    """A tool log and what was read from it; the raw file's hash says which bytes."""
+
+    run: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="code", read_only=True
+    )
+    project: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
+    file = serializers.CharField(source="raw_file.original_name", read_only=True)
+    sha256 = serializers.CharField(source="raw_file.sha256", read_only=True)
+    job_status = serializers.CharField(source="job.status", read_only=True, default=None)
+
+    class Meta:
+        model = RunLogFile
+        fields = [
+            "id",
+            "run",
+            "project",
+            "file",
+            "sha256",
+            "job",
+            "job_status",
+            "parser_name",
+            "parser_version",
+            "row_count",
+            "sample_period_s",
+            "channels",
+            "metadata",
+            "warnings",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class RunCheckSerializer(serializers.ModelSerializer):
+    log_file: serializers.PrimaryKeyRelatedField = serializers.PrimaryKeyRelatedField(
+        source="log", read_only=True
+    )
+
+    class Meta:
+        model = RunCheck
+        fields = [
+            "name",
+            "status",
+            "value",
+            "threshold",
+            "details",
+            "checker_version",
+            "log_file",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class PulseEventSerializer(serializers.ModelSerializer):
+    log_file: serializers.PrimaryKeyRelatedField = serializers.PrimaryKeyRelatedField(
+        source="log", read_only=True
+    )
+
+    class Meta:
+        model = PulseEvent
+        fields = [
+            "log_file",
+            "source",
+            "channel",
+            "index",
+            "supercycle",
+            "subcycle",
+            "repetition",
+            "start_s",
+            "width_s",
+            "width_uncertainty_s",
+            "baseline",
+            "peak",
+            "area",
+            "qcm_delta",
+            "dead",
+        ]
+        read_only_fields = fields
+
+
+class RunLinkSerializer(serializers.Serializer):
+    run = serializers.CharField(max_length=64, help_text="Code of the deposition run")
+
+
+class QueuedJobsSerializer(serializers.Serializer):
+    queued_jobs = serializers.ListField(child=serializers.IntegerField())

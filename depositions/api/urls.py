@@ -11,6 +11,7 @@ from depositions.api.views import (
     PrecursorLotViewSet,
     ProcessReferenceViewSet,
     RecipeViewSet,
+    RunLogFileViewSet,
     SourceInstallationViewSet,
     ThicknessMeasurementViewSet,
     ToolSourceViewSet,
@@ -31,6 +32,7 @@ router.register(
     "process-references", ProcessReferenceViewSet, basename="depositions-process-reference"
 )
 router.register("deposition-runs", DepositionRunViewSet, basename="depositions-run")
+router.register("run-log-files", RunLogFileViewSet, basename="depositions-run-log-file")
 router.register(
     "thickness-measurements", ThicknessMeasurementViewSet, basename="depositions-thickness"
 )

@@ -18,7 +18,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from depositions import expansion, selectors, services
+from depositions import expansion, logs, selectors, services
 from depositions.api import serializers as s
 from depositions.filtersets import (
     ChemicalFilterSet,
@@ -29,6 +29,7 @@ from depositions.filtersets import (
     PrecursorLotFilterSet,
     ProcessReferenceFilterSet,
     RecipeFilterSet,
+    RunLogFileFilterSet,
     SourceInstallationFilterSet,
     ThicknessMeasurementFilterSet,
     ToolFilterSet,
@@ -43,6 +44,7 @@ from depositions.models import (
     PrecursorLot,
     ProcessReference,
     Recipe,
+    RunLogFile,
     SourceInstallation,
     ThicknessMeasurement,
     Tool,
@@ -465,6 +467,55 @@ class DepositionRunViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
     def gpc(self, request: Request, code: str | None = None) -> Response:
         """Measured GPC of every thickness on the run's outputs, with provenance."""
         return Response([r.as_dict() for r in selectors.run_gpc(run=self.get_object())])
+
+    @extend_schema(responses=s.RunCheckSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def checks(self, request: Request, code: str | None = None) -> Response:
+        """The tool-log checks of the run (one set per data log), with their checker version."""
+        rows = self.get_object().checks.order_by("log_id", "name")
+        return Response(s.RunCheckSerializer(rows, many=True).data)
+
+    @extend_schema(responses=s.PulseEventSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def pulses(self, request: Request, code: str | None = None) -> Response:
+        """Every detected pulse, in time order per log (paginated)."""
+        rows = self.get_object().pulses.order_by("log_id", "start_s")
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(s.PulseEventSerializer(page, many=True).data)
+
+    @extend_schema(request=None, responses=s.QueuedJobsSerializer)
+    @action(detail=True, methods=["post"])
+    def recheck(self, request: Request, code: str | None = None) -> Response:
+        """Check the run's logs again (new thresholds, calibrations or checker): jobs queued."""
+        queued = logs.run_log_recheck(run=self.get_object())
+        return Response({"queued_jobs": queued}, status=status.HTTP_202_ACCEPTED)
+
+
+class RunLogFileViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Tool logs as stored (upload them through /api/v1/ingest/ with kind=ald_log)."""
+
+    serializer_class = s.RunLogFileSerializer
+    filterset_class = RunLogFileFilterSet
+    ordering_fields = ["created_at"]
+
+    def get_queryset(self) -> QuerySet[RunLogFile]:
+        return selectors.run_log_file_list(user=self.request.user)
+
+    @extend_schema(request=s.RunLinkSerializer, responses=s.QueuedJobsSerializer)
+    @action(detail=True, methods=["post"])
+    def link(self, request: Request, pk: str | None = None) -> Response:
+        """Attach a log pushed without (or with a wrong) run code to a run, and check it."""
+        log_file = self.get_object()
+        form = s.RunLinkSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        run = selectors.run_list(user=request.user).filter(code=form.validated_data["run"]).first()
+        if run is None:
+            raise ValidationError({"run": ["no such run in your projects"]})
+        try:
+            queued = logs.run_log_link(log_file=log_file, run=run)
+        except DjangoValidationError as exc:
+            raise _drf(exc) from exc
+        return Response({"queued_jobs": queued}, status=status.HTTP_202_ACCEPTED)
 
 
 # --- measurements ------------------------------------------------------------------------------

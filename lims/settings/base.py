@@ -193,6 +193,7 @@ SPECTACULAR_SETTINGS = {
         "InstrumentKindEnum": "lims.models.projects.Instrument.Kind",
         "OperationKindEnum": "samples.choices.OperationKind",
         "SampleStateEnum": "samples.choices.SampleState",
+        "CheckStatusEnum": "depositions.choices.CheckStatus",
     },
 }
 
