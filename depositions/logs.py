@@ -483,9 +483,14 @@ def tool_overview(*, tool: Any) -> dict[str, Any]:
         DepositionRun.objects.filter(tool=tool)
         .select_related("recipe")
         .annotate(
-            fails=Count("checks", filter=Q(checks__status="fail")),
-            warns=Count("checks", filter=Q(checks__status="warn")),
-            n_checks=Count("checks"),
+            fails=Count("checks", filter=Q(checks__status="fail"), distinct=True),
+            warns=Count("checks", filter=Q(checks__status="warn"), distinct=True),
+            n_checks=Count("checks", distinct=True),
+            busy=Count(
+                "log_files",
+                filter=Q(log_files__job__status__in=["pending", "running"]),
+                distinct=True,
+            ),
         )
         .order_by("-created_at")[:50]
     )
@@ -511,7 +516,9 @@ def tool_overview(*, tool: Any) -> dict[str, Any]:
         )
     for run in runs:
         run.verdict = (  # type: ignore[attr-defined]
-            "no log"
+            "checking"
+            if run.busy
+            else "no log"
             if not run.n_checks
             else "fail"
             if run.fails

@@ -220,6 +220,7 @@ def run_detail(request: HttpRequest, code: str) -> HttpResponse:
         else:
             messages.success(request, f"Run {run.code} completed; coated samples recorded.")
         return redirect("depositions:run-detail", code=run.code)
+    log_files = list(run.log_files.select_related("raw_file", "job"))
     context = {
         "run": run,
         "summary": (run.recipe_snapshot or {}).get("summary", {}),
@@ -231,7 +232,8 @@ def run_detail(request: HttpRequest, code: str) -> HttpResponse:
         "checks": run.checks.select_related("log__raw_file"),
         "pulse_summary": logs.run_pulse_summary(run=run),
         "trace": logs.run_trace(run=run),
-        "log_files": run.log_files.select_related("raw_file", "job"),
+        "log_files": log_files,
+        "several_data_logs": sum(1 for f in log_files if f.series_path) > 1,
         "upload_form": RunLogUploadForm(),
         "link_form": RunLogLinkForm(run=run),
     }

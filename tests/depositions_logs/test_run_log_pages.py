@@ -131,6 +131,7 @@ def test_tool_threshold_editor_saves_overrides_and_rechecks(
             follow=True,
         )
     assert "Thresholds saved. 1 log(s) queued for checking." in response.content.decode()
+    assert ">checking</span>" in response.content.decode()  # the run's verdict until re-checked
     labview_run.tool.refresh_from_db()
     assert labview_run.tool.check_thresholds == {
         "purge_tolerance_s": 10.5,
