@@ -18,6 +18,7 @@ from cells import services as cells
 from cells.choices import AnodeKind, CellFormat, CellType
 from depositions import services as dep
 from depositions.inputs import AnnealInput, BlockInput, SegmentInput, StepInput, SubCycleInput
+from depositions.models import DepositionRun
 from lims.models import Instrument, Project
 from samples import services as smp
 from samples.choices import MaterialClass, SampleKind
@@ -224,4 +225,79 @@ def process_chain(*, project: Project, user: Any) -> bool:
             operator=user,
             assembled_at=now - timedelta(days=1),
         )
+    qcm_run(project=project, user=user, wafer_material=si)
     return True
+
+
+QCM_RUN = "RUN-QCM-01"
+QCM_TOOL = "ald-qcm-01"
+# The LabVIEW run in tests/fixtures/ald/labview_qcm_run (SOURCES.md): push its four files with
+# kind=ald_log and run=RUN-QCM-01 to see a real tool log checked against this recipe.
+QCM_FILES = "tests/fixtures/ald/labview_qcm_run"
+
+
+def qcm_run(*, project: Project, user: Any, wafer_material: Material) -> DepositionRun:
+    """A QCM calibration run planned like the fixture LabVIEW run: 5 min purge, 50 TMA/H2O
+    cycles (1 s / 20 s, 2 s / 20 s), 5 min, 10 TMA-only doses, 5 min, 20 cycles, 10 min."""
+    instrument, _ = Instrument.objects.get_or_create(
+        name=QCM_TOOL,
+        defaults={
+            "kind": Instrument.Kind.ALD_TOOL,
+            "project": project,
+            "vendor": "home-built (LabVIEW)",
+            "model": "cross-flow with QCM",
+        },
+    )
+    tool = dep.tool_create(instrument=instrument, reactor_type="cross_flow", chambers=1)
+    # The LabVIEW program names its digital outputs, not its precursors: the ports say which.
+    dep.tool_source_create(
+        tool=tool, label="A1", reactant="TMA", delivery="vapour_draw", log_channel="Mod8/do1"
+    )
+    dep.tool_source_create(
+        tool=tool, label="B1", reactant="H2O", delivery="vapour_draw", log_channel="Mod8/do2"
+    )
+
+    def purge(seconds: str) -> StepInput:
+        return StepInput(kind="purge", duration_s=D(seconds))
+
+    def pulse(label: str, seconds: str) -> StepInput:
+        return StepInput(kind="pulse", duration_s=D(seconds), source_label=label)
+
+    recipe = dep.recipe_create(
+        project=project,
+        name="Al2O3 QCM saturation test",
+        target_material="Al2O3",
+        subcycles=[
+            SubCycleInput(
+                "Al2O3",
+                [pulse("TMA", "1"), purge("20"), pulse("H2O", "2"), purge("20")],
+                gpc_angstrom=D("1.1"),
+                target_material="Al2O3",
+            ),
+            SubCycleInput("TMA only", [pulse("TMA", "1"), purge("20")]),
+            SubCycleInput("long purge", [purge("300")]),
+        ],
+        blocks=[
+            BlockInput("Al2O3", 50),
+            BlockInput("long purge", 1),
+            BlockInput("TMA only", 10),
+            BlockInput("long purge", 1),
+            BlockInput("Al2O3", 20),
+        ],
+        supercycle_repeats=1,
+        pre_steps=[purge("300")],
+        post_steps=[purge("600")],
+        deposition_temperature_c=D("125"),
+        created_by=user,
+    )
+    witness = smp.sample_create(
+        project=project,
+        code="SI-W03",
+        kind=SampleKind.WAFER,
+        material=wafer_material,
+        quantity=D("1"),
+        unit="count",
+    )
+    run = dep.run_create(project=project, code=QCM_RUN, tool=tool, recipe=recipe, operator=user)
+    dep.run_load_add(run=run, sample=witness, role="witness", area_cm2=D("4"))
+    return run

@@ -115,3 +115,36 @@ def test_cell_and_run_lists_export_csv(chain, client, user):
     )
     runs = b"".join(client.get("/depositions/runs/?export=csv").streaming_content).decode()
     assert "RUN-LNO-01" in runs and "LiNbOx 1:4 v1" in runs
+
+
+@pytest.mark.django_db
+def test_the_demo_qcm_run_passes_its_own_log(
+    chain, fixture_path, project, django_capture_on_commit_callbacks
+):
+    """The demo recipe is the fixture run's plan: every pulse aligns, widths and purges pass;
+    the only warning is the summary's furnace setpoint against the thermocouples."""
+    from depositions.models import RunCheck
+    from lims.ingestion import services as ingest
+
+    folder = fixture_path / "ald/labview_qcm_run"
+    for path in sorted(folder.glob("*.txt"), key=lambda p: "DataLog" in p.name):
+        with path.open("rb") as fh, django_capture_on_commit_callbacks(execute=False):
+            job, _ = ingest.ingest_submit(
+                stream=fh,
+                filename=path.name,
+                project=project,
+                kind="ald_log",
+                params={"run": demo.QCM_RUN},
+            )
+        with django_capture_on_commit_callbacks(execute=False):
+            job = ingest.job_run(job_id=job.pk)
+        assert job.status == "succeeded", (path.name, job.error)
+    assert job.result["pulses_per_source"] == {"TMA": 80, "H2O": 70}
+    assert job.result["verdict"] == "warn", job.result["reasons"]
+    statuses = dict(RunCheck.objects.values_list("name", "status"))
+    assert statuses["temperature_setpoint:Furnace Temp"] == "warn"
+    assert {n for n, st in statuses.items() if st != "pass"} == {
+        "temperature_setpoint:Furnace Temp"
+    }, statuses
+    assert statuses["purge_length:TMA"] == statuses["pulse_width:H2O"] == "pass"
+    assert statuses["plan_alignment"] == statuses["run_completeness"] == "pass"

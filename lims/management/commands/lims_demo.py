@@ -48,7 +48,15 @@ class Command(BaseCommand):
                 instrument_name="cycler-01", project=project, kind="cycler"
             )
         demo.process_chain(project=project, user=user)
+        ald_token = (
+            InstrumentToken.objects.filter(instrument__name=demo.QCM_TOOL, revoked=False)
+            .order_by("created_at")
+            .first()
+        ) or services.instrument_token_create(
+            instrument_name=demo.QCM_TOOL, project=project, kind="ald_tool"
+        )
         demo_file = settings.BASE_DIR / DEMO_FILE
+        ald_files = settings.BASE_DIR / demo.QCM_FILES
         self.stdout.write(
             "\n".join(
                 [
@@ -58,6 +66,10 @@ class Command(BaseCommand):
                     "  Push a real BioLogic file for the demo cell:",
                     f"    curl -H 'Authorization: Token {token.key}' -F cell={DEMO_CELL} "
                     f"-F file=@{demo_file} http://127.0.0.1:{port}/api/v1/ingest/",
+                    f"  Push the four files of a real LabVIEW ALD run for {demo.QCM_RUN}:",
+                    f"    for f in {ald_files}/*.txt; do curl -H 'Authorization: Token "
+                    f"{ald_token.key}' -F kind=ald_log -F run={demo.QCM_RUN} -F file=@$f "
+                    f"http://127.0.0.1:{port}/api/v1/ingest/; echo; done",
                     "",
                 ]
             )
