@@ -380,11 +380,13 @@ def clean_time(
 
     ``frame`` must have ``time_s``. Rows earlier than an earlier row (clock reset, glitch) are
     dropped rather than sorted in, because sorting would interleave two runs of a file that was
-    appended to.
+    appended to. A clean time base (the usual case) costs one pass for the steps, reused for
+    the period, the jitter and the gaps.
     """
     warnings: list[str] = []
     tb = TimeBase(rows_read=frame.height)
-    raw = frame["time_s"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    column = frame["time_s"].cast(pl.Float64)
+    raw = (column.fill_null(np.nan) if column.null_count() else column).to_numpy()
     missing = ~np.isfinite(raw)
     any_missing = bool(missing.any())
     if any_missing:
@@ -393,32 +395,34 @@ def clean_time(
         warnings.append(
             f"{tb.rows_without_time} rows without a time value were dropped (first: line {first})"
         )
-    backwards = np.zeros(raw.size, dtype=bool)
-    if any_missing or bool((np.diff(raw) < 0).any()):
+    steps = np.diff(raw)
+    if any_missing or bool((steps < 0).any()):
         filled = np.where(missing, -np.inf, raw)
         previous_max = np.concatenate(([-np.inf], np.maximum.accumulate(filled)[:-1]))
         backwards = ~missing & (raw < previous_max)
-    if backwards.any():
-        tb.rows_backwards = int(backwards.sum())
-        row = int(np.flatnonzero(backwards)[0]) + first_data_line
-        tb.first_backwards_row = row
-        warnings.append(
-            f"time goes backwards on {tb.rows_backwards} rows (first: line {row}); those rows "
-            "were dropped"
-        )
-    drop = missing | backwards
-    if any_missing or tb.rows_backwards:
-        frame = frame.filter(pl.Series(~drop))
-        times = raw[~drop]
+        if backwards.any():
+            tb.rows_backwards = int(backwards.sum())
+            row = int(np.flatnonzero(backwards)[0]) + first_data_line
+            tb.first_backwards_row = row
+            warnings.append(
+                f"time goes backwards on {tb.rows_backwards} rows (first: line {row}); those "
+                "rows were dropped"
+            )
+        keep = ~(missing | backwards)
+        frame = frame.filter(pl.Series(keep))
+        times = raw[keep]
+        steps = np.diff(times)
     else:
         times = raw
     if times.size >= 2:
-        steps = np.diff(times)
-        positive = steps[steps > 0]
-        period = float(np.median(positive)) if positive.size else None
+        forward = steps > 0
+        all_forward = bool(forward.all())
+        # np.median copies its input unless allowed to reorder it: only a filtered copy is ours
+        positive = steps if all_forward else steps[forward]
+        period = float(np.median(positive, overwrite_input=not all_forward)) if positive.size else None
         tb.sample_period_s = period
         if period:
-            regular = steps[(steps > 0) & (steps <= gap_factor * period)]
+            regular = steps[forward & (steps <= gap_factor * period)]
             if regular.size:
                 stride = max(1, regular.size // 20000)  # a sample is plenty for a percentile
                 tb.jitter_s = float(np.percentile(np.abs(regular[::stride] - period), 99))
@@ -437,8 +441,7 @@ def count_short_rows(frame: pl.DataFrame, last_column: str) -> int:
     """Rows whose last field is empty while most rows have it: rows shorter than the header."""
     if last_column not in frame.columns or frame.height == 0:
         return 0
-    nulls = frame[last_column].is_null()
-    n = int(nulls.sum())
+    n = frame[last_column].null_count()
     return n if 0 < n < frame.height / 2 else 0
 
 
@@ -456,17 +459,29 @@ class ColumnSpec:
 
 
 def series_from(frame: pl.DataFrame, specs: Sequence[ColumnSpec]) -> pl.DataFrame:
-    """``time_s`` + one Float64 column per channel in canonical units, NaN read as null."""
+    """``time_s`` + one Float64 column per channel in canonical units, NaN read as null.
+
+    Only float columns that hold a NaN go through ``fill_nan``: one scan of each finds them,
+    where ``fill_nan`` would copy every column (integers read as such hold no NaN).
+    """
     exprs: list[pl.Expr] = [pl.col("time_s").cast(pl.Float64)]
-    floats = {name for name, dtype in frame.schema.items() if dtype.is_float()}
+    floats = [
+        name
+        for name in dict.fromkeys(spec.column for spec in specs)
+        if name in frame.schema and frame.schema[name].is_float()
+    ]
+    with_nan: set[str] = set()
+    if floats:
+        found = frame.select(pl.col(name).is_nan().any() for name in floats).row(0)
+        with_nan = {name for name, has_nan in zip(floats, found, strict=True) if has_nan}
     for spec in specs:
         expr = pl.col(spec.column).cast(pl.Float64, strict=False)
         if spec.scale != 1.0:
             expr = expr * spec.scale
         if spec.offset != 0.0:
             expr = expr + spec.offset
-        if spec.column in floats or spec.column not in frame.schema:
-            expr = expr.fill_nan(None)  # integers read as such hold no NaN
+        if spec.column in with_nan or spec.column not in frame.schema:
+            expr = expr.fill_nan(None)
         exprs.append(expr.alias(spec.channel.name))
     return frame.select(exprs)
 
