@@ -337,8 +337,11 @@ def expected_thickness(spec: RecipeSpec) -> ThicknessEstimate:
     by: dict[str, float | None] = {}
     missing: list[str] = []
     for name, count in subcycle_counts(spec).items():
-        gpc = spec.subcycle(name).gpc_angstrom
-        if gpc is None:
+        subcycle = spec.subcycle(name)
+        gpc = subcycle.gpc_angstrom
+        if gpc is None and not any(step.is_dose for step in subcycle.steps):
+            by[name] = 0.0  # a purge/wait-only sub-cycle puts nothing down: no GPC to ask for
+        elif gpc is None:
             by[name] = None
             missing.append(name)
         else:

@@ -235,7 +235,8 @@ class ToolThresholdsForm(forms.Form):
                 field = forms.IntegerField(required=False, min_value=0)
             else:
                 field = forms.FloatField(required=False, min_value=0)
-            field.widget.attrs.update(placeholder)
+            if spec.name != "setpoint_channels":
+                field.widget.attrs.update(placeholder)
             field.label = spec.name
             field.initial = value
             self.fields[spec.name] = field

@@ -274,7 +274,8 @@ def qcm_run(*, project: Project, user: Any, wafer_material: Material) -> Deposit
                 gpc_angstrom=D("1.1"),
                 target_material="Al2O3",
             ),
-            SubCycleInput("TMA only", [pulse("TMA", "1"), purge("20")]),
+            # one precursor alone is self-limiting: no film (the QCM test of exactly that)
+            SubCycleInput("TMA only", [pulse("TMA", "1"), purge("20")], gpc_angstrom=D("0")),
             SubCycleInput("long purge", [purge("300")]),
         ],
         blocks=[

@@ -118,6 +118,20 @@ def test_missing_gpc_gives_no_total_but_says_which():
     assert thickness.known_nm == pytest.approx(0.25)
 
 
+def test_a_purge_only_subcycle_needs_no_gpc():
+    """A long purge between blocks is a sub-cycle without doses: it grows nothing."""
+    purge = SubCycleSpec("long purge", (StepSpec(1, "purge", "", 300.0),))
+    spec = RecipeSpec(
+        subcycles=(binary("Al2O3", "TMA", 0.1, 1.1), purge),
+        blocks=(BlockSpec("Al2O3", 50), BlockSpec("long purge", 1), BlockSpec("Al2O3", 20)),
+        repeats=1,
+    )
+    thickness = expected_thickness(spec)
+    assert thickness.missing_gpc == []
+    assert thickness.by_subcycle_nm["long purge"] == 0.0
+    assert thickness.total_nm == pytest.approx(7.7)  # 70 x 1.1 Å
+
+
 def test_planned_duration_includes_pre_and_post_steps():
     spec = al2o3(
         pre_steps=(StepSpec(1, "wait", "", 60.0), StepSpec(2, "pulse", "TMA", 0.5)),

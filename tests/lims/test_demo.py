@@ -148,3 +148,7 @@ def test_the_demo_qcm_run_passes_its_own_log(
     }, statuses
     assert statuses["purge_length:TMA"] == statuses["pulse_width:H2O"] == "pass"
     assert statuses["plan_alignment"] == statuses["run_completeness"] == "pass"
+    from depositions.models import DepositionRun
+
+    summary = DepositionRun.objects.get(code=demo.QCM_RUN).recipe_snapshot["summary"]
+    assert summary["expected_thickness_nm"] == pytest.approx(7.7)  # 70 Al2O3 cycles x 1.1 Å
