@@ -112,3 +112,7 @@ class CheckStatus(models.TextChoices):
     PASS = "pass", "Pass"
     WARN = "warn", "Warn"
     FAIL = "fail", "Fail"
+
+
+# A run's tool-log verdict (selectors.with_qc): the worst check status, or why there is none.
+QC_VERDICTS = ("pass", "warn", "fail", "checking", "no log")

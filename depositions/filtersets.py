@@ -6,6 +6,7 @@ import django_filters
 from django.db.models import Q, QuerySet
 
 from depositions.choices import (
+    QC_VERDICTS,
     AnnealAtmosphere,
     CompositionMethod,
     Delivery,
@@ -170,6 +171,11 @@ class DepositionRunFilterSet(django_filters.FilterSet):
     )
     started_after = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
     started_before = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+    qc = django_filters.ChoiceFilter(
+        field_name="qc_verdict",  # annotated by selectors.with_qc
+        choices=[(v, v) for v in QC_VERDICTS],
+        label="Tool-log QC verdict",
+    )
 
     class Meta:
         model = DepositionRun

@@ -475,23 +475,13 @@ def run_pulse_summary(*, run: DepositionRun) -> list[dict[str, Any]]:
 
 def tool_overview(*, tool: Any) -> dict[str, Any]:
     """A tool's recent runs with their QC verdicts, and each bottle's pulse amplitude per run."""
-    from django.db.models import Avg, Count, F, Q
+    from django.db.models import Avg, F
 
     from depositions.models import RunPrecursor
 
     runs = list(
-        DepositionRun.objects.filter(tool=tool)
+        selectors.with_qc(DepositionRun.objects.filter(tool=tool))
         .select_related("recipe")
-        .annotate(
-            fails=Count("checks", filter=Q(checks__status="fail"), distinct=True),
-            warns=Count("checks", filter=Q(checks__status="warn"), distinct=True),
-            n_checks=Count("checks", distinct=True),
-            busy=Count(
-                "log_files",
-                filter=Q(log_files__job__status__in=["pending", "running"]),
-                distinct=True,
-            ),
-        )
         .order_by("-created_at")[:50]
     )
     amplitude = {
@@ -513,17 +503,5 @@ def tool_overview(*, tool: Any) -> dict[str, Any]:
                 "port": use.tool_source.label,
                 "amplitude_torr": amplitude.get((use.run_id, label)),
             }
-        )
-    for run in runs:
-        run.verdict = (  # type: ignore[attr-defined]
-            "checking"
-            if run.busy
-            else "no log"
-            if not run.n_checks
-            else "fail"
-            if run.fails
-            else "warn"
-            if run.warns
-            else "pass"
         )
     return {"runs": runs, "bottles": bottles}

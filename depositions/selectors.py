@@ -9,7 +9,20 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    Exists,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
 
 from depositions import dose, expansion
 from depositions.anneal import Profile, SegmentSpec, planned_profile
@@ -41,6 +54,7 @@ from depositions.models import (
     PrecursorLot,
     ProcessReference,
     Recipe,
+    RunCheck,
     RunLoad,
     RunLogFile,
     RunPrecursor,
@@ -129,18 +143,59 @@ def process_reference_list(*, filters: Filters = None) -> QuerySet[ProcessRefere
     return ProcessReferenceFilterSet(filters or {}, queryset=qs).qs
 
 
+def _checks(**flt: Any) -> Coalesce:
+    rows = (
+        RunCheck.objects.filter(run=OuterRef("pk"), **flt)
+        .order_by()
+        .values("run")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(rows), 0)
+
+
+def with_qc(qs: QuerySet[DepositionRun]) -> QuerySet[DepositionRun]:
+    """Each run's tool-log verdict as columns (subqueries: no join fan-out, one query).
+
+    ``qc_verdict``: *checking* while one of its logs is queued or running, *no log* without
+    checks, else the worst check status.
+    """
+    busy = RunLogFile.objects.filter(
+        run=OuterRef("pk"), job__status__in=["pending", "running"]
+    ).values("pk")[:1]
+    return qs.annotate(
+        qc_checks=_checks(),
+        qc_fails=_checks(status="fail"),
+        qc_warns=_checks(status="warn"),
+        qc_busy=Exists(busy),
+    ).annotate(
+        qc_verdict=Case(
+            When(qc_busy=True, then=Value("checking")),
+            When(qc_checks=0, then=Value("no log")),
+            When(qc_fails__gt=0, then=Value("fail")),
+            When(qc_warns__gt=0, then=Value("warn")),
+            default=Value("pass"),
+            output_field=CharField(),
+        )
+    )
+
+
 def _run_queryset() -> QuerySet[DepositionRun]:
-    return DepositionRun.objects.select_related(
-        "project", "tool__instrument", "recipe", "operator", "operation"
-    ).prefetch_related(
-        Prefetch(
-            "loads",
-            queryset=RunLoad.objects.select_related("sample", "output_sample").order_by("pk"),
-        ),
-        Prefetch(
-            "precursors",
-            queryset=RunPrecursor.objects.select_related("tool_source", "precursor_lot__chemical"),
-        ),
+    return (
+        with_qc(DepositionRun.objects)
+        .select_related("project", "tool__instrument", "recipe", "operator", "operation")
+        .prefetch_related(
+            Prefetch(
+                "loads",
+                queryset=RunLoad.objects.select_related("sample", "output_sample").order_by("pk"),
+            ),
+            Prefetch(
+                "precursors",
+                queryset=RunPrecursor.objects.select_related(
+                    "tool_source", "precursor_lot__chemical"
+                ),
+            ),
+        )
     )
 
 

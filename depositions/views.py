@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from depositions import expansion, logs, selectors, services
+from depositions.choices import QC_VERDICTS
 from depositions.forms import (
     AnnealForm,
     AnnealInputFormSet,
@@ -151,6 +152,7 @@ def run_list(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
                 ("tool", lambda r: str(r.tool)),
                 ("recipe", lambda r: f"{r.recipe.name} v{r.recipe.version}"),
                 ("status", lambda r: r.status),
+                ("qc_verdict", lambda r: r.qc_verdict),
                 ("planned_cycles", lambda r: r.planned_cycles),
                 ("actual_cycles", lambda r: r.actual_cycles),
                 ("setpoint_temperature_c", lambda r: r.setpoint_temperature_c),
@@ -160,7 +162,11 @@ def run_list(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
             runs.iterator(chunk_size=500),
         )
     page = Paginator(runs, 50).get_page(request.GET.get("page"))
-    return render(request, "depositions/run_list.html", {"page": page})
+    return render(
+        request,
+        "depositions/run_list.html",
+        {"page": page, "qc_verdicts": QC_VERDICTS},
+    )
 
 
 @login_required

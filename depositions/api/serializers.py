@@ -9,7 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from depositions import selectors
-from depositions.choices import SegmentKind
+from depositions.choices import QC_VERDICTS, SegmentKind
 from depositions.inputs import (
     AnnealInput,
     BlockInput,
@@ -415,6 +415,11 @@ class DepositionRunSerializer(serializers.ModelSerializer):
     operator = serializers.CharField(source="operator.username", read_only=True, default=None)
     loads = RunLoadSerializer(many=True, read_only=True)
     precursors = RunPrecursorSerializer(many=True, read_only=True)
+    qc_verdict = serializers.ChoiceField(
+        choices=[(v, v) for v in QC_VERDICTS],
+        read_only=True,
+        help_text="Tool-log QC: worst check status, 'checking' while a log is queued, or 'no log'",
+    )
 
     class Meta:
         model = DepositionRun
@@ -432,6 +437,7 @@ class DepositionRunSerializer(serializers.ModelSerializer):
             "started_at",
             "ended_at",
             "status",
+            "qc_verdict",
             "setpoint_temperature_c",
             "measured_temperature_c",
             "base_pressure_torr",

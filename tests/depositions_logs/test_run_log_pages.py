@@ -191,3 +191,46 @@ def test_logs_of_other_projects_are_invisible(
     assert api.get("/api/v1/run-log-files/").json()["count"] == 0
     log_id = RunLogFile.objects.get().pk
     assert api.post(f"/api/v1/run-log-files/{log_id}/link/", {"run": "LV-RUN1"}).status_code == 404
+
+
+@pytest.mark.django_db
+def test_runs_list_and_filter_by_their_tool_log_verdict(
+    fixture_path,
+    project,
+    labview_run,
+    user,
+    client,
+    user_client,
+    django_capture_on_commit_callbacks,
+):
+    from depositions import services as dep
+
+    quiet = dep.run_create(
+        project=project, code="LV-RUN2", tool=labview_run.tool, recipe=labview_run.recipe
+    )
+    _ingest(
+        fixture_path,
+        project,
+        f"{LABVIEW}_DataLog.txt",
+        django_capture_on_commit_callbacks,
+        run=labview_run.code,
+    )
+    runs = {
+        r["code"]: r["qc_verdict"]
+        for r in user_client.get("/api/v1/deposition-runs/").json()["results"]
+    }
+    assert runs == {labview_run.code: "fail", quiet.code: "no log"}  # 20 s purges vs 30 s planned
+    failing = user_client.get("/api/v1/deposition-runs/?qc=fail").json()["results"]
+    assert [r["code"] for r in failing] == [labview_run.code]
+    assert user_client.get("/api/v1/deposition-runs/?qc=pass").json()["count"] == 0
+
+    client.force_login(user)
+    page = client.get("/depositions/runs/?qc=no+log").content.decode()
+    assert quiet.code in page and f">{labview_run.code}<" not in page
+    csv = b"".join(client.get("/depositions/runs/?export=csv").streaming_content).decode()
+    assert "qc_verdict" in csv.splitlines()[0] and ",fail," in csv
+
+    with django_capture_on_commit_callbacks(execute=False):
+        client.post(f"/depositions/runs/{labview_run.code}/recheck/")
+    checking = user_client.get(f"/api/v1/deposition-runs/{labview_run.code}/").json()
+    assert checking["qc_verdict"] == "checking"
