@@ -182,7 +182,7 @@ def with_qc(qs: QuerySet[DepositionRun]) -> QuerySet[DepositionRun]:
 
 def _run_queryset() -> QuerySet[DepositionRun]:
     return (
-        with_qc(DepositionRun.objects)
+        with_qc(DepositionRun.objects.all())
         .select_related("project", "tool__instrument", "recipe", "operator", "operation")
         .prefetch_related(
             Prefetch(
