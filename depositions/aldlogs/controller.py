@@ -19,10 +19,13 @@ otherwise).
 
 The recipe CSV has one row per step: a value per device column (``-1`` = leave as is), then a
 delay (unit from its header, seconds by default). For an ALD valve column set to 1 the
-controller opens the valve, sleeps the row's delay and closes it: the delay is the pulse
-width. Duplicated column names occur (``mfcArMo`` twice): both are kept, the second renamed,
-with a warning. ``;``-separated copies with decimal commas (a spreadsheet in a European
-locale) are read too.
+controller opens the valve, sleeps the row's delay *without logging it*, closes the valve and
+then (except on a loop's first row) logs ``going to sleep for X seconds`` and sleeps X again:
+the delay is the pulse width, and the close is logged right after the open. With a 1 s clock
+the two lines usually share a stamp; when the run printed its recipe array, the close is
+placed the row's delay after the open (see :func:`_timed_pulses`). Duplicated column names
+occur (``mfcArMo`` twice): both are kept, the second renamed, with a warning. ``;``-separated
+copies with decimal commas (a spreadsheet in a European locale) are read too.
 
 Pressure readings are in Torr (the controller converts its gauge's Pa), configurable with
 ``ctx.metadata['pressure_unit']``; a unit written after the number wins.
@@ -54,7 +57,7 @@ from depositions.aldlogs.units import conversion, split_header, time_scale
 from depositions.expansion import PlannedStep
 from lims.ingestion.base import ParseContext, ParseError, register
 
-VERSION = "1.1.0"
+VERSION = "1.2.0"
 PRESSURE_CHANNEL = "chamber pressure"
 UNNAMED_VALVE = "valve ?"
 # "03/14/2025 09:58:10 AM INFO     msg", "03/14/2025 21:58:10 INFO msg", logging's default
@@ -265,12 +268,18 @@ def _valve_name(address: str | None) -> str:
     return f"valve {int(text)}" if text.isdigit() else f"valve {text}"
 
 
+_DUMP_CELL = re.compile(rf"{_NUM}|\bnan\b", re.IGNORECASE)
+
+
 def _recipe_dump(text: str) -> list[list[float]]:
-    """Rows of a printed numpy array (``[[-1. -1. ... 0.1]\\n [ ... ]]``)."""
+    """Rows of a printed numpy array (``[[-1. -1. ... 0.1]\\n [ nan ... ]]``).
+
+    ``nan`` is a blank cell of the recipe CSV (pandas reads it so); it stays NaN here.
+    """
     body = text[text.find("[") :]
     rows: list[list[float]] = []
     for chunk in re.split(r"\]\s*\[", body):
-        numbers = [float(x) for x in re.findall(_NUM, chunk)]
+        numbers = [float(x) for x in _DUMP_CELL.findall(chunk)]
         if numbers:
             rows.append(numbers)
     return rows
@@ -390,6 +399,15 @@ def parse_controller_log(path: Path, ctx: ParseContext) -> AldLog:
     run = entries.slice(first, last - first)
     resolution = _resolution(run["digits"])
     times = _times(run["dt"], warnings, resolution)
+    declared: list[list[float]] | None = None
+    dumps = run.filter(pl.col("kind") == "recipe_dump")
+    if dumps.height:
+        dump = dumps.row(0, named=True)
+        text = dump["msg"] if dump["more"] is None else f"{dump['msg']}\n{dump['more']}"
+        declared = _declared_recipe(text, int(dump["n"]) + 1, warnings)
+    times, timed = _timed_pulses(
+        run, times, resolution, _printed_pulse_delays(declared or []), warnings
+    )
     run = run.with_columns(pl.Series("time_s", times))
     start_time = run["dt"][0].isoformat(timespec="seconds" if resolution >= 1 else "milliseconds")
 
@@ -410,7 +428,6 @@ def parse_controller_log(path: Path, ctx: ParseContext) -> AldLog:
         "finished": False,
         "loops_requested": None,
     }
-    declared: list[list[float]] | None = None
     unread: list[int] = []
     unnamed: list[int] = []
     stray: list[int] = []
@@ -487,7 +504,6 @@ def parse_controller_log(path: Path, ctx: ParseContext) -> AldLog:
             run_info["finished"] = run_info["finished"] or kind == "finish"
             events.append(LogEvent(t, "run", None, None, msg))
         elif kind == "recipe_dump":
-            declared = _declared_recipe(text, n + 1, warnings)
             events.append(LogEvent(t, "message", None, None, msg))
         elif not severity:
             events.append(LogEvent(t, "message", None, None, text))
@@ -567,13 +583,17 @@ def parse_controller_log(path: Path, ctx: ParseContext) -> AldLog:
                     {"valve": v, "opened_s": t0, "line": line}
                     for v, (t0, line) in open_since.items()
                 ],
+                **timed,
             },
         }
     )
     if units_written:
         metadata["pressure_units_written"] = units_written
     if declared:
-        metadata["declared_recipe"] = {"source": "controller_log_array", "rows": declared}
+        metadata["declared_recipe"] = {
+            "source": "controller_log_array",
+            "rows": [[None if math.isnan(x) else x for x in row] for row in declared],
+        }
     tick = "1 s" if resolution >= 1 else f"{resolution:g} s"
     same = (
         "lines in the same second are 1 ms apart"
@@ -598,14 +618,45 @@ def parse_controller_log(path: Path, ctx: ParseContext) -> AldLog:
                 if not units_written
                 else "'The pressure is' readings in the unit written after each, converted to Torr"
             ),
-            "valves": "'set valve N to 1/0' events; series columns give the state at each reading",
+            "valves": (
+                "'set valve N to 1/0' events; series columns give the state at each reading"
+                + _timed_convention(timed, resolution)
+            ),
         },
         parser="controller_eventlog",
     )
 
 
+def _timed_convention(timed: dict[str, Any], resolution: float) -> str:
+    pairs, placed = timed["back_to_back"], timed["width_from_recipe"]
+    if not pairs:
+        return ""
+    text = (
+        f"; {pairs} opens are logged right before their close: the controller slept the row's "
+        "delay between them without logging it"
+    )
+    if placed == pairs:
+        return (
+            text
+            + ", so each close is put that delay (from the recipe the run printed) after its open"
+        )
+    if placed:
+        return (
+            text
+            + f"; {placed} closes are put that delay after their open, the others keep their stamps"
+        )
+    return (
+        text
+        + f" (their width is known to {resolution:g} s only: no printed recipe gives the delay)"
+    )
+
+
 def _declared_recipe(text: str, line: int, warnings: list[str]) -> list[list[float]] | None:
-    """The recipe array the controller printed, when it is whole and rectangular."""
+    """The recipe array the controller printed, when it is whole and rectangular.
+
+    Blank cells of the CSV print as ``nan``: the rows are kept (NaN here, null in the metadata)
+    and reported, because the controller stops at the first such row (``int(nan)`` raises).
+    """
     if "..." in text:
         warnings.append(
             f"the recipe array printed at line {line} is abbreviated by numpy ('...'): "
@@ -619,7 +670,124 @@ def _declared_recipe(text: str, line: int, warnings: list[str]) -> list[list[flo
             "not kept as the declared recipe"
         )
         return None
+    blank = [k for k, row in enumerate(rows) if any(math.isnan(x) for x in row)]
+    if blank:
+        warnings.append(
+            f"the recipe array printed at line {line} has blank cells ('nan') in {len(blank)} "
+            f"rows (first: row {blank[0] + 1}): the controller stops at the first of them "
+            "(it cannot read a blank cell as a number); kept as null"
+        )
     return rows or None
+
+
+# The controller's recipe layout: columns 6-9 are the ALD valves aldv1-aldv4, column 14 the delay.
+_ALD_CELLS = range(6, 10)
+_DUMP_WIDTH = 15
+
+
+def _cell_action(value: float, before: float) -> str | None:
+    """What the controller does with one ALD valve cell of a row.
+
+    ``None``: skipped (its integer part is -1, or it equals the row above: only changed cells
+    are set). ``"pulse"``: integer part 1 -> open, sleep the row's delay (not logged), close.
+    ``"wait"``: any other value -> close, sleep the delay, close again (no pulse).
+    """
+    if int(value) == -1 or value == before:
+        return None
+    return "pulse" if int(value) == 1 else "wait"
+
+
+def _printed_pulse_delays(rows: list[list[float]]) -> dict[str, float]:
+    """Valve -> pulse width, replaying the controller over the recipe array a run printed.
+
+    Only valves whose pulses all come from rows of one delay are returned (the width of each
+    logged open/close pair is then known); the replay stops at a row with a blank cell, where
+    the controller stops too.
+    """
+    if not rows or any(len(row) != _DUMP_WIDTH for row in rows):
+        return {}
+    delays: dict[str, set[float]] = {}
+    for j, row in enumerate(rows):
+        if any(math.isnan(x) for x in row):
+            break
+        before = [x + 1 for x in row] if j == 0 else rows[j - 1]
+        for i in _ALD_CELLS:
+            if _cell_action(row[i], before[i]) == "pulse":
+                delays.setdefault(f"valve {i - 5}", set()).add(row[-1])
+    return {valve: next(iter(found)) for valve, found in delays.items() if len(found) == 1}
+
+
+def _timed_pulses(
+    run: pl.DataFrame,
+    times: np.ndarray,
+    resolution: float,
+    delays: dict[str, float],
+    warnings: list[str],
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Place the unlogged sleep between a valve's open and its close logged right after it.
+
+    The controller logs ``set valve Nto 1``, sleeps the row's delay without logging, then logs
+    ``set valve Nto 0``. When that delay is known (``delays``, from the recipe the run printed)
+    and shorter than the clock's resolution, the close and the entries after it in the same
+    tick are moved the delay later (or, when the close is stamped one tick later, the open is
+    put the delay before the close): the pulse width becomes the delay instead of the 1/1000
+    tick of lines sharing a stamp. Stamps that cannot hold the delay are left as they are and
+    reported. Returns the new times and counts for ``metadata.valve_commands``.
+    """
+    kinds = run["kind"].to_list()
+    names = [_valve_name(a) for a in run["a"].to_list()]
+    values = [_valve_value(b) for b in run["b"].to_list()]
+    lines = run["n"].to_list()
+    tick = np.floor(times / resolution + 1e-9)
+    out = times.copy()
+    pairs = across = placed = 0
+    longer: list[tuple[str, int, float, float]] = []
+    for i in range(len(kinds) - 1):
+        a, b = values[i], values[i + 1]
+        if not (
+            kinds[i] == "valve"
+            and kinds[i + 1] == "valve"
+            and names[i] == names[i + 1]
+            and a is not None
+            and a > 0.5
+            and b is not None
+            and b <= 0.5
+        ):
+            continue
+        pairs += 1
+        span = int(tick[i + 1] - tick[i])
+        across += span > 0
+        delay = delays.get(names[i])
+        if delay is None or delay >= resolution:
+            continue  # unknown, or long enough for the stamps to show it
+        if span == 0:
+            end = i + 1
+            while end + 1 < len(kinds) and tick[end + 1] == tick[i]:
+                end += 1
+            shift = out[i] + delay - out[i + 1]
+            if out[end] + shift < (tick[i] + 1) * resolution:
+                out[i + 1 : end + 1] += shift
+                placed += 1
+        elif span == 1:
+            opened = out[i + 1] - delay
+            if opened > (out[i - 1] if i else -np.inf) and opened >= tick[i] * resolution:
+                out[i] = opened
+                placed += 1
+        else:
+            longer.append((names[i], lines[i] + 1, (span - 1) * resolution, delay))
+    if longer:
+        valve, line, least, delay = longer[0]
+        warnings.append(
+            f"{len(longer)} valve pulses last longer in the log than the row delay of the "
+            f"recipe the run printed (first: {valve} at line {line}: at least {least:g} s vs "
+            f"{delay:g} s; a relay or serial port that hung?): their logged times are kept"
+        )
+    stats = {
+        "back_to_back": pairs,
+        "back_to_back_across_ticks": across,
+        "width_from_recipe": placed,
+    }
+    return out, stats
 
 
 def _label(valve_map: dict[str, Any], valve: str) -> str | None:
@@ -776,14 +944,29 @@ def parse_controller_recipe(path: Path, ctx: ParseContext) -> ControllerRecipe:
     columns, renamed = dedupe(raw)
     warnings = head.warnings + renamed + notes
     delay_at = next((i for i, c in enumerate(columns) if _DELAY_COLUMN.match(c)), None)
-    if delay_at is None:
+    delay_label = raw[delay_at] if delay_at is not None else ""
+    filled = [cells for _, cells in body if any(c != "" for c in cells)]
+    if (
+        delay_at is None
+        and filled
+        and all(len(cells) == len(columns) + 1 and cells[-1] != "" for cells in filled)
+    ):
+        # an early header without the delay's name: every row has one value more (the delay)
+        columns.append("delay")
         delay_at = len(columns) - 1
+        warnings.append(
+            f"no delay column named and every row has one value more than the {len(raw)} "
+            "names of the header: that last, unnamed value is taken as the delay (s)"
+        )
+    elif delay_at is None:
+        delay_at = len(columns) - 1
+        delay_label = raw[delay_at]
         warnings.append(f"no delay column named: the last column {columns[-1]!r} is taken")
-    delay_unit = split_header(raw[delay_at])[1]
+    delay_unit = split_header(delay_label)[1]
     scale = time_scale(delay_unit)
     if scale is None:
         raise ParseError(
-            f"the delay column {raw[delay_at]!r} names {delay_unit!r}, not a time unit "
+            f"the delay column {delay_label!r} names {delay_unit!r}, not a time unit "
             "(s, ms, min, h)",
             location=f"line {header_at + 1}",
         )
@@ -791,6 +974,7 @@ def parse_controller_recipe(path: Path, ctx: ParseContext) -> ControllerRecipe:
     empty: list[int] = []
     longer: list[int] = []
     commas: list[tuple[int, str]] = []
+    blank: list[tuple[int, str]] = []
     for i, cells in body:
         if all(c == "" for c in cells):
             empty.append(i + 1)  # a row of delimiters only (spreadsheet export)
@@ -805,6 +989,8 @@ def parse_controller_recipe(path: Path, ctx: ParseContext) -> ControllerRecipe:
         for j, column in enumerate(columns):
             text = cells[j] if j < len(cells) else ""
             if text == "":
+                if j < len(cells):
+                    blank.append((i + 1, column))
                 values[column] = None
                 continue
             number = _recipe_number(text, column, i + 1, commas)
@@ -819,6 +1005,12 @@ def parse_controller_recipe(path: Path, ctx: ParseContext) -> ControllerRecipe:
         warnings.append(
             f"decimal commas read as decimal points ({len(commas)} cells, first: line "
             f"{commas[0][0]}, {commas[0][1]!r})"
+        )
+    if blank:
+        warnings.append(
+            f"{len(blank)} blank cells (first: line {blank[0][0]}, column {blank[0][1]!r}) are "
+            "read as -1 (no change); the controller itself reads a blank cell as NaN and stops "
+            "the run at that row"
         )
     if empty:
         warnings.append(
@@ -868,43 +1060,69 @@ def plan_from_controller_recipe(
     valve_labels: dict[str, str] | None = None,
     column_to_valve: dict[str, str] | None = None,
 ) -> list[PlannedStep]:
-    """The planned sequence: ``loops`` times the recipe rows.
+    """The planned sequence as the controller runs it: ``loops`` times the recipe rows.
 
-    A row that sets an ALD valve column (``aldvN``, or ``column_to_valve``) to 1 is a pulse of
-    that valve lasting the row's delay; every other row is a purge/wait of its delay. Labels
-    are the log's valve names (``valve 1``) unless ``valve_labels`` maps them to chemicals.
+    On each row the controller sets, in column order, every ALD valve cell (``aldvN``, or the
+    columns of ``column_to_valve``) whose integer part is not -1 and which differs from the row
+    above (the first row of a loop always acts): integer part 1 opens the valve, sleeps the
+    row's delay without logging it and closes it -- a pulse of the delay; any other value
+    closes the valve, sleeps the delay and closes it again -- a wait. Then, except on a loop's
+    first row, it logs ``going to sleep`` and sleeps the delay once more (a purge). So a row
+    repeating the row above does not pulse again, a valve row after the first lasts twice its
+    delay, and a first row with nothing to set takes no time. The time the program spends
+    reading the gauge and plotting (~0.1 s a row on the real tool) is not planned. Labels are
+    the log's valve names (``valve 1``) unless ``valve_labels`` maps them to chemicals.
     """
     if loops < 1:
         raise ValueError("loops must be >= 1")
     labels = valve_labels or {}
-    mapping = dict(column_to_valve or {})
-    for column in recipe.columns:
-        if column not in mapping and valve_of_column(column):
-            mapping[column] = valve_of_column(column) or ""
+    custom = column_to_valve or {}
+    mapping = {
+        column: custom.get(column) or valve_of_column(column) or ""
+        for column in recipe.columns
+        if column in custom or valve_of_column(column)
+    }
     steps: list[PlannedStep] = []
     t = 0.0
+
+    def add(loop: int, row: RecipeRow, kind: str, valve: str | None) -> None:
+        nonlocal t
+        steps.append(
+            PlannedStep(
+                phase="cycle",
+                supercycle=loop,
+                block=0,
+                subcycle="recipe",
+                repetition=0,
+                order=row.index + 1,
+                kind=kind,
+                source_label=labels.get(valve, valve) if valve else "",
+                start_s=round(t, 6),
+                duration_s=row.delay_s,
+            )
+        )
+        t += row.delay_s
+
     for loop in range(loops):
+        above: dict[str, float] | None = None
         for row in recipe.rows:
-            fired: list[str | None] = [
-                v for c, v in mapping.items() if (row.values.get(c) or 0) > 0
-            ]
-            for valve in fired or [None]:
-                steps.append(
-                    PlannedStep(
-                        phase="cycle",
-                        supercycle=loop,
-                        block=0,
-                        subcycle="recipe",
-                        repetition=0,
-                        order=row.index + 1,
-                        kind="pulse" if valve else "purge",
-                        source_label=labels.get(valve, valve) if valve else "",
-                        start_s=round(t, 6),
-                        duration_s=row.delay_s,
-                    )
-                )
-            t += row.delay_s
+            cells = {c: _controller_cell(row.values.get(c)) for c in mapping}
+            for column, valve in mapping.items():
+                before = cells[column] + 1 if above is None else above[column]
+                action = _cell_action(cells[column], before)
+                if action == "pulse":
+                    add(loop, row, "pulse", valve)
+                elif action == "wait":
+                    add(loop, row, "purge", None)  # valve closed, the delay slept anyway
+            if above is not None:
+                add(loop, row, "purge", None)
+            above = cells
     return steps
+
+
+def _controller_cell(value: float | None) -> float:
+    """A parsed recipe cell as the controller sees it (``None`` was -1 or blank)."""
+    return -1.0 if value is None else value
 
 
 # --- registered parsers -------------------------------------------------------------------------

@@ -571,3 +571,268 @@ def test_sniffers_still_recognise_the_variants(tmp_path: Path) -> None:
     assert ald.ControllerEventLogParser().sniff(crlf, "x.log") > 0.9
     recipe = codecs.BOM_UTF8 + _recipe_text().replace(",", ";").encode("ascii")
     assert ald.ControllerRecipeParser().sniff(recipe, "r.csv") > 0.5
+
+
+# --- how the real controller times a valve pulse -----------------------------------------------
+#
+# The program opens the valve (logged), sleeps the row's delay (not logged), closes it (logged),
+# and only then, except on a loop's first row, logs "going to sleep for X" and sleeps X again.
+# With a 1 s clock the open and the close usually share a stamp. The excerpts below are short
+# synthetic runs in that line format: a 4-row recipe (valve 2 for 0.1 s, 1 s, valve 3 for 0.1 s,
+# 1 s), run twice, printed as the program prints it.
+
+_DAY = "07/26/2024"
+
+
+def _at(clock: str, msg: str, level: str = "INFO") -> str:
+    return f"{_DAY} {clock} PM {level:<8} {msg}"
+
+
+def _array_row(cells: dict[int, float], delay: float, nan: bool = False) -> str:
+    row = ["nan" if nan and i < 3 else f"{cells.get(i, -1.0):g}." for i in range(14)]
+    return "[" + "  ".join(row) + f"  {delay:g}]"
+
+
+_ARRAY = [
+    _array_row({7: 1.0}, 0.1),
+    _array_row({}, 1.0),
+    _array_row({8: 1.0}, 0.1),
+    _array_row({}, 1.0),
+]
+
+
+def _timed_run(
+    array: list[str] | None = _ARRAY, close_2nd_loop_valve_3: str = "12:48:24"
+) -> list[str]:
+    head = [_at("12:48:11", "Starting a new run")]
+    if array is not None:
+        head += [
+            _at("12:48:20", "here is the recipe file numpy array [" + array[0]),
+            *(" " + row for row in array[1:-1]),
+            " " + array[-1] + "]",
+        ]
+    return [
+        *head,
+        _at("12:48:20", "User asked to run the loops this many times 2"),
+        _at("12:48:20", "The pressure is 0.1185"),
+        _at("12:48:20", "The pressure is 0.1185"),  # loop 1, row 1
+        _at("12:48:20", "set valve 2to 1"),
+        _at("12:48:20", "set valve 2to 0"),
+        _at("12:48:20", "The pressure is 0.1230"),  # row 2
+        _at("12:48:20", "going to sleep for 1.0 seconds"),
+        _at("12:48:21", "The pressure is 0.1192"),  # row 3
+        _at("12:48:21", "set valve 3to 1"),
+        _at("12:48:21", "set valve 3to 0"),
+        _at("12:48:21", "going to sleep for 0.1 seconds"),
+        _at("12:48:21", "The pressure is 0.7260"),  # row 4
+        _at("12:48:21", "going to sleep for 1.0 seconds"),
+        _at("12:48:22", "The pressure is 0.3097"),  # loop 2, row 1
+        _at("12:48:22", "set valve 2to 1"),
+        _at("12:48:23", "set valve 2to 0"),  # the sleep ran over a second boundary
+        _at("12:48:23", "The pressure is 0.1292"),
+        _at("12:48:23", "going to sleep for 1.0 seconds"),
+        _at("12:48:24", "The pressure is 0.1275"),
+        _at("12:48:24", "set valve 3to 1"),
+        _at(close_2nd_loop_valve_3, "set valve 3to 0"),
+        _at(close_2nd_loop_valve_3, "going to sleep for 0.1 seconds"),
+        _at(close_2nd_loop_valve_3, "The pressure is 0.9120"),
+        _at(close_2nd_loop_valve_3, "going to sleep for 1.0 seconds"),
+        _at("12:48:30", "The pressure is 0.1301"),
+    ]
+
+
+def _valve_times(log: AldLog, valve: str) -> list[float]:
+    return [e.time_s for e in log.events if e.kind == "valve" and e.channel == valve]
+
+
+def test_unlogged_pulse_sleep_is_placed_from_the_printed_recipe(tmp_path: Path) -> None:
+    log = _parse(tmp_path, "\n".join(_timed_run()) + "\n")
+    assert log.warnings == []
+    for valve in ("valve 2", "valve 3"):
+        times = _valve_times(log, valve)
+        assert [round(b - a, 6) for a, b in zip(times[::2], times[1::2], strict=True)] == [
+            0.1,
+            0.1,
+        ]
+    # the reading logged after a close in the same second is taken after the close
+    opened, close = _valve_times(log, "valve 2")[:2]
+    readings = [e.time_s for e in log.events if e.kind == "pressure"]
+    assert min(t for t in readings if t > opened) > close  # no reading inside the pulse
+    assert min(t for t in readings if t > close) - close < 0.01
+    # a close stamped one second after its open: the open is put the delay before the close
+    opened, closed = _valve_times(log, "valve 2")[2:]
+    assert closed == 12.0  # 12:48:23, 12 s after the start marker
+    assert round(closed - opened, 6) == 0.1  # was 12:48:22.001
+    commands = log.metadata["valve_commands"]
+    assert commands["back_to_back"] == 4
+    assert commands["back_to_back_across_ticks"] == 1
+    assert commands["width_from_recipe"] == 4
+    assert "without logging it" in log.conventions["valves"]
+    pulses = ald.detect_pulses(log)
+    assert sorted(round(p.width_s, 6) for p in pulses) == [0.1] * 4
+    assert log.series["time_s"].is_sorted()
+
+
+def test_unlogged_pulse_sleep_without_a_printed_recipe_keeps_the_stamps(tmp_path: Path) -> None:
+    log = _parse(tmp_path, "\n".join(_timed_run(array=None)) + "\n")
+    widths = sorted(round(p.width_s, 3) for p in ald.detect_pulses(log))
+    assert widths == [0.001, 0.001, 0.001, 0.999]  # the clock's order of lines, not a width
+    assert log.metadata["valve_commands"]["width_from_recipe"] == 0
+    assert "known to 1 s only" in log.conventions["valves"]
+    assert all(p.width_uncertainty_s == 1.0 for p in ald.detect_pulses(log))
+
+
+def test_pulse_longer_than_the_printed_delay_keeps_its_stamps(tmp_path: Path) -> None:
+    log = _parse(tmp_path, "\n".join(_timed_run(close_2nd_loop_valve_3="12:48:27")) + "\n")
+    assert any(
+        "1 valve pulses last longer" in w and "valve 3" in w and "at least 2 s vs 0.1 s" in w
+        for w in log.warnings
+    )
+    widths = sorted(round(p.width_s, 3) for p in ald.detect_pulses(log) if p.channel == "valve 3")
+    assert widths[0] == 0.1 and widths[1] > 2.9
+    recipe = _recipe_from(tmp_path, _RECIPE_CSV)
+    pulses = ald.detect_pulses(log)
+    report = ald.run_checks(log, pulses, ald.plan_from_controller_recipe(recipe, 2))
+    width = {r.name: r for r in report.results}["pulse_width:valve 3"]
+    assert width.status == "fail" and "1 of 2 outside" in width.details
+
+
+def test_valve_pulsed_with_two_delays_keeps_its_stamps(tmp_path: Path) -> None:
+    array = [_ARRAY[0], _ARRAY[1], _array_row({7: 0.0, 8: 1.0}, 0.1), _array_row({7: 1.0}, 0.5)]
+    log = _parse(tmp_path, "\n".join(_timed_run(array)) + "\n")
+    assert log.metadata["valve_commands"]["width_from_recipe"] == 2  # valve 3 only
+    widths = {p.channel: round(p.width_s, 3) for p in ald.detect_pulses(log)}
+    assert widths == {"valve 2": 0.999, "valve 3": 0.1}  # last pulse of each
+
+
+def test_printed_recipe_with_blank_cells(tmp_path: Path) -> None:
+    """A blank CSV cell prints as nan; the program stops at that row (int(nan) fails)."""
+    array = [_ARRAY[0], _ARRAY[1], _array_row({8: 1.0}, 0.1, nan=True), _ARRAY[3]]
+    log = _parse(tmp_path, "\n".join(_timed_run(array)) + "\n")
+    rows = log.metadata["declared_recipe"]["rows"]
+    assert len(rows) == 4 and rows[2][:4] == [None, None, None, -1.0]
+    assert any("blank cells ('nan') in 1 rows (first: row 3)" in w for w in log.warnings)
+    widths = {p.channel: round(p.width_s, 3) for p in ald.detect_pulses(log)}
+    assert widths["valve 2"] == 0.1 and widths["valve 3"] == 0.001  # valve 3: never reached
+
+
+def test_zero_in_a_valve_column_is_a_wait_between_two_closes(tmp_path: Path) -> None:
+    lines = [
+        _at("05:01:46", "Starting a new run"),
+        _at("05:01:46", "User asked to run the loops this many times 1"),
+        _at("05:01:47", "The pressure is 0.0364"),
+        _at("05:01:47", "set valve 2to 1"),
+        _at("05:01:47", "set valve 2to 0"),
+        _at("05:01:47", "The pressure is 0.0364"),
+        _at("05:01:47", "set valve 2to 0"),  # row 2 writes 0: close, 10 s unlogged, close
+        _at("05:01:57", "set valve 2to 0"),
+        _at("05:01:57", "going to sleep for 10.0 seconds"),
+        _at("05:02:07", "The pressure is 0.0365"),
+    ]
+    log = _parse(tmp_path, "\n".join(lines) + "\n")
+    commands = log.metadata["valve_commands"]
+    assert commands["back_to_back"] == 1 and commands["closed_while_closed"] == 2
+    assert len(ald.detect_pulses(log)) == 1
+
+
+_HEADER = (
+    "mfcAr,mfcN2,mfcArMo,mfcH2,plasmaaddr,plasmaset,aldv1,aldv2,aldv3,aldv4,"
+    "mfcArMo,mfcv2,mfcv3,mfcv4,delay(s)"
+)
+
+
+def _csv_row(cells: dict[int, str], delay: str) -> str:
+    return ",".join([cells.get(i, "-1") for i in range(14)] + [delay])
+
+
+_RECIPE_CSV = "\n".join(
+    [
+        _HEADER,
+        _csv_row({7: "1"}, "0.1"),
+        _csv_row({}, "1"),
+        _csv_row({8: "1"}, "0.1"),
+        _csv_row({}, "1"),
+    ]
+)
+
+
+def _recipe_from(tmp_path: Path, text: str) -> ald.ControllerRecipe:
+    path = _write(tmp_path, "recipe.csv", text + "\n")
+    return ald.parse_controller_recipe(path, ctx_for(path))
+
+
+def test_plan_follows_the_controller_row_by_row(tmp_path: Path) -> None:
+    recipe = _recipe_from(
+        tmp_path,
+        "\n".join(
+            [
+                _HEADER,
+                _csv_row({7: "1"}, "0.1"),  # loop's first row: pulse, no sleep after it
+                _csv_row({7: "1"}, "0.5"),  # same value as above: not set again, 0.5 s sleep
+                _csv_row({7: "0"}, "2"),  # 0: close, 2 s, close, then 2 s: a 4 s wait
+                _csv_row({}, "1"),
+                _csv_row({8: "1.5"}, "0.1"),  # integer part 1: a pulse, then 0.1 s
+                _csv_row({8: "0.5"}, "0.3"),  # integer part 0: a 0.3 + 0.3 s wait
+            ]
+        ),
+    )
+    plan = ald.plan_from_controller_recipe(recipe, 2)
+    doses = [
+        (s.supercycle, s.source_label, s.start_s, s.duration_s) for s in plan if s.kind == "pulse"
+    ]
+    assert doses == [
+        (0, "valve 2", 0.0, 0.1),
+        (0, "valve 3", 5.6, 0.1),
+        (1, "valve 2", 6.4, 0.1),  # 0.1 + 0.5 + 4 + 1 + 0.2 + 0.6 = 6.4 s a loop
+        (1, "valve 3", 12.0, 0.1),
+    ]
+    assert {s.source_label for s in plan if s.kind == "purge"} == {""}
+    doses_planned = ald.planned_doses(plan)
+    assert [d.purge_s for d in doses_planned][:2] == pytest.approx([5.5, 0.7])
+    idle = _recipe_from(tmp_path, "\n".join([_HEADER, _csv_row({}, "0.1"), _csv_row({}, "0.1")]))
+    steps = ald.plan_from_controller_recipe(idle, 3)
+    assert sum(s.duration_s for s in steps) == pytest.approx(0.3)  # first rows take no time
+
+
+def test_real_run_shape_checks_widths_against_the_plan(tmp_path: Path) -> None:
+    log = _parse(tmp_path, "\n".join(_timed_run()) + "\n")
+    recipe = _recipe_from(tmp_path, _RECIPE_CSV)
+    plan = ald.plan_from_controller_recipe(recipe, log.metadata["run_info"]["loops_requested"])
+    pulses = ald.detect_pulses(log)
+    tight = ald.Thresholds.from_dict({"width_tolerance_s": 0.02})
+    report = ald.run_checks(log, pulses, plan, tight)
+    rows = {r.name: r for r in report.results}
+    for valve in ("valve 2", "valve 3"):
+        assert rows[f"pulse_count:{valve}"].status == "pass"
+        assert rows[f"pulse_width:{valve}"].status == "pass"
+        assert rows[f"pulse_width:{valve}"].value == pytest.approx(0.1)
+    purge = rows["purge_length:valve 3"]
+    assert purge.threshold == pytest.approx(1.1)  # the 0.1 s sleep after the close + 1 s
+
+
+def test_recipe_header_without_the_delay_name(tmp_path: Path) -> None:
+    """An early recipe: 14 names, 15 values a row (the delay unnamed), spaces after commas."""
+    text = "\n".join(
+        [
+            "mfc1, mfc2, mfc3, mfc4, plasmaaddr,plasmaset,aldv1,aldv2,aldv3,aldv4,"
+            "mfcv1,mfcv2,mfcv3,mfcv4",
+            _csv_row({6: "1"}, "1"),
+            _csv_row({6: "0"}, "5"),
+        ]
+    )
+    path = _write(tmp_path, "recipe", text)  # no line end after the last row either
+    recipe = ald.parse_controller_recipe(path, ctx_for(path))
+    assert recipe.delay_column == "delay" and [r.delay_s for r in recipe.rows] == [1.0, 5.0]
+    assert len(recipe.raw_columns) == 14 and recipe.raw_columns[0] == "mfc1"
+    assert any("one value more than the 14 names" in w for w in recipe.warnings)
+    assert not any("beyond the" in w for w in recipe.warnings)
+
+
+def test_recipe_blank_cells_are_reported(tmp_path: Path) -> None:
+    text = "\n".join([_HEADER, _csv_row({7: "1"}, "0.1"), _csv_row({0: "", 1: ""}, "2")])
+    recipe = _recipe_from(tmp_path, text)
+    assert recipe.rows[1].values["mfcAr"] is None
+    assert any(
+        "2 blank cells (first: line 3, column 'mfcAr')" in w and "stops the run" in w
+        for w in recipe.warnings
+    )
