@@ -5,8 +5,9 @@ Generates a LabVIEW-style data log (tab-separated, 2 Hz, latin-1 header with uni
 ``Timestamp`` + ``Elapsed Time [s]``, chamber pressure with pulse responses, QCM mass,
 MFCs, thermocouples, 16 valve digital outputs: 40 columns) of a TMA/H2O run, then prints:
   (a) raw read: ``pl.read_csv`` of the same file (best of 3);
-  (b) full: ``parse_labview_datalog`` + ``detect_pulses`` + ``run_checks`` against the
-      recipe (best of 3);
+  (b) full: what the ingestion worker runs, the registered ``labview_datalog`` parser's
+      ``parse`` (data log + merge) + ``detect_pulses`` + ``run_checks`` against the recipe
+      (best of 3);
 and the ratio b/a (target <= 2). No Django settings, no database.
 """
 
@@ -28,10 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from depositions.aldlogs.checks import run_checks  # noqa: E402
-from depositions.aldlogs.labview import parse_labview_datalog  # noqa: E402
 from depositions.aldlogs.pulses import detect_pulses  # noqa: E402
 from depositions.expansion import BlockSpec, RecipeSpec, StepSpec, SubCycleSpec  # noqa: E402
-from lims.ingestion.base import ParseContext  # noqa: E402
+from lims.ingestion.base import ParseContext, get_parser  # noqa: E402
 
 PERIOD = 0.5
 TMA_S, H2O_S, PURGE_S, PRE_S = 1.0, 2.0, 20.0, 300.0
@@ -137,12 +137,13 @@ def main() -> None:
         spec = generate(path, args.rows)
         size_mb = path.stat().st_size / 1e6
         ctx = ParseContext(filename=path.name)
+        parser = get_parser("labview_datalog")
 
         def raw() -> pl.DataFrame:
             return pl.read_csv(path, separator="\t", skip_lines=1, encoding="utf8-lossy")
 
         def full() -> Any:
-            log = parse_labview_datalog(path, ctx)
+            log = parser.parse(path, ctx)
             pulses = detect_pulses(log)
             report = run_checks(log, pulses, spec)
             return log, pulses, report

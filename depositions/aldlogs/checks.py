@@ -19,10 +19,13 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import operator
 import statistics
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from operator import attrgetter
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -331,7 +334,7 @@ def run_checks(
     if isinstance(reference_gpc, int | float):
         reference_gpc = GpcReference(float(reference_gpc))
 
-    ordered = sorted(pulses, key=lambda p: p.start_s)
+    ordered = sorted(pulses, key=attrgetter("start_s"))
     groups = _groups(ordered)
     _log_quality(log, out)
     _counts(groups, doses, alignment, out, th)
@@ -455,14 +458,15 @@ def _widths(
             )
             out.skip(f"pulse_width:{label}", reason)
             continue
-        bad = []
-        for p in measurable:
-            tol = (
-                th.width_tolerance_s if th.width_tolerance_s is not None else p.width_uncertainty_s
-            )
-            if abs(p.width_s - (p.planned_width_s or 0.0)) > tol + 1e-9:
-                bad.append(p)
+        fixed = th.width_tolerance_s
+        bad = [
+            p
+            for p in measurable
+            if abs(p.width_s - (p.planned_width_s or 0.0))
+            > (fixed if fixed is not None else p.width_uncertainty_s) + 1e-9
+        ]
         widths = [p.width_s for p in measurable]
+        median = statistics.median(widths)
         planned = statistics.median(p.planned_width_s or 0.0 for p in measurable)
         tol_text = (
             _g(th.width_tolerance_s, "s")
@@ -470,7 +474,7 @@ def _widths(
             else f"one sample period ({_g(measurable[0].width_uncertainty_s, 's')})"
         )
         details = (
-            f"median {_g(statistics.median(widths), 's')} "
+            f"median {_g(median, 's')} "
             f"(range {_g(min(widths))}-{_g(max(widths))} s) "
             f"vs planned {_g(planned, 's')} +- {tol_text}; {len(bad)} of {len(measurable)} outside"
         )
@@ -479,7 +483,7 @@ def _widths(
         out.add(
             f"pulse_width:{label}",
             _by_fraction(len(bad), len(measurable), th.out_of_tolerance_warn_fraction),
-            statistics.median(widths),
+            median,
             planned,
             details,
             subject=label,
@@ -492,7 +496,8 @@ def _purges(
     if doses is None:
         out.skip("purge_length", "no recipe plan to compare with")
         return
-    pairs: dict[str, list[tuple[PulseEvent, float]]] = {}
+    # per source: the pulses followed by their next planned pulse, and the purge observed
+    pairs: dict[str, tuple[list[PulseEvent], list[float]]] = {}
     for a, b in itertools.pairwise(ordered):
         if (
             a.planned_index is None
@@ -500,25 +505,26 @@ def _purges(
             or a.planned_purge_s is None
         ):
             continue
-        observed = b.start_s - (a.start_s + a.width_s)
-        pairs.setdefault(_key(a), []).append((a, observed))
+        before, after = pairs.setdefault(_key(a), ([], []))
+        before.append(a)
+        after.append(b.start_s - (a.start_s + a.width_s))
     if not pairs:
         out.skip("purge_length", "no two consecutive pulses aligned to consecutive planned doses")
         return
-    for label, items in pairs.items():
+    for label, (pulses, observed_all) in pairs.items():
         short = []
-        for p, observed in items:
+        for p, observed in zip(pulses, observed_all, strict=True):
             tol = (
                 th.purge_tolerance_s if th.purge_tolerance_s is not None else p.width_uncertainty_s
             )
             if observed < (p.planned_purge_s or 0.0) - tol - 1e-9:
                 short.append((p, observed))
-        observed_all = [o for _, o in items]
-        excess = [o - (p.planned_purge_s or 0.0) for p, o in items]
-        planned = statistics.median(p.planned_purge_s or 0.0 for p, _ in items)
+        excess = [o - (p.planned_purge_s or 0.0) for p, o in zip(pulses, observed_all, strict=True)]
+        planned = statistics.median(p.planned_purge_s or 0.0 for p in pulses)
+        median = statistics.median(observed_all)
         details = (
-            f"{len(short)} of {len(items)} purges after {label} shorter than planned "
-            f"(median {_g(statistics.median(observed_all), 's')}, planned {_g(planned, 's')}; "
+            f"{len(short)} of {len(pulses)} purges after {label} shorter than planned "
+            f"(median {_g(median, 's')}, planned {_g(planned, 's')}; "
             f"longest excess {_g(max(excess), 's')})"
         )
         if short:
@@ -529,8 +535,8 @@ def _purges(
             )
         out.add(
             f"purge_length:{label}",
-            _by_fraction(len(short), len(items), th.out_of_tolerance_warn_fraction),
-            min(observed_all) if short else statistics.median(observed_all),
+            _by_fraction(len(short), len(pulses), th.out_of_tolerance_warn_fraction),
+            min(observed_all) if short else median,
             planned,
             details,
             subject=label,
@@ -549,18 +555,16 @@ def _dead(groups: dict[str, list[PulseEvent]], out: _Out, th: Thresholds) -> Non
         dead = [p for p in known if p.dead]
         sigma = known[0].noise_sigma or 0.0
         limit = th.dead_k_sigma * sigma
-        rises = [p.rise or 0.0 for p in known]
+        median = statistics.median([p.rise or 0.0 for p in known])
         status = _by_fraction(len(dead), len(known), th.dead_warn_fraction)
         details = (
             f"{len(dead)} of {len(known)} pulses of {label} raised the chamber pressure less than "
             f"{th.dead_k_sigma:g} sigma ({_g(limit, 'Torr')}) above their baseline; median rise "
-            f"{_g(statistics.median(rises), 'Torr')}"
+            f"{_g(median, 'Torr')}"
         )
         if dead:
             details += f" (first dead pulse at {_g(dead[0].start_s, 's')})"
-        out.add(
-            f"dead_pulses:{label}", status, statistics.median(rises), limit, details, subject=label
-        )
+        out.add(f"dead_pulses:{label}", status, median, limit, details, subject=label)
 
 
 def _drift(groups: dict[str, list[PulseEvent]], out: _Out, th: Thresholds) -> None:
@@ -607,31 +611,34 @@ def _purge_completeness(groups: dict[str, list[PulseEvent]], out: _Out, th: Thre
                 "no live pulse with a pressure record to the purge end",
             )
             continue
-        incomplete = []
-        allowed = []
-        for p in usable:
-            noise = max(p.noise_sigma or 0.0, p.baseline_sigma or 0.0)
-            limit = max(
-                th.purge_residual_k_sigma * noise,
-                th.purge_residual_fraction * (p.rise or 0.0),
+        k_sigma, fraction = th.purge_residual_k_sigma, th.purge_residual_fraction
+        allowed = [
+            max(
+                k_sigma * max(p.noise_sigma or 0.0, p.baseline_sigma or 0.0),
+                fraction * (p.rise or 0.0),
             )
-            allowed.append(limit)
-            if (p.residual or 0.0) > limit:
-                incomplete.append(p)
+            for p in usable
+        ]
         residuals = [p.residual or 0.0 for p in usable]
+        incomplete = [
+            p
+            for p, residual, limit in zip(usable, residuals, allowed, strict=True)
+            if residual > limit
+        ]
+        median = statistics.median(residuals)
         details = (
             f"{len(incomplete)} of {len(usable)} purges after {label} end with the pressure "
             "still above "
             f"the baseline by more than max({th.purge_residual_k_sigma:g} sigma, "
             f"{th.purge_residual_fraction:.0%} of the rise); median residual "
-            f"{_g(statistics.median(residuals), 'Torr')}"
+            f"{_g(median, 'Torr')}"
         )
         if incomplete:
             details += f" (first at {_g(incomplete[0].start_s, 's')})"
         out.add(
             f"purge_completeness:{label}",
             _by_fraction(len(incomplete), len(usable), th.out_of_tolerance_warn_fraction),
-            statistics.median(residuals),
+            median,
             statistics.median(allowed),
             details,
             subject=label,
@@ -641,15 +648,43 @@ def _purge_completeness(groups: dict[str, list[PulseEvent]], out: _Out, th: Thre
 def _window(log: AldLog, pulses: Sequence[PulseEvent], columns: Sequence[str]) -> pl.DataFrame:
     """``columns`` over the deposition window: first pulse start to last pulse end (the whole
     log without pulses). ``time_s`` is sorted, so the window is a zero-copy slice."""
-    frame = log.series.select("time_s", *columns)
+    frame = log.series[["time_s", *columns]]  # no query planning for a plain projection
     if not pulses:
         return frame
-    start = min(p.start_s for p in pulses)
-    end = max(p.start_s + p.width_s for p in pulses)
+    start = min(map(attrgetter("start_s"), pulses))
+    end = max(
+        map(operator.add, map(attrgetter("start_s"), pulses), map(attrgetter("width_s"), pulses))
+    )
     times = frame["time_s"]
-    lo = int(times.search_sorted(start, side="left"))
-    hi = int(times.search_sorted(end, side="right"))
+    lo = _search_sorted(times, start, "left")
+    hi = _search_sorted(times, end, "right")
     return frame.slice(lo, max(hi - lo, 0))
+
+
+def _search_sorted(times: pl.Series, value: float, side: Literal["left", "right"]) -> int:
+    """``times.search_sorted(value, side)`` by bisecting the column chunk by chunk: views of
+    the chunks (a long log is read in many), a few cache lines each, no copy of the column."""
+    if times.null_count():
+        return int(times.search_sorted(value, side=side))
+    offset = 0
+    for chunk in times.get_chunks():
+        values = chunk.to_numpy()
+        at = int(np.searchsorted(values, value, side=side))  # NaN sorts last, as in polars
+        if at < values.size:
+            return offset + at
+        offset += values.size
+    return offset
+
+
+def _every(column: pl.Series, step: int) -> np.ndarray:
+    """``column.gather_every(step)`` of a column without nulls, from views of its chunks: the
+    sampled rows are copied, not the whole column."""
+    parts, offset = [], 0
+    for chunk in column.get_chunks():
+        values = chunk.to_numpy()
+        parts.append(values[(-offset) % step :: step])
+        offset += values.size
+    return np.concatenate(parts) if parts else np.empty(0)
 
 
 def _temperatures(log: AldLog, pulses: Sequence[PulseEvent], out: _Out, th: Thresholds) -> None:
@@ -664,7 +699,12 @@ def _temperatures(log: AldLog, pulses: Sequence[PulseEvent], out: _Out, th: Thre
     step = max(1, frame.height // STATS_ROWS)
     stats: dict[str, Any] = {}
     for ch in channels:
-        values = frame[ch.name].gather_every(step).drop_nulls().to_numpy()
+        column = frame[ch.name]
+        values = (
+            column.gather_every(step).drop_nulls().to_numpy()
+            if column.null_count()
+            else _every(column, step)
+        )
         stats[f"{ch.name}\x00n"] = values.size
         if values.size >= 2:
             lo, med, hi = np.percentile(values, [1, 50, 99])
@@ -1013,25 +1053,27 @@ def _qcm(
         out.skip("qcm_mass_gain", "no recipe plan: cycles unknown")
         return
     per_subcycle: dict[str, set[str]] = {}
-    planned_n: dict[tuple[Any, ...], int] = {}
-    for d in doses:
-        if d.subcycle is not None:
-            per_subcycle.setdefault(d.subcycle, set()).add(d.source_label)
-            key = (d.supercycle, d.block, d.subcycle, d.repetition)
-            planned_n[key] = planned_n.get(key, 0) + 1
-    instances: dict[tuple[Any, ...], list[PulseEvent]] = {}
-    for p in with_qcm:
-        if p.subcycle is not None:
-            instances.setdefault((p.supercycle, p.block, p.subcycle, p.repetition), []).append(p)
+    for subcycle, label in set(map(attrgetter("subcycle", "source_label"), doses)):
+        if subcycle is not None:
+            per_subcycle.setdefault(subcycle, set()).add(label)
+    # doses per sub-cycle instance (instances without a sub-cycle are never looked up)
+    planned_n = Counter(map(_INSTANCE, doses))
+    # sub-cycle instance -> the mass gains of its pulses, in time order; the pulses of an
+    # instance follow each other, and tuples of floats are let go by the garbage collector
+    instances: dict[tuple[Any, ...], tuple[float, ...]] = {}
+    aligned = [p for p in with_qcm if p.subcycle is not None]
+    for key, group in itertools.groupby(aligned, key=_INSTANCE):
+        deltas = tuple([p.qcm_delta or 0.0 for p in group])
+        instances[key] = instances[key] + deltas if key in instances else deltas
     if not instances:
         out.skip("qcm_mass_gain", "no pulse aligned to a sub-cycle")
         return
     gains: dict[str, list[float]] = {}
-    for key, group in instances.items():
+    for key, deltas in instances.items():
         name = str(key[2])
-        if len(group) != planned_n.get(key):
+        if len(deltas) != planned_n.get(key):
             continue  # an instance with a missing or extra pulse does not measure one cycle
-        gains.setdefault(name, []).append(sum(p.qcm_delta or 0.0 for p in group))
+        gains.setdefault(name, []).append(sum(deltas))
     for name, values in gains.items():
         gain = float(statistics.median(values))
         reactants = sorted(per_subcycle.get(name, set()))
@@ -1074,14 +1116,18 @@ def _qcm(
         )
 
 
+_INSTANCE = attrgetter("supercycle", "block", "subcycle", "repetition")
+
+
 def _saturation(pulses: Sequence[PulseEvent], out: _Out, th: Thresholds) -> None:
     """Self-limiting growth: a dose right after a dose of the same source should add ~nothing."""
-    ordered = sorted(pulses, key=lambda p: p.start_s)
-    repeated: dict[str, list[float]] = {}
-    alternating: dict[str, list[float]] = {}
-    for prev, cur in itertools.pairwise(ordered):
-        bucket = repeated if _key(prev) == _key(cur) else alternating
-        bucket.setdefault(_key(cur), []).append(cur.qcm_delta or 0.0)
+    ordered = sorted(pulses, key=attrgetter("start_s"))
+    keys = [_key(p) for p in ordered]
+    repeated: defaultdict[str, list[float]] = defaultdict(list)
+    alternating: defaultdict[str, list[float]] = defaultdict(list)
+    for previous, key, cur in zip(keys, keys[1:], ordered[1:], strict=False):
+        bucket = repeated if previous == key else alternating
+        bucket[key].append(cur.qcm_delta or 0.0)
     for label in sorted(set(repeated) | set(alternating)):
         rep, alt = repeated.get(label, []), alternating.get(label, [])
         name = f"qcm_saturation:{label}"

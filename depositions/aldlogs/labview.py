@@ -41,6 +41,7 @@ from depositions.aldlogs.tabular import (
     locate_line,
     open_text,
     parse_timestamp,
+    put_column,
     read_rows,
     read_text,
     series_from,
@@ -78,6 +79,7 @@ _TIMESTAMP = re.compile(r"^(time\s*stamp|date\s*/?\s*time|timestamp)$", re.IGNOR
 _XTAL_OK = re.compile(r"(xtal|crystal)\s*ok", re.IGNORECASE)
 _BIT = re.compile(r"^[01]$")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_NUMBERS = re.compile(r"(?:[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?:\n|$))*")
 
 
 def _fields(line: str) -> list[str]:
@@ -161,11 +163,21 @@ def _numeric_sample(values: Iterable[str]) -> bool:
     """Numeric unless most non-empty sample values are not numbers (all-empty is numeric):
     one unreadable cell must not turn the chamber pressure into a text column."""
     filled = [v.strip() for v in values if v.strip()]
+    joined = "\n".join(filled)
+    if joined.count("\n") == len(filled) - 1 and _NUMBERS.fullmatch(joined):
+        return True  # all plain numbers (the usual column): one regex pass
     words = [v for v in filled if v.upper() not in _MISSING and not _NUMBER.match(v)]
     return len(words) * 2 <= len(filled)
 
 
 _MISSING = frozenset({"NAN", "N/A", "NA", "INF", "-INF", "-", "--"})
+
+
+def _first_value(column: pl.Series) -> Any:
+    """The first non-null value (None for an all-null column), without copying the column."""
+    if column.null_count():
+        column = column.drop_nulls()
+    return column[0] if column.len() else None
 
 
 def parse_labview_datalog(path: Path, ctx: ParseContext) -> AldLog:
@@ -248,22 +260,23 @@ def parse_labview_datalog(path: Path, ctx: ParseContext) -> AldLog:
             "neither an 'Elapsed Time' nor a 'Timestamp' column: no time base",
             location=f"line {index + 1}",
         )
-    keep = [c for c in (time_col, stamp_col, xtal_ok) if c] + [
+    # The timestamps are read only when they are the time base (or the last column, whose
+    # empty cells count the short rows): otherwise the first sample row gives the start time,
+    # and a string per row would be parsed and stored for nothing.
+    read_stamp = stamp_col is not None and (time_col is None or stamp_col == columns[-1])
+    keep = [c for c in (time_col, stamp_col if read_stamp else None, xtal_ok) if c] + [
         s.column for s in specs if s.column not in (xtal_ok,)
     ]
     if stamp_col:
         dtypes[stamp_col] = pl.String()
     # 0/1 valve columns read as Int8 (a third faster than floats); any other content in a
     # later row makes read_rows fall back to floats for every column.
+    at = {column: i for i, column in enumerate(columns)}
     fast = {
         s.column: pl.Int8()
         for s in specs
         if s.channel.role == "valve"
-        and all(
-            _BIT.match(row[columns.index(s.column)].strip())
-            for row in sample
-            if len(row) > columns.index(s.column)
-        )
+        and all(_BIT.match(row[at[s.column]].strip()) for row in sample if len(row) > at[s.column])
     }
     frame, read_warnings = read_rows(
         head,
@@ -289,9 +302,9 @@ def parse_labview_datalog(path: Path, ctx: ParseContext) -> AldLog:
         "valves": "ModN/doN digital outputs: 1 = open (threshold 0.5)",
     }
     if time_col is not None:
-        frame = frame.with_columns((pl.col(time_col) * time_factor).alias("time_s"))
-        first_elapsed = frame["time_s"].drop_nulls().head(1)
-        start = start_time_iso(origin, first_elapsed.item() if first_elapsed.len() else None)
+        elapsed = frame[time_col] if time_factor == 1.0 else frame[time_col] * time_factor
+        frame = put_column(frame, elapsed.alias("time_s"))  # in seconds: no copy
+        start = start_time_iso(origin, _first_value(frame["time_s"]))
         conventions["time_s"] = (
             f"'{time_col}' as written (seconds since the process start; start_time = first "
             "Timestamp - its elapsed time)"
@@ -609,7 +622,12 @@ def infer_valve_sources(
     """
     explicit = _explicit_map(valve_map)
     valves = [ch for ch in log.by_role("valve")]
-    edges = {ch.name: valve_rising_edges(log, ch) for ch in valves}
+    # only the companion tables vote with edges: without them, no valve column is scanned
+    edges = (
+        {ch.name: valve_rising_edges(log, ch) for ch in valves}
+        if doses is not None or execution is not None
+        else {}
+    )
     period = log.sample_period_s or 0.5
     tol = max(1.5 * period, 1.0)
     port_of = {chem: port for port, chem in (summary.precursors.items() if summary else [])}

@@ -24,10 +24,13 @@ alignment walks the pulses (thousands, not hundreds of thousands) in Python.
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings as pywarnings
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -159,7 +162,10 @@ def baseline_noise(p: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float | Non
     underestimate sigma for windows of a few samples; too few differences (< 8) fall back to
     the whole run's differences.
     """
-    d = _window_diffs(p, lo, hi)
+    return _pooled_sigma(p, _window_diffs(p, lo, hi))
+
+
+def _pooled_sigma(p: np.ndarray, d: np.ndarray) -> float | None:
     diffs = d[np.isfinite(d)]
     if diffs.size < 8:
         return noise_sigma(p)
@@ -172,7 +178,10 @@ def baseline_noise(p: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float | Non
 
 def local_noise(p: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """The same spread per pulse, from its own baseline window (noisy stretches of a run)."""
-    d = _window_diffs(p, lo, hi)
+    return _local_sigma(_window_diffs(p, lo, hi))
+
+
+def _local_sigma(d: np.ndarray) -> np.ndarray:
     centre = _row_median(d)[:, None]
     mad = _row_median(np.abs(d - centre))
     out: np.ndarray = 1.4826 * mad / math.sqrt(2.0)
@@ -180,9 +189,8 @@ def local_noise(p: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 
 def _from_valve_channels(
-    log: AldLog, channels: Sequence[Channel], labels: dict[str, str]
+    log: AldLog, channels: Sequence[Channel], labels: dict[str, str], t: np.ndarray
 ) -> list[PulseEvent]:
-    t = log.series["time_s"].to_numpy()
     n = t.size
     period = log.sample_period_s or (float(np.median(np.diff(t))) if n > 1 else 1.0)
     # one sample period, plus the clock's jitter (LabVIEW loops run 0.499-0.501 s)
@@ -193,37 +201,37 @@ def _from_valve_channels(
         threshold = ch.on_threshold if ch.on_threshold is not None else 0.5
         if top is None or top <= threshold:
             continue  # never opened: most digital outputs of a tool are unused
-        values = log.series[ch.name].fill_null(0.0).to_numpy()
-        on = (values > threshold).astype(np.int8)
-        edges = np.diff(on, prepend=np.int8(0), append=np.int8(0))
-        starts = np.flatnonzero(edges == 1)
-        ends = np.flatnonzero(edges == -1)  # exclusive
+        column = log.series[ch.name]
+        on = (column.fill_null(0.0) if column.null_count() else column).to_numpy() > threshold
+        # state changes, closed before the first and after the last sample: they alternate
+        # start (first on-sample), end (first off-sample, exclusive)
+        bounds = np.flatnonzero(np.diff(on, prepend=False, append=False))
+        starts, ends = bounds[0::2], bounds[1::2]
         if starts.size == 0:
             continue
         within = ends < n
         widths = np.where(within, t[np.minimum(ends, n - 1)] - t[starts], (ends - starts) * period)
         source = ch.port if ch.port and ch.port != ch.name else ch.name
-        for k, (s, e, w) in enumerate(
-            zip(starts.tolist(), ends.tolist(), widths.tolist(), strict=True)
-        ):
-            flags: list[str] = []
-            if s == 0:
-                flags.append("open_at_log_start")
-            if e >= n:
-                flags.append("open_at_log_end")
-            pulses.append(
-                PulseEvent(
-                    index=k,
-                    source=source,
-                    source_label=labels.get(ch.name),
-                    channel=ch.name,
-                    detection="valve_channel",
-                    start_s=float(t[s]),
-                    width_s=float(w),
-                    width_uncertainty_s=uncertainty,
-                    flags=flags,
-                )
+        first = len(pulses)
+        # PulseEvent(index, source, source_label, channel, detection, start_s, width_s,
+        # width_uncertainty_s), positionally through map: thousands of pulses per run
+        pulses.extend(
+            map(
+                PulseEvent,
+                itertools.count(),
+                itertools.repeat(source),
+                itertools.repeat(labels.get(ch.name)),
+                itertools.repeat(ch.name),
+                itertools.repeat("valve_channel"),
+                t[starts].astype(float).tolist(),
+                widths.astype(float).tolist(),
+                itertools.repeat(uncertainty),
             )
+        )
+        if starts[0] == 0:
+            pulses[first].flags.append("open_at_log_start")
+        if ends[-1] >= n:
+            pulses[-1].flags.append("open_at_log_end")
     return pulses
 
 
@@ -315,24 +323,31 @@ def _trailing_median(p: np.ndarray, nb: int) -> np.ndarray:
     return out
 
 
-def _gather(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, fn: str) -> np.ndarray:
-    """Per-pulse reduction of ``values[lo:hi]`` (NaN for empty windows), vectorised."""
+def _gather(
+    at: Callable[[np.ndarray], np.ndarray], size: int, lo: np.ndarray, hi: np.ndarray, fn: str
+) -> np.ndarray:
+    """Per-pulse reduction of the samples in ``[lo, hi)`` (NaN for empty windows), vectorised.
+
+    ``at(indices)`` gives the samples at in-range indices, so that derived values (pair means,
+    p x dt) are computed only inside the windows, never for the whole run.
+    """
     out = np.full(lo.size, np.nan)
-    if lo.size == 0 or values.size == 0:
+    if lo.size == 0 or size == 0:
         return out
     lengths = np.clip(hi - lo, 0, None)
     small = lengths <= MAX_GATHER
     with pywarnings.catch_warnings():
         pywarnings.simplefilter("ignore", RuntimeWarning)
         if small.any():
-            width = int(lengths[small].max()) if small.any() else 0
+            width = int(lengths[small].max())
             if width > 0:
                 idx = lo[small, None] + np.arange(width)[None, :]
                 mask = idx < hi[small, None]
-                block = np.where(mask, values[np.clip(idx, 0, values.size - 1)], np.nan)
+                block = np.where(mask, at(np.clip(idx, 0, size - 1)), np.nan)
                 out[small] = _reduce(block, fn)
         for k in np.flatnonzero(~small):
-            out[k] = _reduce(values[lo[k] : hi[k]][None, :], fn)[0]
+            window = np.arange(lo[k], min(hi[k], size))
+            out[k] = _reduce(at(window)[None, :], fn)[0]
     return out
 
 
@@ -359,16 +374,30 @@ def _row_median(block: np.ndarray) -> np.ndarray:
     return out
 
 
+def _floats(column: pl.Series) -> np.ndarray:
+    """A column as float64 with NaN for nulls, in one copy (fill_null only if there are any)."""
+    values = column.cast(pl.Float64)
+    return (values.fill_null(np.nan) if values.null_count() else values).to_numpy()
+
+
 def _measure(
-    log: AldLog, pulses: list[PulseEvent], opts: DetectionOptions, pressure: Channel | None
+    log: AldLog,
+    pulses: list[PulseEvent],
+    opts: DetectionOptions,
+    pressure: Channel | None,
+    t: np.ndarray,
 ) -> float | None:
-    """Fill baseline, peak, rise, area, residual, QCM delta and the dead flag in place."""
+    """Fill baseline, peak, rise, area, residual, QCM delta and the dead flag in place.
+
+    Only the time, pressure and QCM columns are read whole; everything derived from them is
+    computed on the samples of the pulses' windows (a few percent of a long run).
+    """
     if not pulses:
         return None
-    t = log.series["time_s"].to_numpy()
-    period = log.sample_period_s or (float(np.median(np.diff(t))) if t.size > 1 else 1.0)
-    starts = np.array([p.start_s for p in pulses])
-    widths = np.array([p.width_s for p in pulses])
+    n = t.size
+    period = log.sample_period_s or (float(np.median(np.diff(t))) if n > 1 else 1.0)
+    starts = np.fromiter(map(attrgetter("start_s"), pulses), float, len(pulses))
+    widths = np.fromiter(map(attrgetter("width_s"), pulses), float, len(pulses))
     order = np.argsort(starts, kind="stable")
     next_start = np.full(starts.size, np.inf)
     next_start[order[:-1]] = starts[order[1:]]
@@ -382,71 +411,150 @@ def _measure(
     i0 = np.searchsorted(t, starts, side="left")
     i_end = np.searchsorted(t, end_of_purge, side="left")
     sigma: float | None = None
-    if pressure is not None and t.size:
-        p = log.series[pressure.name].cast(float).fill_null(np.nan).to_numpy()
+    unknown: list[float | None] = [None] * len(pulses)
+    baseline_l = peak_l = rise_l = area_l = residual_l = local_l = qcm_l = unknown
+    if pressure is not None and n:
+        p = _floats(log.series[pressure.name])
         nb = max(3, round(opts.baseline_window_s / period))
         lo = np.maximum(i0 - nb, 0)
-        sigma = baseline_noise(p, lo, i0)
-        local = local_noise(p, lo, i0)
-        baseline = _gather(p, lo, i0, "median")
+        baseline, diffs = _baseline_windows(p, lo, i0)
+        sigma = _pooled_sigma(p, diffs)
+        local = _local_sigma(diffs)
         # peak: highest mean of two consecutive samples over the pulse + peak_tail_s
-        pair = np.concatenate(((p[:-1] + p[1:]) / 2.0, p[-1:]))
         i_peak = np.searchsorted(t, starts + widths + opts.peak_tail_s, side="right")
-        i_peak = np.minimum(np.maximum(i_peak - 1, i0 + 1), t.size)
-        peak = _gather(pair, i0, i_peak, "max")
+        i_peak = np.minimum(np.maximum(i_peak - 1, i0 + 1), n)
         i1 = np.searchsorted(t, starts + widths + opts.tail_s, side="right")
-        i1 = np.minimum(np.maximum(i1, i0 + 1), t.size)
-        dt = np.diff(t, append=t[-1] + period)
-        dt = np.where(np.isfinite(p), dt, 0.0)
+        i1 = np.minimum(np.maximum(i1, i0 + 1), n)
         # area = sum((p - baseline) * dt) over the window = sum(p*dt) - baseline * sum(dt)
-        sum_pdt = _gather(np.where(np.isfinite(p), p, 0.0) * dt, i0, i1, "sum")
-        sum_dt = _gather(dt, i0, i1, "sum")
+        peak, sum_pdt, sum_dt = _peak_and_area(p, t, period, i0, i_peak, i1)
         area = sum_pdt - baseline * sum_dt
         ne = max(2, round(opts.end_window_s / period))
-        end_p = _gather(p, np.maximum(i_end - ne, i0), i_end, "median")
-        columns = zip(
-            _opt(baseline),
-            _opt(peak),
-            _opt(peak - baseline),
-            _opt(area),
-            _opt(end_p - baseline),
-            _opt(local),
-            strict=True,
-        )
-        for pulse, (b, pk, rise, a, residual, local_sigma) in zip(pulses, columns, strict=True):
-            pulse.baseline, pulse.peak, pulse.rise, pulse.area = b, pk, rise, a
-            pulse.residual, pulse.baseline_sigma, pulse.noise_sigma = residual, local_sigma, sigma
+        end_p = _gather(p.__getitem__, n, np.maximum(i_end - ne, i0), i_end, "median")
+        baseline_l, peak_l, rise_l = _opt(baseline), _opt(peak), _opt(peak - baseline)
+        area_l, residual_l, local_l = _opt(area), _opt(end_p - baseline), _opt(local)
     qcm = qcm_channel(log)
-    if qcm is not None and t.size:
-        m = log.series[qcm.name].cast(float).fill_null(np.nan).to_numpy()
+    if qcm is not None and n:
+        m = _floats(log.series[qcm.name])
         nq = max(1, round(opts.qcm_window_s / period))
-        before = _gather(m, np.maximum(i0 - nq, 0), i0, "median")
-        after = _gather(m, np.maximum(i_end - nq, i0), i_end, "median")
-        for pulse, delta in zip(pulses, _opt(after - before), strict=True):
-            pulse.qcm_delta = delta
-    for pulse, end in zip(pulses, _opt(end_of_purge), strict=True):
-        pulse.end_of_purge_s = end
+        before = _gather(m.__getitem__, n, np.maximum(i0 - nq, 0), i0, "median")
+        after = _gather(m.__getitem__, n, np.maximum(i_end - nq, i0), i_end, "median")
+        qcm_l = _opt(after - before)
+    # fresh pulses (all None): what was not measured stays None
+    for pulse, b, pk, rise, a, residual, local_sigma, delta, end in zip(
+        pulses,
+        baseline_l,
+        peak_l,
+        rise_l,
+        area_l,
+        residual_l,
+        local_l,
+        qcm_l,
+        _opt(end_of_purge),
+        strict=True,
+    ):
+        pulse.baseline, pulse.peak, pulse.rise, pulse.area = b, pk, rise, a
+        pulse.residual, pulse.baseline_sigma, pulse.qcm_delta = residual, local_sigma, delta
+        pulse.noise_sigma, pulse.end_of_purge_s = sigma, end
     mark_dead(pulses, opts.dead_k_sigma)
     return sigma
 
 
+def _baseline_windows(
+    p: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Median of each baseline window and the sample-to-sample differences inside it.
+
+    Both come from one gathered block when every window is short enough to gather at once
+    (the usual case); the same values as ``_gather(..., "median")`` and ``_window_diffs``.
+    """
+    lengths = np.clip(hi - lo, 0, None)
+    width = int(lengths.max())
+    if width > MAX_GATHER:
+        return _gather(p.__getitem__, p.size, lo, hi, "median"), _window_diffs(p, lo, hi)
+    if width == 0:
+        return np.full(lo.size, np.nan), np.full((lo.size, 1), np.nan)
+    idx = lo[:, None] + np.arange(width)[None, :]
+    block = np.where(idx < hi[:, None], p[np.clip(idx, 0, p.size - 1)], np.nan)
+    diffs: np.ndarray = np.diff(block, axis=1) if width >= 2 else np.full((lo.size, 1), np.nan)
+    return _row_median(block), diffs
+
+
+def _peak_and_area(
+    p: np.ndarray, t: np.ndarray, period: float, i0: np.ndarray, i_peak: np.ndarray, i1: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Peak pair mean over ``[i0, i_peak)``, sum(p*dt) and sum(dt) over ``[i0, i1)``.
+
+    dt = the step to the next sample (one period after the last), 0 where p is missing. The
+    peak windows end before the area windows, so one gathered block serves all three (a max
+    ignores the extra padding); the sums keep the block width ``_gather`` would use.
+    """
+    last_dt = (t[-1] + period) - t[-1]
+    size = p.size
+    lengths = np.clip(i1 - i0, 0, None)
+    width = int(lengths.max())
+    if width == 0 or width > MAX_GATHER:
+        return (
+            _gather(lambda i: _pair_mean(p, i), size, i0, i_peak, "max"),
+            _gather(lambda i: _p_dt(p, t, last_dt, i)[0], size, i0, i1, "sum"),
+            _gather(lambda i: _p_dt(p, t, last_dt, i)[1], size, i0, i1, "sum"),
+        )
+    idx = i0[:, None] + np.arange(width)[None, :]
+    at = np.clip(idx, 0, size - 1)
+    in_area = idx < i1[:, None]
+    # _pair_mean and _p_dt at the same samples, each sample and its successor gathered once
+    values, after = p[at], np.minimum(at + 1, size - 1)
+    inside = at < size - 1
+    pair = np.where(inside, (values + p[after]) / 2.0, values)
+    dt = np.where(inside, t[after] - t[at], last_dt)
+    finite = np.isfinite(values)
+    dt = np.where(finite, dt, 0.0)
+    pdt = np.where(finite, values, 0.0) * dt
+    with pywarnings.catch_warnings():
+        pywarnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: NaN, as _gather
+        peak = np.nanmax(np.where(idx < i_peak[:, None], pair, np.nan), axis=1)
+        sum_pdt = np.nansum(np.where(in_area, pdt, np.nan), axis=1)
+        sum_dt = np.nansum(np.where(in_area, dt, np.nan), axis=1)
+    return peak, sum_pdt, sum_dt
+
+
+def _pair_mean(p: np.ndarray, i: np.ndarray) -> np.ndarray:
+    """Mean of samples i and i + 1 (the last sample alone)."""
+    last = p.size - 1
+    pair: np.ndarray = np.where(i < last, (p[i] + p[np.minimum(i + 1, last)]) / 2.0, p[i])
+    return pair
+
+
+def _p_dt(
+    p: np.ndarray, t: np.ndarray, last_dt: float, i: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """p x dt and dt at samples i, both 0 where p is missing."""
+    last = t.size - 1
+    dt = np.where(i < last, t[np.minimum(i + 1, last)] - t[i], last_dt)
+    values = p[i]
+    finite = np.isfinite(values)
+    dt = np.where(finite, dt, 0.0)
+    return np.where(finite, values, 0.0) * dt, dt
+
+
 def _opt(values: np.ndarray) -> list[float | None]:
     """Floats with NaN/inf as None (what PulseEvent stores), converted in one pass."""
-    clean = np.where(np.isfinite(values), values, np.nan).tolist()
-    return [None if v != v else v for v in clean]
+    finite = np.isfinite(values)
+    if finite.all():
+        return values.tolist()
+    return [v if ok else None for v, ok in zip(values.tolist(), finite.tolist(), strict=True)]
 
 
 def mark_dead(pulses: Iterable[PulseEvent], k_sigma: float) -> None:
     """Flag pulses whose pressure rise is below ``k_sigma`` noise sigmas (None: unknown)."""
     for pulse in pulses:
-        if pulse.rise is None or pulse.noise_sigma is None:
-            pulse.dead = None
-        else:
-            pulse.dead = pulse.rise < k_sigma * pulse.noise_sigma
-        if "dead" in pulse.flags and not pulse.dead:
+        rise, sigma = pulse.rise, pulse.noise_sigma
+        dead = None if rise is None or sigma is None else rise < k_sigma * sigma
+        pulse.dead = dead
+        if dead:
+            if "dead" not in pulse.flags:
+                pulse.flags.append("dead")
+        elif "dead" in pulse.flags:
             pulse.flags.remove("dead")
-        if pulse.dead and "dead" not in pulse.flags:
-            pulse.flags.append("dead")
 
 
 def detect_pulses(
@@ -466,29 +574,32 @@ def detect_pulses(
         raise ValueError(f"unknown detection mode {opts.mode!r} (one of {DETECTION_MODES})")
     labels = _label_lookup(log, source_map)
     pressure = pressure_channel(log, opts.pressure_channel)
+    columns = set(log.series.columns)
     valves = [
         ch
         for ch in log.by_role("valve")
-        if ch.name in log.series.columns and log.series[ch.name].null_count() < log.series.height
+        if ch.name in columns and log.series[ch.name].null_count() < log.series.height
     ]
     pulses: list[PulseEvent] = []
     mode = opts.mode
+    t = log.series["time_s"].to_numpy()  # one copy for detection and measurement
     if mode in ("auto", "events") and any(e.kind == "valve" for e in log.events):
         pulses = _from_valve_events(log, labels)
     elif mode in ("auto", "valves") and valves:
-        pulses = _from_valve_channels(log, valves, labels)
+        pulses = _from_valve_channels(log, valves, labels, t)
     # Doses shorter than the sample period can fall between two samples of a valve channel
     # and be seen only in the pressure: with no valve pulse at all, look for spikes.
     spikes = not pulses and mode in ("auto", "pressure") and pressure is not None
     if spikes and pressure is not None and log.series.height > 3:
-        t = log.series["time_s"].to_numpy()
         p = log.series[pressure.name].cast(float).fill_null(np.nan).to_numpy()
         period = log.sample_period_s or 1.0
         pulses = _from_pressure_spikes(t, p, period, opts, noise_sigma(p) or 0.0)
-    pulses.sort(key=lambda p: (p.start_s, p.source))
+    # by (start, source): two stable sorts, without a key tuple per pulse
+    pulses.sort(key=attrgetter("source"))
+    pulses.sort(key=attrgetter("start_s"))
     for k, pulse in enumerate(pulses):
         pulse.index = k
-    _measure(log, pulses, opts, pressure)
+    _measure(log, pulses, opts, pressure, t)
     return pulses
 
 
@@ -544,7 +655,7 @@ def planned_doses(plan: RecipeSpec | Iterable[PlannedStep]) -> list[PlannedDose]
                 )
             elif rows:
                 rows[-1][_PURGE] += step.duration_s
-        return [PlannedDose(*row) for row in rows]
+        return _as_tuples(rows)
     spec = plan
 
     def outside(phase: str, steps: Sequence[Any], t: float) -> None:
@@ -565,9 +676,10 @@ def planned_doses(plan: RecipeSpec | Iterable[PlannedStep]) -> list[PlannedDose]
         block_starts.append(math.fsum(acc))
         acc.append(block.repeat * spec.subcycle(block.subcycle).duration_s)
     supercycle_s = math.fsum(acc)
+    # per sub-cycle: (is_dose, offset, label, kind, order, duration) of each step, read once
     templates = {
         sc.name: [
-            (item, offset, item.is_dose)
+            (item.is_dose, offset, item.source_label, item.kind, item.order, item.duration_s)
             for item, offset in zip(sc.steps, sc.offsets_s, strict=True)
         ]
         for sc in spec.subcycles
@@ -575,19 +687,41 @@ def planned_doses(plan: RecipeSpec | Iterable[PlannedStep]) -> list[PlannedDose]
     for k in range(spec.repeats):
         for b, block in enumerate(spec.blocks):
             sc = spec.subcycle(block.subcycle)
-            template = templates[sc.name]
+            name, template = sc.name, templates[sc.name]
             for r in range(block.repeat):
                 base = pre_s + k * supercycle_s + block_starts[b] + r * sc.duration_s
-                for item, offset, is_dose in template:
+                for is_dose, offset, label, kind, order, duration in template:
                     if is_dose:
-                        where = [len(rows), item.source_label, item.kind, "cycle", k, b, sc.name, r]
+                        start = round(base + offset, 6)
                         rows.append(
-                            [*where, item.order, round(base + offset, 6), item.duration_s, 0.0]
+                            [
+                                len(rows),
+                                label,
+                                kind,
+                                "cycle",
+                                k,
+                                b,
+                                name,
+                                r,
+                                order,
+                                start,
+                                duration,
+                                0.0,
+                            ]
                         )
                     elif rows:
-                        rows[-1][_PURGE] += item.duration_s
+                        rows[-1][_PURGE] += duration
     outside("post", spec.post_steps, pre_s + spec.repeats * supercycle_s)
-    return [PlannedDose(*row) for row in rows]
+    return _as_tuples(rows)
+
+
+def _as_tuples(rows: list[list[Any]]) -> list[PlannedDose]:
+    """The rows as PlannedDose, in place: each row list is freed as its tuple is made, so a
+    long plan never holds twice its doses as live objects (fewer garbage collections)."""
+    doses: list[Any] = rows
+    for i, row in enumerate(rows):
+        doses[i] = PlannedDose._make(row)
+    return doses
 
 
 def as_doses(plan: RecipeSpec | Iterable[PlannedStep] | Iterable[PlannedDose]) -> list[PlannedDose]:
@@ -601,10 +735,8 @@ def as_doses(plan: RecipeSpec | Iterable[PlannedStep] | Iterable[PlannedDose]) -
 
 
 def expected_counts(doses: Sequence[PlannedDose]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for d in doses:
-        out[d.source_label] = out.get(d.source_label, 0) + 1
-    return out
+    """Planned doses per source label, in order of first use."""
+    return dict(Counter(map(attrgetter("source_label"), doses)))
 
 
 @dataclass
@@ -673,38 +805,43 @@ def align_to_plan(
     pressure-spike pulses (no valve) take the plan's labels in order.
     """
     doses = as_doses(plan)
-    ordered = sorted(pulses, key=lambda p: p.start_s)
-    for pulse in ordered:  # a pulse aligned before (another plan) starts afresh
-        _unassign(pulse)
+    ordered = sorted(pulses, key=attrgetter("start_s"))
     result = Alignment(planned=len(doses), observed=len(ordered), matched=0)
-    plan_labels = [d.source_label for d in doses]
+    plan_labels = list(map(attrgetter("source_label"), doses))
     planset = set(plan_labels)
+    # A pulse aligned before (to another plan) starts afresh: matched pulses get all their
+    # alignment fields from _assign, the extra ones are cleared at the end.
     if ordered and all(p.detection == "pressure_spike" for p in ordered):
         for p, d in zip(ordered, doses, strict=False):
             p.source_label = d.source_label
             _flag(p, "label_from_plan_order")
             _assign(p, d)
+        for p in ordered[len(doses) :]:
+            _unassign(p)
         result.matched = min(len(ordered), len(doses))
         result.extra = [p.index for p in ordered[len(doses) :]]
         result.missing = list(range(len(ordered), len(doses)))
         result.notes.append("pressure-spike pulses: labels taken from the plan's order")
         return result
-    if ordered and not any(_key(p) in planset for p in ordered):
+    keys = [p.source_label or p.source for p in ordered]
+    if ordered and planset.isdisjoint(keys):
         mapping = _infer_labels(ordered, plan_labels)
         result.label_map = mapping
         for p in ordered:
             if p.source in mapping:
                 p.source_label = mapping[p.source]
-                _flag(p, "label_inferred")
+                if "label_inferred" not in p.flags:
+                    p.flags.append("label_inferred")
         shown = ", ".join(f"{k} -> {v}" for k, v in mapping.items())
         result.notes.append(f"no pulse label matches the plan: inferred by first use ({shown})")
-    keys = [_key(p) for p in ordered]
+        keys = [p.source_label or p.source for p in ordered]
+    unmatched: list[PulseEvent] = []
     i = j = 0
     last: tuple[int, int] | None = None
     while i < len(ordered):
         key = keys[i]
         if j >= len(doses) or key not in planset:
-            result.extra.append(ordered[i].index)
+            unmatched.append(ordered[i])
             i += 1
             continue
         if plan_labels[j] == key:
@@ -721,7 +858,7 @@ def align_to_plan(
             None,
         )
         if skip is None:
-            result.extra.append(ordered[i].index)
+            unmatched.append(ordered[i])
             i += 1
             continue
         score_skip = _agree(keys, i, plan_labels, j + skip, span) - skip
@@ -746,8 +883,11 @@ def align_to_plan(
             last, i, j = (i, j), i + 1, j + 1
             result.matched += 1
         else:
-            result.extra.append(ordered[i].index)
+            unmatched.append(ordered[i])
             i += 1
+    for pulse in unmatched:
+        _unassign(pulse)
+    result.extra = [pulse.index for pulse in unmatched]
     result.missing.extend(range(j, len(doses)))
     if result.missing or result.extra:
         result.notes.append(
@@ -769,12 +909,8 @@ def _unassign(pulse: PulseEvent) -> None:
 
 
 def _assign(pulse: PulseEvent, dose: PlannedDose) -> None:
-    pulse.planned_index = dose.position
-    pulse.phase = dose.phase
-    pulse.supercycle = dose.supercycle
-    pulse.block = dose.block
-    pulse.subcycle = dose.subcycle
-    pulse.repetition = dose.repetition
-    pulse.step_order = dose.order
-    pulse.planned_width_s = dose.width_s
-    pulse.planned_purge_s = dose.purge_s
+    # one unpacking of the dose (called once per pulse)
+    position, _, _, phase, supercycle, block, subcycle, repetition, order, _, width, purge = dose
+    pulse.planned_index, pulse.phase, pulse.supercycle = position, phase, supercycle
+    pulse.block, pulse.subcycle, pulse.repetition = block, subcycle, repetition
+    pulse.step_order, pulse.planned_width_s, pulse.planned_purge_s = order, width, purge

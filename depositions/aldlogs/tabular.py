@@ -73,16 +73,13 @@ def _single_byte_latin(head: bytes) -> str | None:
         return "latin-1"
 
 
-_TEXT_CONTROL = np.zeros(256, dtype=bool)
-_TEXT_CONTROL[list(b"\t\n\r\x0b\x0c\x1a")] = True
-_TEXT_CONTROL[0x20:] = True
+_TEXT_BYTES = b"\t\n\r\x0b\x0c\x1a" + bytes(range(0x20, 0x100))
 
 
 def _binary_offset(head: bytes) -> int | None:
     """Offset of the first byte no text export contains (NUL, most C0 controls)."""
-    data = np.frombuffer(head, dtype=np.uint8)
-    bad = np.flatnonzero(~_TEXT_CONTROL[data])
-    return int(bad[0]) if bad.size else None
+    bad = head.translate(None, _TEXT_BYTES)  # the bytes outside the set, in file order
+    return head.index(bad[:1]) if bad else None
 
 
 def _utf16_without_bom(head: bytes) -> str | None:
@@ -419,10 +416,13 @@ def clean_time(
         all_forward = bool(forward.all())
         # np.median copies its input unless allowed to reorder it: only a filtered copy is ours
         positive = steps if all_forward else steps[forward]
-        period = float(np.median(positive, overwrite_input=not all_forward)) if positive.size else None
+        period = (
+            float(np.median(positive, overwrite_input=not all_forward)) if positive.size else None
+        )
         tb.sample_period_s = period
         if period:
-            regular = steps[forward & (steps <= gap_factor * period)]
+            in_period = forward & (steps <= gap_factor * period)
+            regular = steps if in_period.all() else steps[in_period]
             if regular.size:
                 stride = max(1, regular.size // 20000)  # a sample is plenty for a percentile
                 tb.jitter_s = float(np.percentile(np.abs(regular[::stride] - period), 99))
@@ -464,11 +464,12 @@ def series_from(frame: pl.DataFrame, specs: Sequence[ColumnSpec]) -> pl.DataFram
     Only float columns that hold a NaN go through ``fill_nan``: one scan of each finds them,
     where ``fill_nan`` would copy every column (integers read as such hold no NaN).
     """
+    schema = frame.schema
     exprs: list[pl.Expr] = [pl.col("time_s").cast(pl.Float64)]
     floats = [
         name
         for name in dict.fromkeys(spec.column for spec in specs)
-        if name in frame.schema and frame.schema[name].is_float()
+        if name in schema and schema[name].is_float()
     ]
     with_nan: set[str] = set()
     if floats:
@@ -480,7 +481,7 @@ def series_from(frame: pl.DataFrame, specs: Sequence[ColumnSpec]) -> pl.DataFram
             expr = expr * spec.scale
         if spec.offset != 0.0:
             expr = expr + spec.offset
-        if spec.column in with_nan or spec.column not in frame.schema:
+        if spec.column in with_nan or spec.column not in schema:
             expr = expr.fill_nan(None)
         exprs.append(expr.alias(spec.channel.name))
     return frame.select(exprs)
@@ -499,6 +500,13 @@ def locate_line(lines: Sequence[str], test: Callable[[str], bool], limit: int = 
         if test(line):
             return index
     return None
+
+
+def put_column(frame: pl.DataFrame, column: pl.Series) -> pl.DataFrame:
+    """``frame.with_columns(column)``, appended without a query plan when the name is new."""
+    if column.name in frame.columns:
+        return frame.with_columns(column)
+    return frame.hstack([column])
 
 
 def codec_name(encoding: str) -> str:
