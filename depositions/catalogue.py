@@ -41,7 +41,10 @@ register(
             ("chambers", lambda t: t.chambers),
         ],
         search=["instrument__name", "notes"],
-        form=_form(Tool, ["instrument", "reactor_type", "chambers", "check_thresholds", "notes"]),
+        form=_form(
+            Tool,
+            ["instrument", "reactor_type", "chambers", "check_thresholds", "log_mapping", "notes"],
+        ),
         create=_drop_user(services.tool_create),
         update=lambda obj, user, **data: services.tool_update(tool=obj, **data),
         sort=["instrument__name", "reactor_type"],

@@ -26,12 +26,12 @@ from depositions.aldlogs import (
 from depositions.aldlogs.types import AldLog
 from depositions.choices import RunStatus
 from depositions.dose import LoadArea
-from depositions.models import DepositionRun, PulseEvent, RunCheck, RunLogFile
+from depositions.models import DepositionRun, PulseEvent, RunCheck, RunLogFile, Tool
 from lims.events.services import event_emit
 from lims.ingestion import storage
 from lims.ingestion.base import ParseContext, get_parser
 from lims.ingestion.services import IngestOutcome, ingest_submit, job_requeue
-from lims.models import IngestionJob
+from lims.models import ColumnMapping, IngestionJob
 
 
 def _jsonable(data: Any) -> Any:
@@ -135,6 +135,26 @@ def _lock_run(run: DepositionRun) -> DepositionRun:
     """Serialise the handlers of one run's files: a data log and a companion processed at the
     same time by two workers must not both miss each other."""
     return DepositionRun.objects.select_for_update().select_related("tool", "recipe").get(pk=run.pk)
+
+
+def tool_log_mapping(
+    *, project: Any, params: dict[str, Any], kind: str | None, instrument: Any
+) -> str | None:
+    """The saved channel map of the ALD tool a file comes from (its instrument token, else the
+    run it names): how plain CSV/TSV tool logs are read (settings.LIMS_INGEST_DEFAULT_MAPPINGS)."""
+    if kind not in (None, "ald_log"):
+        return None
+    tool = Tool.objects.filter(instrument=instrument).first() if instrument is not None else None
+    if tool is None and params.get("run"):
+        run = (
+            DepositionRun.objects.select_related("tool")
+            .filter(project=project, code=str(params["run"]).strip())
+            .first()
+        )
+        tool = run.tool if run else None
+    if tool is None or tool.log_mapping_id is None:
+        return None
+    return str(ColumnMapping.objects.values_list("name", flat=True).get(pk=tool.log_mapping_id))
 
 
 def _run_for(job: IngestionJob, linked: DepositionRun | None) -> tuple[DepositionRun | None, str]:
@@ -340,6 +360,7 @@ def _store_pulses(log_file: RunLogFile, run: DepositionRun | None, pulses: list[
                 peak=p.peak,
                 area=p.area,
                 qcm_delta=p.qcm_delta,
+                power_w=p.power_w,
                 dead=bool(p.dead),
             )
             for p in pulses

@@ -91,6 +91,15 @@ class Tool(models.Model):
         encoder=DjangoJSONEncoder,
         help_text="Per-tool overrides of the tool-log check thresholds (docs/ald-checks.md)",
     )
+    log_mapping = models.ForeignKey(
+        "lims.ColumnMapping",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        limit_choices_to={"parser_name": "generic_ald_log"},
+        help_text="Channel map for the tool's plain CSV/TSV logs (no dedicated parser)",
+    )
     notes = models.TextField(blank=True)
 
     class Meta:
@@ -108,6 +117,9 @@ class Tool(models.Model):
             Thresholds.from_dict(self.check_thresholds)
         except (TypeError, ValueError) as exc:
             raise ValidationError({"check_thresholds": str(exc)}) from exc
+        mapping = self.log_mapping if self.log_mapping_id else None
+        if mapping and self.instrument_id and mapping.project_id != self.instrument.project_id:
+            raise ValidationError({"log_mapping": "the map belongs to another project"})
 
 
 class ToolSource(models.Model):
@@ -785,6 +797,9 @@ class PulseEvent(models.Model):
     baseline = models.FloatField(null=True, blank=True)
     peak = models.FloatField(null=True, blank=True)
     area = models.FloatField(null=True, blank=True)
+    power_w = models.FloatField(
+        null=True, blank=True, help_text="Plasma pulses: median forward power while on (W)"
+    )
     qcm_delta = models.FloatField(null=True, blank=True)
     dead = models.BooleanField(default=False)
 

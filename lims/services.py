@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from lims.ingestion.base import get_parser
+from lims.ingestion.base import ParseError, get_parser
 from lims.models import (
     ColumnMapping,
     EventDelivery,
@@ -99,8 +99,14 @@ def column_mapping_save(
     description: str = "",
 ) -> ColumnMapping:
     """Create or replace a saved column mapping; jobs keep their own copy of the old one."""
-    get_parser(parser_name)  # raises ParseError for an unknown parser
-    if not isinstance(mapping, dict) or not isinstance(mapping.get("columns"), dict):
+    parser = get_parser(parser_name)  # raises ParseError for an unknown parser
+    validate = getattr(parser, "validate_mapping", None)  # the parser knows its map format
+    if validate is not None:
+        try:
+            validate(mapping)
+        except ParseError as exc:
+            raise ValidationError({"mapping": exc.describe("mapping")}) from exc
+    elif not isinstance(mapping, dict) or not isinstance(mapping.get("columns"), dict):
         raise ValidationError({"mapping": "a mapping needs a 'columns' object"})
     saved = ColumnMapping.objects.filter(project=project, name=name).first() or ColumnMapping(
         project=project, name=name

@@ -100,6 +100,8 @@ class Thresholds:
     saturation_warn_ratio: float = 0.20
     saturation_fail_ratio: float = 0.50
     min_repeated_doses: int = 2
+    # plasma: median forward power of each plasma pulse within this share of the planned power
+    plasma_power_tolerance_fraction: float = 0.10
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Thresholds:
@@ -301,6 +303,73 @@ def _g(x: float | None, unit: str = "") -> str:
     return f"{x:.4g}{(' ' + unit) if unit else ''}"
 
 
+def _is_plasma(group: Sequence[PulseEvent]) -> bool:
+    """Plasma pulses (forward power) are judged by their power, not by the pressure."""
+    return all(p.detection == "power" for p in group)
+
+
+def _planned_power(plan: Any) -> dict[str, float | None]:
+    """Planned plasma power per source label (a RecipeSpec carries it; None: ambiguous)."""
+    if not isinstance(plan, RecipeSpec):
+        return {}
+    steps = [s for sc in plan.subcycles for s in sc.steps]
+    steps += [*plan.pre_steps, *plan.post_steps]
+    powers: dict[str, set[float]] = {}
+    for step in steps:
+        if step.kind == "plasma" and step.plasma_power_w is not None:
+            powers.setdefault(step.source_label, set()).add(float(step.plasma_power_w))
+    return {label: (next(iter(v)) if len(v) == 1 else None) for label, v in powers.items()}
+
+
+def _label_plasma(pulses: Sequence[PulseEvent], doses: Sequence[PlannedDose]) -> None:
+    """Unmapped plasma pulses take the plan's plasma source when it has exactly one (a tool
+    has one generator; its channel is rarely mapped to a port)."""
+    labels = {d.source_label for d in doses if d.kind == "plasma"}
+    if len(labels) != 1:
+        return
+    (label,) = labels
+    for p in pulses:
+        if p.detection == "power" and not p.source_label:
+            p.source_label = label
+            p.flags.append("plasma label from the plan")
+
+
+def _plasma_power(
+    groups: dict[str, list[PulseEvent]], plan: Any, out: _Out, th: Thresholds
+) -> None:
+    plasma = {k: g for k, g in groups.items() if _is_plasma(g)}
+    if not plasma:
+        out.skip("plasma_power", "no plasma power channel with pulses in this log")
+        return
+    planned = _planned_power(plan)
+    for label, group in plasma.items():
+        if label not in planned:
+            out.skip(f"plasma_power:{label}", "no planned plasma power for this source")
+            continue
+        target = planned[label]
+        if target is None or target <= 0:
+            out.skip(f"plasma_power:{label}", "the recipe plans several powers for it")
+            continue
+        limit = th.plasma_power_tolerance_fraction * target
+        powers = [p.power_w for p in group]
+        bad = [p for p in group if p.power_w is None or abs(p.power_w - target) > limit]
+        median = statistics.median(w for w in powers if w is not None)
+        details = (
+            f"median forward power {_g(median, 'W')} vs planned {_g(target, 'W')} "
+            f"+- {th.plasma_power_tolerance_fraction:.0%}; {len(bad)} of {len(group)} outside"
+        )
+        if bad:
+            details += f" (first at {_g(bad[0].start_s, 's')}: {_g(bad[0].power_w, 'W')})"
+        out.add(
+            f"plasma_power:{label}",
+            _by_fraction(len(bad), len(group), th.out_of_tolerance_warn_fraction),
+            median,
+            target,
+            details,
+            subject=label,
+        )
+
+
 def _doses_of(plan: Any) -> list[PlannedDose] | None:
     return None if plan is None else as_doses(plan)
 
@@ -329,6 +398,8 @@ def run_checks(
     out = _Out()
     mark_dead(pulses, th.dead_k_sigma)
     doses = _doses_of(plan)
+    if doses is not None:
+        _label_plasma(pulses, doses)
     if doses is not None and alignment is None:
         alignment = align_to_plan(pulses, doses)
     if isinstance(reference_gpc, int | float):
@@ -340,9 +411,11 @@ def run_checks(
     _counts(groups, doses, alignment, out, th)
     _widths(groups, doses, out, th)
     _purges(ordered, doses, out, th)
-    _dead(groups, out, th)
-    _drift(groups, out, th)
-    _purge_completeness(groups, out, th)
+    by_pressure = {k: g for k, g in groups.items() if not _is_plasma(g)}
+    _dead(by_pressure, out, th)
+    _drift(by_pressure, out, th)
+    _purge_completeness(by_pressure, out, th)
+    _plasma_power(groups, plan, out, th)
     _temperatures(log, ordered, out, th)
     _setpoints(log, out, th)
     _line_source(log, out, th, port_temperatures or {})

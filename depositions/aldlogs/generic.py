@@ -309,8 +309,11 @@ def _datetime_seconds(
     return frame.with_columns(seconds), start_time_iso(origin)
 
 
-def parse_generic_log(path: Path, ctx: ParseContext, channel_map: dict[str, Any]) -> AldLog:
-    """Read ``path`` with ``channel_map`` (see the module docstring)."""
+def _map_parts(
+    channel_map: Any,
+) -> tuple[str, str, bool, float | None, Any, list[tuple[Channel, tuple[float, float]]]]:
+    """The map's time column, time unit (datetime or not, seconds per unit), decimal mark and
+    channels, each checked: ParseError at ``channel_map`` for the first problem."""
     if not isinstance(channel_map, dict):
         raise ParseError("the channel map must be an object", location="channel_map")
     time_spec = channel_map.get("time") or {}
@@ -331,6 +334,15 @@ def parse_generic_log(path: Path, ctx: ParseContext, channel_map: dict[str, Any]
         raise ParseError(f"decimal must be '.' or ',', not {decimal!r}", location="channel_map")
     used: set[str] = set()
     mapped = [_channel(e, used) for e in _entries(channel_map.get("channels"))]
+    return time_column, time_unit, is_datetime, scale, decimal, mapped
+
+
+def parse_generic_log(path: Path, ctx: ParseContext, channel_map: dict[str, Any]) -> AldLog:
+    """Read ``path`` with ``channel_map`` (see the module docstring)."""
+    time_column, time_unit, is_datetime, scale, decimal, mapped = _map_parts(channel_map)
+    time_spec = channel_map.get("time") or {}
+    if isinstance(time_spec, str):
+        time_spec = {"column": time_spec, "unit": "s"}
     encoding = channel_map.get("encoding")
     if encoding:
         ctx = ParseContext(ctx.filename, ctx.size, str(encoding), ctx.metadata)
@@ -479,11 +491,16 @@ class GenericAldLogParser:
         return 0.0  # needs the tool's channel map, which the bytes cannot show
 
     def parse(self, path: Path, ctx: ParseContext) -> AldLog:
-        channel_map = ctx.metadata.get("channel_map")
+        # "column_mapping": a saved map (lims.ColumnMapping) the ingestion service resolved
+        channel_map = ctx.metadata.get("channel_map") or ctx.metadata.get("column_mapping")
         if channel_map is None:
             raise ParseError(
                 "the generic ALD log parser needs the tool's channel map in "
-                "ctx.metadata['channel_map']",
+                "ctx.metadata['channel_map'] (or a saved column mapping)",
                 location="channel_map",
             )
         return parse_generic_log(Path(path), ctx, channel_map)
+
+    def validate_mapping(self, mapping: Any) -> None:
+        """What can be checked without a file (when a map is saved): ParseError otherwise."""
+        _map_parts(mapping)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import warnings as pywarnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -188,21 +189,56 @@ def _local_sigma(d: np.ndarray) -> np.ndarray:
     return out
 
 
+# A power channel is a plasma generator's when its name says so (or the tool maps it to a
+# source): a heater's power in W is not a dose.
+_PLASMA_NAME = re.compile(r"\b(rf|plasma|forward|fwd|icp|ccp|generator|rpg)\b", re.IGNORECASE)
+PLASMA_MIN_W = 5.0  # on = above max(5 W, 10 % of the channel's highest reading)
+
+
+def _plasma_channels(log: AldLog, labels: dict[str, str]) -> list[Channel]:
+    columns = set(log.series.columns)
+    return [
+        ch
+        for ch in log.by_role("power")
+        if ch.name in columns
+        and (
+            ch.name in labels
+            or _PLASMA_NAME.search(ch.name.replace("_", " "))
+            or _PLASMA_NAME.search((ch.source_column or "").replace("_", " "))
+        )
+    ]
+
+
 def _from_valve_channels(
-    log: AldLog, channels: Sequence[Channel], labels: dict[str, str], t: np.ndarray
+    log: AldLog,
+    channels: Sequence[Channel],
+    labels: dict[str, str],
+    t: np.ndarray,
+    *,
+    detection: str = "valve_channel",
 ) -> list[PulseEvent]:
+    """Runs of on-samples: valves (on above 0.5, or the channel's on-threshold) or plasma
+    power (``detection="power"``: above max(5 W, 10 % of the highest reading); each pulse
+    carries its median power)."""
     n = t.size
     period = log.sample_period_s or (float(np.median(np.diff(t))) if n > 1 else 1.0)
     # one sample period, plus the clock's jitter (LabVIEW loops run 0.499-0.501 s)
     uncertainty = period + float((log.metadata.get("time_base") or {}).get("jitter_s") or 0.0)
     pulses: list[PulseEvent] = []
     highest = log.series.select(pl.col(ch.name).max() for ch in channels).row(0)
+    plasma = detection == "power"
     for ch, top in zip(channels, highest, strict=True):
-        threshold = ch.on_threshold if ch.on_threshold is not None else 0.5
+        if ch.on_threshold is not None:
+            threshold = ch.on_threshold
+        elif plasma:
+            threshold = max(PLASMA_MIN_W, 0.1 * (top or 0.0))
+        else:
+            threshold = 0.5
         if top is None or top <= threshold:
             continue  # never opened: most digital outputs of a tool are unused
         column = log.series[ch.name]
-        on = (column.fill_null(0.0) if column.null_count() else column).to_numpy() > threshold
+        values = (column.fill_null(0.0) if column.null_count() else column).to_numpy()
+        on = values > threshold
         # state changes, closed before the first and after the last sample: they alternate
         # start (first on-sample), end (first off-sample, exclusive)
         bounds = np.flatnonzero(np.diff(on, prepend=False, append=False))
@@ -222,12 +258,15 @@ def _from_valve_channels(
                 itertools.repeat(source),
                 itertools.repeat(labels.get(ch.name)),
                 itertools.repeat(ch.name),
-                itertools.repeat("valve_channel"),
+                itertools.repeat(detection),
                 t[starts].astype(float).tolist(),
                 widths.astype(float).tolist(),
                 itertools.repeat(uncertainty),
             )
         )
+        if plasma:  # few per run: a loop is fine
+            for pulse, a, b in zip(pulses[first:], starts.tolist(), ends.tolist(), strict=True):
+                pulse.power_w = float(np.median(values[a:b]))
         if starts[0] == 0:
             pulses[first].flags.append("open_at_log_start")
         if ends[-1] >= n:
@@ -545,10 +584,18 @@ def _opt(values: np.ndarray) -> list[float | None]:
 
 
 def mark_dead(pulses: Iterable[PulseEvent], k_sigma: float) -> None:
-    """Flag pulses whose pressure rise is below ``k_sigma`` noise sigmas (None: unknown)."""
+    """Flag pulses whose pressure rise is below ``k_sigma`` noise sigmas (None: unknown).
+
+    A rise of zero or less is dead whatever the noise: a gauge that reads the same value
+    throughout (sigma 0) must not make a valve that did nothing pass. Plasma pulses are
+    judged by their power, not the pressure (None).
+    """
     for pulse in pulses:
         rise, sigma = pulse.rise, pulse.noise_sigma
-        dead = None if rise is None or sigma is None else rise < k_sigma * sigma
+        if rise is None or sigma is None or pulse.detection == "power":
+            dead = None
+        else:
+            dead = rise <= 0.0 or rise < k_sigma * sigma
         pulse.dead = dead
         if dead:
             if "dead" not in pulse.flags:
@@ -594,6 +641,10 @@ def detect_pulses(
         p = log.series[pressure.name].cast(float).fill_null(np.nan).to_numpy()
         period = log.sample_period_s or 1.0
         pulses = _from_pressure_spikes(t, p, period, opts, noise_sigma(p) or 0.0)
+    # plasma steps: runs of forward power, whatever gave the valve pulses
+    plasma = _plasma_channels(log, labels)
+    if plasma:
+        pulses += _from_valve_channels(log, plasma, labels, t, detection="power")
     # by (start, source): two stable sorts, without a key tuple per pulse
     pulses.sort(key=attrgetter("source"))
     pulses.sort(key=attrgetter("start_s"))

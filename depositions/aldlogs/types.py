@@ -256,7 +256,7 @@ class PulseEvent:
     source: str
     source_label: str | None
     channel: str | None
-    detection: str  # "valve_channel" | "valve_event" | "pressure_spike"
+    detection: str  # "valve_channel" | "valve_event" | "pressure_spike" | "power"
     start_s: float
     width_s: float
     width_uncertainty_s: float
@@ -281,6 +281,8 @@ class PulseEvent:
     step_order: int | None = None
     planned_width_s: float | None = None
     planned_purge_s: float | None = None
+    # plasma pulses (detection "power"): median forward power while on, W
+    power_w: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -748,6 +748,7 @@ class PulseEventSerializer(serializers.ModelSerializer):
             "peak",
             "area",
             "qcm_delta",
+            "power_w",
             "dead",
         ]
         read_only_fields = fields

@@ -73,6 +73,8 @@ def ingest_submit(
     mapped = _mapped_parser(project=project, params=params, kind=kind)
     blob = storage.store_upload(stream)
     parser = mapped or detect_parser(blob.head, filename, kind)
+    if parser is None:
+        parser = _default_mapping(project=project, params=params, kind=kind, instrument=instrument)
     parser_name, parser_version = (parser.name, parser.version) if parser else (UNRECOGNISED, "0")
     with transaction.atomic():
         raw, _ = RawFile.objects.get_or_create(
@@ -111,6 +113,20 @@ def ingest_submit(
     return job, created
 
 
+def _default_mapping(
+    *, project: Project, params: dict[str, Any], kind: str | None, instrument: Instrument | None
+) -> Any:
+    """A file no parser recognises, from a source that has a saved map (an ALD tool's channel
+    map): the first resolver in ``settings.LIMS_INGEST_DEFAULT_MAPPINGS`` that names one wins.
+    Resolvers live in the domain apps (lims does not know what a tool is)."""
+    for path in settings.LIMS_INGEST_DEFAULT_MAPPINGS:
+        name = import_string(path)(project=project, params=params, kind=kind, instrument=instrument)
+        if name:
+            params["metadata"] = {**(params.get("metadata") or {}), "column_mapping": name}
+            return _mapped_parser(project=project, params=params, kind=kind)
+    return None
+
+
 def _mapped_parser(*, project: Project, params: dict[str, Any], kind: str | None) -> Any:
     """Resolve ``metadata.column_mapping`` (a saved name or an inline dict) to its parser.
 
@@ -131,6 +147,8 @@ def _mapped_parser(*, project: Project, params: dict[str, Any], kind: str | None
         }
         return get_parser(saved.parser_name)
     if isinstance(ref, dict):
+        if kind == "ald_log":
+            return get_parser("generic_ald_log")
         return get_parser("generic") if kind in (None, "cycler") else None
     raise ValidationError({"metadata": "column_mapping must be a saved name or a mapping"})
 
