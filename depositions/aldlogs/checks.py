@@ -50,7 +50,7 @@ from depositions.dose import (
 )
 from depositions.expansion import PlannedStep, RecipeSpec
 
-CHECKER_VERSION = "1.0.0"
+CHECKER_VERSION = "1.1.0"  # 1.1: plasma_power; a rise <= 0 is dead whatever the noise
 STATS_ROWS = 20_000
 PASS, WARN, FAIL = "pass", "warn", "fail"
 

@@ -30,7 +30,9 @@ def test_run_page_shows_the_pressure_trace_and_checks(
     expect(page.locator("#pulses")).to_contain_text("80")
     rows = page.locator("#checks tbody tr")
     assert rows.count() >= 3
-    expect(page.locator("#checks")).to_contain_text("1.0.0")
+    from depositions.aldlogs.checks import CHECKER_VERSION
+
+    expect(page.locator("#checks")).to_contain_text(CHECKER_VERSION)
     page.screenshot(path="/tmp/run_page.png", full_page=True)
 
 
