@@ -457,13 +457,22 @@ def run_trace(*, run: DepositionRun, max_points: int = 5000) -> dict[str, Any] |
     pressure = next((c for c in log.channels if c.get("role") == "pressure"), None)
     temps = [c["name"] for c in log.channels if c.get("role") == "temperature"][:4]
     qcm = next((c["name"] for c in log.channels if c.get("role") == "qcm_mass"), None)
-    columns = ["time_s"] + ([pressure["name"]] if pressure else []) + temps + ([qcm] if qcm else [])
+    plasma = next(
+        (
+            c["name"]
+            for c in log.channels
+            if c.get("role") == "power" and log.pulses.filter(channel=c["name"]).exists()
+        ),
+        None,
+    )
+    columns = ["time_s"] + ([pressure["name"]] if pressure else []) + temps
+    columns += [c for c in (qcm, plasma) if c]
     frame = pl.scan_parquet(storage.absolute(log.series_path)).select(columns).collect()
     step = max(1, -(-frame.height // max_points))  # ceil: never more than max_points
     frame = frame.gather_every(step)
     pulses = list(
         log.pulses.order_by("start_s").values(
-            "source", "index", "start_s", "width_s", "peak", "baseline", "dead"
+            "source", "index", "start_s", "width_s", "peak", "baseline", "dead", "power_w"
         )
     )
     return {
@@ -473,6 +482,8 @@ def run_trace(*, run: DepositionRun, max_points: int = 5000) -> dict[str, Any] |
         "temperatures": {name: frame[name].to_list() for name in temps},
         "qcm": frame[qcm].to_list() if qcm else None,
         "qcm_name": qcm,
+        "power": frame[plasma].to_list() if plasma else None,
+        "power_name": plasma,
         "pulses": pulses,
         "downsampled_every": step,
     }
@@ -489,6 +500,7 @@ def run_pulse_summary(*, run: DepositionRun) -> list[dict[str, Any]]:
             dead=Count("pk", filter=Q(dead=True)),
             mean_width_s=Avg("width_s"),
             mean_peak=Avg("peak"),
+            mean_power_w=Avg("power_w"),
         )
         .order_by("source")
     )

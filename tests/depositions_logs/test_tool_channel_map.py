@@ -64,7 +64,7 @@ def _drain(capture) -> None:
 
 @pytest.mark.django_db
 def test_the_tools_token_pushes_a_csv_and_its_channel_map_reads_it(
-    tmp_path, peald, django_capture_on_commit_callbacks
+    tmp_path, peald, user, client, django_capture_on_commit_callbacks
 ):
     token, run = peald
     api = APIClient()
@@ -88,6 +88,10 @@ def test_the_tools_token_pushes_a_csv_and_its_channel_map_reads_it(
     plasma = PulseEvent.objects.filter(run=run, source="O2 plasma")
     assert plasma.count() == CYCLES
     assert all(abs(p - POWER_W) < 5 for p in plasma.values_list("power_w", flat=True))
+    client.force_login(user)
+    page = client.get(f"/depositions/runs/{run.code}/").content.decode()
+    assert 'id="power"' in page and '"power_name": "RF forward power"' in page
+    assert "plasma_power:O2 plasma" in page
 
 
 @pytest.mark.django_db
