@@ -13,6 +13,8 @@ from typing import IO, Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from depositions import selectors
 from depositions.aldlogs import (
@@ -27,6 +29,7 @@ from depositions.aldlogs.types import AldLog
 from depositions.choices import RunStatus
 from depositions.dose import LoadArea
 from depositions.models import DepositionRun, PulseEvent, RunCheck, RunLogFile, Tool
+from depositions.services import run_start
 from lims.events.services import event_emit
 from lims.ingestion import storage
 from lims.ingestion.base import ParseContext, get_parser
@@ -282,6 +285,7 @@ def ald_log_ingest(*, job: IngestionJob, data: Any) -> IngestOutcome:
         run.actual_cycles = max(supercycles) + 1
         run.save(update_fields=["actual_cycles", "updated_at"])
         result["actual_cycles_from_log"] = run.actual_cycles
+    _start_from_log(run, data, result)
     result["run_status"] = _apply_verdict(run, log_file, report, previous)
     passed = report.verdict != "fail"
     event_emit(
@@ -302,6 +306,22 @@ def ald_log_ingest(*, job: IngestionJob, data: Any) -> IngestOutcome:
         checks_skipped=len(report.skipped),
     )
     return IngestOutcome(status=IngestionJob.Status.SUCCEEDED, result=result)
+
+
+def _start_from_log(run: DepositionRun, data: AldLog, result: dict[str, Any]) -> None:
+    """A planned run whose log arrives has run: it starts at the log's start time (naive
+    instrument times are the lab's zone, settings.TIME_ZONE). Completing it stays a person's
+    act: it consumes the loads and names the coated samples."""
+    if run.status != RunStatus.PLANNED or not data.start_time:
+        return
+    started = parse_datetime(data.start_time)
+    if started is None:
+        return
+    if timezone.is_naive(started):
+        started = timezone.make_aware(started)
+    run_start(run=run, started_at=started)
+    run.refresh_from_db(fields=["status", "started_at"])
+    result["run_started_from_log"] = started.isoformat()
 
 
 _SET_BY_LOG = "failed_run_qc"  # metadata flag: this log's checks put the run in failed QC

@@ -119,7 +119,8 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
+# The lab's zone: instrument logs write naive local times, read in this zone.
+TIME_ZONE = os.environ.get("LIMS_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
 

@@ -397,3 +397,25 @@ def test_tool_thresholds_are_validated(labview_run):
         dep.tool_update(tool=labview_run.tool, check_thresholds={"pulse_detection": "magic"})
     with pytest.raises(ValidationError, match="could not convert"):
         dep.tool_update(tool=labview_run.tool, check_thresholds={"dead_k_sigma": "three"})
+
+
+@pytest.mark.django_db
+def test_a_planned_runs_log_starts_it_at_the_logs_start_time(
+    fixture_path, project, labview_run, django_capture_on_commit_callbacks
+):
+    from datetime import UTC, datetime
+
+    assert labview_run.status == "planned"
+    job = _ingest(
+        fixture_path,
+        project,
+        f"{LABVIEW}_DataLog.txt",
+        django_capture_on_commit_callbacks,
+        run="LV-RUN1",
+    )
+    labview_run.refresh_from_db()
+    assert labview_run.status == "running"  # completing it (outputs) stays a person's act
+    # first timestamp minus its elapsed time = the summary's "Process Start" (TIME_ZONE = UTC)
+    assert labview_run.started_at == datetime(2019, 5, 24, 11, 23, 13, 990000, tzinfo=UTC)
+    assert job.result["run_started_from_log"].startswith("2019-05-24T11:23:13.99")
+    assert OutboxEvent.objects.filter(topic="depositions.run.started").exists()
