@@ -9,6 +9,8 @@ encoding. Only encodings that are not ASCII-compatible (UTF-16/32) are transcode
 from __future__ import annotations
 
 import codecs
+import io
+import itertools
 import os
 import re
 import tempfile
@@ -19,7 +21,7 @@ from pathlib import Path
 import charset_normalizer
 import polars as pl
 
-from cells.parsers.types import collect_or_raise
+from cells.parsers.types import collect_or_raise, polars_parse_error
 from lims.ingestion.base import ParseContext, ParseError
 
 HEAD_BYTES = 256 * 1024
@@ -285,6 +287,8 @@ def scan_table(layout: TextLayout, dtypes: Mapping[str, pl.DataType]) -> pl.Lazy
         "raise_if_empty": False,
     }
     if ascii_compatible(layout.encoding):
+        if layout.size > EAGER_LIMIT_BYTES:
+            _check_head(layout, options)
         return pl.scan_csv(
             layout.path,
             skip_lines=layout.header_line + 1,
@@ -292,6 +296,23 @@ def scan_table(layout: TextLayout, dtypes: Mapping[str, pl.DataType]) -> pl.Lazy
             **options,  # type: ignore[arg-type]
         )
     return _transcoded(layout, options)
+
+
+HEAD_ROWS = 10_000
+
+
+def _check_head(layout: TextLayout, options: Mapping[str, object]) -> None:
+    """Parse the first data rows of a large file from their own bytes: a bad file fails in
+    ``parse()``, and nothing past the head is read (a lazy scan's head may prefetch chunks
+    further on, which made a late bad row fail here, or not, depending on thread timing)."""
+    with layout.path.open("rb") as handle:
+        for _ in range(layout.header_line + 1):
+            handle.readline()
+        head = b"".join(itertools.islice(handle, HEAD_ROWS))
+    try:
+        pl.read_csv(io.BytesIO(head), encoding="utf8-lossy", **options)  # type: ignore[arg-type]
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise polars_parse_error(exc, source=str(layout.path)) from exc
 
 
 def _transcoded(layout: TextLayout, options: Mapping[str, object]) -> pl.LazyFrame:
@@ -315,9 +336,7 @@ def finalize(frame: pl.LazyFrame, layout: TextLayout) -> pl.LazyFrame:
     """Validate the canonical frame now: all of it for small files, the first rows otherwise."""
     if layout.size <= EAGER_LIMIT_BYTES:
         return collect_or_raise(frame, source=str(layout.path)).lazy()
-    # In-memory engine: it pushes the slice into the CSV reader, so only the head is read.
-    collect_or_raise(frame.head(10_000), source=str(layout.path), streaming=False)
-    return frame
+    return frame  # its head was parsed by scan_table; the rest streams in the job
 
 
 def truncated_tail_warning(layout: TextLayout) -> str | None:

@@ -711,6 +711,22 @@ def test_late_garbage_in_a_streamed_file_surfaces_as_parse_error(
         summarize_cycles(data.series)
 
 
+def test_early_garbage_in_a_large_file_fails_in_parse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large files are parsed lazily, but their head is read at once: a bad file fails its job
+    before anything is stored, and only the head's bytes are read for that."""
+    from cells.parsers import textio
+
+    rows = ["time_s,current_a,voltage_v"] + [f"{i},0.1,3.5" for i in range(200_000)]
+    rows[6] = "5,0.1,oops"
+    path = tmp_path / "big.csv"
+    path.write_text("\n".join(rows) + "\n")
+    monkeypatch.setattr(textio, "EAGER_LIMIT_BYTES", 1024)
+    with pytest.raises(ParseError, match="oops"):
+        parse(path)
+
+
 @pytest.mark.parametrize("parser_name", sorted(CYCLER_PARSERS))
 def test_unreadable_path_is_a_parse_error(parser_name: str, tmp_path: Path) -> None:
     missing = tmp_path / "missing.csv"
