@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from django.forms import formset_factory
 
-from depositions.aldlogs.checks import Thresholds
+from depositions.aldlogs.checks import THRESHOLD_HELP, Thresholds
 from depositions.aldlogs.pulses import DETECTION_MODES
 from depositions.choices import (
     AnnealAtmosphere,
@@ -228,7 +228,6 @@ class ToolThresholdsForm(forms.Form):
                 field = forms.CharField(
                     required=False,
                     widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Furnace Temp = TC 1"}),
-                    help_text="summary setpoint = log channel, one per line",
                 )
                 value = "\n".join(f"{k} = {v}" for k, v in (value or {}).items()) or None
             elif isinstance(default, int) and not isinstance(default, bool):
@@ -238,6 +237,7 @@ class ToolThresholdsForm(forms.Form):
             if spec.name != "setpoint_channels":
                 field.widget.attrs.update(placeholder)
             field.label = spec.name
+            field.help_text = THRESHOLD_HELP.get(spec.name, "")
             field.initial = value
             self.fields[spec.name] = field
         self.order_fields([f.name for f in dataclasses.fields(Thresholds)] + ["recheck"])

@@ -55,6 +55,43 @@ STATS_ROWS = 20_000
 PASS, WARN, FAIL = "pass", "warn", "fail"
 
 
+# One line per threshold for the tool's threshold editor (why the defaults: docs/ald-checks.md).
+THRESHOLD_HELP = {
+    "baseline_window_s": "s before each pulse whose median is its baseline",
+    "peak_tail_s": "s after the pulse end searched for its peak",
+    "tail_s": "s after the pulse end included in its area",
+    "end_window_s": "s at the end of each purge whose median is its residual",
+    "pressure_channel": "which pressure channel is the chamber's",
+    "pulse_detection": "where pulses come from: valve events, valve channels or pressure spikes",
+    "dead_k_sigma": "dead pulse: rise below k x baseline noise sigma",
+    "dead_warn_fraction": "share of dead pulses that only warns",
+    "count_warn": "pulse count off by at most this: warn (more: fail)",
+    "width_tolerance_s": "s; pulse width vs recipe (empty: one sample period)",
+    "purge_tolerance_s": "s; purge shorter than planned by more fails (empty: one period)",
+    "out_of_tolerance_warn_fraction": "share of pulses out of tolerance that only warns",
+    "drift_window_fraction": "first / last share of pulses compared for drift",
+    "drift_warn": "relative change of the pressure rise that warns",
+    "drift_fail": "relative drop of the pressure rise that fails",
+    "drift_min_pulses": "fewer live pulses: no drift check",
+    "purge_residual_k_sigma": "incomplete purge: residual above k x noise sigma ...",
+    "purge_residual_fraction": "... and above this share of the pulse's rise",
+    "temperature_stability_warn_k": "K; 1-99 % band around the median that warns",
+    "temperature_stability_fail_k": "K; band that fails",
+    "setpoint_tolerance_k": "K; measured vs setpoint",
+    "setpoint_channels": "summary setpoint = log channel, one per line",
+    "line_over_source_min_k": "K; a line must be this much hotter than its source",
+    "site_density_per_m2": "reactive sites per m2 of powder (dose vs surface)",
+    "dose_safety_factor": "dose vs surface: below this many times the need warns",
+    "completeness_min": "share of the plan the log must reach",
+    "gpc_warn_fraction": "QCM GPC outside the reference range by this share warns",
+    "gpc_fail_fraction": "... by this share fails",
+    "saturation_warn_ratio": "QCM: repeated-dose gain / first-dose gain that warns",
+    "saturation_fail_ratio": "... that fails",
+    "min_repeated_doses": "QCM saturation needs this many repeated doses",
+    "plasma_power_tolerance_fraction": "plasma pulse power vs the recipe's, as a share",
+}
+
+
 @dataclass(frozen=True)
 class Thresholds:
     """Check thresholds; every default is explained in docs/ald-checks.md."""

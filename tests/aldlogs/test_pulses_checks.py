@@ -222,3 +222,11 @@ def test_verdict_rules() -> None:
     report = ald.run_checks(log, ald.detect_pulses(log), _recipe(3))
     assert report.verdict == "pass" and report.reasons == []
     assert {s["name"] for s in report.skipped} >= {"temperature_stability", "alarms", "qcm"}
+
+
+def test_every_threshold_has_a_line_of_help_for_the_editor() -> None:
+    import dataclasses
+
+    from depositions.aldlogs.checks import THRESHOLD_HELP, Thresholds
+
+    assert set(THRESHOLD_HELP) == {f.name for f in dataclasses.fields(Thresholds)}
