@@ -233,6 +233,10 @@ def ald_log_ingest(*, job: IngestionJob, data: Any) -> IngestOutcome:
         raise ValidationError(
             f"the check thresholds of tool {run.tool if run else '-'} are invalid: {exc}"
         ) from exc
+    companions: list[dict[str, str]] = []
+    if run is not None:
+        # before detection: the companions can tell which valve carried which precursor
+        data, companions = _with_companions(run, data)
     pulses = detect_pulses(
         data,
         source_map=_source_map(run) if run else None,
@@ -240,7 +244,6 @@ def ald_log_ingest(*, job: IngestionJob, data: Any) -> IngestOutcome:
     )
     report = None
     if run is not None:
-        data, companions = _with_companions(run, data)
         # run_checks also fills each pulse's cycle/sub-cycle and dead flag: save them after.
         report = run_checks(
             data,

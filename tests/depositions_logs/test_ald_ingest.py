@@ -419,3 +419,31 @@ def test_a_planned_runs_log_starts_it_at_the_logs_start_time(
     assert labview_run.started_at == datetime(2019, 5, 24, 11, 23, 13, 990000, tzinfo=UTC)
     assert job.result["run_started_from_log"].startswith("2019-05-24T11:23:13.99")
     assert OutboxEvent.objects.filter(topic="depositions.run.started").exists()
+
+
+@pytest.mark.django_db
+def test_without_mapped_ports_the_doses_table_says_which_valve_is_which(
+    fixture_path, project, labview_run, django_capture_on_commit_callbacks
+):
+    """The LabVIEW files name their digital outputs, never the precursor: on a tool whose ports
+    carry no log channel, the Doses-DeltaM table's dose times decide (merged before detection)."""
+    instrument = Instrument.objects.create(name="Unmapped ALD", kind="ald_tool", project=project)
+    tool = dep.tool_create(instrument=instrument, reactor_type="cross_flow")
+    for label, reactant in (("A1", "TMA"), ("B1", "H2O")):
+        dep.tool_source_create(tool=tool, label=label, reactant=reactant, delivery="vapour_draw")
+    dep.run_create(project=project, code="LV-UNMAPPED", tool=tool, recipe=labview_run.recipe)
+    for suffix in ("Doses-DeltaM", "DataLog"):
+        job = _ingest(
+            fixture_path,
+            project,
+            f"{LABVIEW}_{suffix}.txt",
+            django_capture_on_commit_callbacks,
+            run="LV-UNMAPPED",
+        )
+        assert job.status == "succeeded", job.error
+    assert job.result["pulses_per_source"] == {"TMA": 80, "H2O": 70}
+    counts = RunCheck.objects.filter(run__code="LV-UNMAPPED", name__startswith="pulse_count:")
+    assert set(counts.values_list("status", flat=True)) == {"pass"}
+    # from the doses' evidence, not guessed from the order of first use
+    alignment = RunCheck.objects.get(run__code="LV-UNMAPPED", name="plan_alignment")
+    assert "inferred" not in alignment.details, alignment.details
