@@ -11,10 +11,13 @@ A run of this system writes four files, each starting with a line naming the fil
 - ``*_Doses-DeltaM.txt``: per step, when the dose started (elapsed seconds on the data log's
   clock) and the QCM mass before and after;
 - ``*_Summary.txt``: user, setpoints (``Furnace Temp. [ºC]: 425``, which may disagree with
-  the thermocouples: both are kept), precursor ports (``A1=TMA, B1=H2O``), steps completed.
+  the thermocouples: both are kept), precursor ports (``A1=TMA, B1=H2O``), steps completed;
+- newer builds (2021) also ``*_ExecutionArray.txt``, the execution table as numbers.
 
 Columns are recognised by their header words and units, not by position, so other versions of
-the program (more thermocouples, other valve modules, mbar gauges) read the same way. Which
+the program (more thermocouples, other valve modules, mbar gauges) read the same way, as do
+the line ends (CRLF, CR CR LF, an empty line after every row in the 2021 build) and decimal
+commas of other Windows locales (docs/ald-logs.md lists the variants). Which
 valve carries which precursor is not written anywhere: :func:`infer_valve_sources` finds it by
 matching the valve edges to the Doses-DeltaM start times (or to the execution table's order).
 """
@@ -22,17 +25,21 @@ matching the valve edges to the Doses-DeltaM start times (or to the execution ta
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
 
-from cells.parsers.textio import sniff_lines
+from cells.parsers.textio import guess_decimal_comma, sniff_lines
 from depositions.aldlogs.tabular import (
+    TIMESTAMP_FORMATS,
     ColumnSpec,
     TextHead,
     clean_time,
@@ -46,7 +53,6 @@ from depositions.aldlogs.tabular import (
     read_text,
     series_from,
     start_time_iso,
-    timestamp_format,
     timestamps_to_seconds,
 )
 from depositions.aldlogs.types import (
@@ -72,14 +78,36 @@ from depositions.aldlogs.units import (
 from depositions.expansion import PlannedStep
 from lims.ingestion.base import ParseContext, ParseError, register
 
-VERSION = "1.0.0"
-_VALVE_DO = re.compile(r"^mod\d+\s*/\s*do\d+$", re.IGNORECASE)
+VERSION = "1.1.0"
+# Digital outputs: FieldPoint/cRIO ``Mod8/do1``, DAQmx ``cDAQ1Mod5/port0/line1``.
+_VALVE_DO = re.compile(r"^(c?daq\d*)?mod\d+\s*/\s*(do\d+|port\d+\s*/\s*line\d+)$", re.IGNORECASE)
 _ELAPSED = re.compile(r"elapsed", re.IGNORECASE)
 _TIMESTAMP = re.compile(r"^(time\s*stamp|date\s*/?\s*time|timestamp)$", re.IGNORECASE)
 _XTAL_OK = re.compile(r"(xtal|crystal)\s*ok", re.IGNORECASE)
 _BIT = re.compile(r"^[01]$")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _NUMBERS = re.compile(r"(?:[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?:\n|$))*")
+_DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+([eE][+-]?\d+)?$")
+_STAMP_COMMA = re.compile(r"(\d{1,2}:\d{2}:\d{2}),(\d+)")
+_BOOLEANS = frozenset({"TRUE", "FALSE"})
+# header words of the quantities that have canonical units (a unit we do not know for one of
+# them is reported; ``Xtal Life [%]`` or ``Xtal OK? [0=F, 1=T]`` are plain "other" columns)
+_QUANTITY = re.compile(
+    r"pressure|gauge|temp|thermocouple|heater|\bmfc\b|flow|\bmass\b|freq|power", re.IGNORECASE
+)
+# The program writes ``%H:%M:%S%3u %m/%d/%Y``; other builds and locales: day-first dates, a
+# 12-hour clock (``4:29:26.269 PM 4/18/2021`` ends the summaries of newer builds).
+STAMP_FORMATS: tuple[str, ...] = (
+    *TIMESTAMP_FORMATS,
+    "%I:%M:%S.%f %p %m/%d/%Y",
+    "%I:%M:%S %p %m/%d/%Y",
+    "%H:%M:%S.%f %d.%m.%Y",
+    "%H:%M:%S %d.%m.%Y",
+    "%H:%M:%S.%f %d/%m/%Y",
+    "%H:%M:%S %d/%m/%Y",
+    "%H:%M:%S.%f %Y-%m-%d",
+    "%H:%M:%S %Y-%m-%d",
+)
 
 
 def _fields(line: str) -> list[str]:
@@ -87,6 +115,8 @@ def _fields(line: str) -> list[str]:
 
 
 def _num(text: str | None) -> float | None:
+    """A number as LabVIEW writes it: ``1.787``, ``1,787`` (decimal comma of a Windows locale),
+    ``NaN`` / ``N/A`` / empty = None."""
     if text is None:
         return None
     value = text.strip()
@@ -95,13 +125,32 @@ def _num(text: str | None) -> float | None:
     try:
         number = float(value)
     except ValueError:
-        return None
+        if not _DECIMAL_COMMA.match(value):
+            return None
+        number = float(value.replace(",", "."))
     return number if math.isfinite(number) else None
 
 
 def _int(text: str | None) -> int | None:
     number = _num(text)
     return None if number is None else round(number)
+
+
+def _stamp(text: str | None) -> datetime | None:
+    """A LabVIEW timestamp (``11:23:14.559 05/24/2019``, ``11:23:14,559 ...`` in a decimal-comma
+    locale, ``4:29:26.269 PM 4/18/2021``), None when it is none of the known formats."""
+    if not text or not text.strip():
+        return None
+    return parse_timestamp(_STAMP_COMMA.sub(r"\1.\2", text.strip()), STAMP_FORMATS)
+
+
+def _stamp_format(samples: Sequence[str]) -> str | None:
+    """The first known format that reads every sample (decimal-comma fractions as points)."""
+    values = [_STAMP_COMMA.sub(r"\1.\2", s.strip()) for s in samples if s and s.strip()]
+    for fmt in STAMP_FORMATS if values else ():
+        if all(parse_timestamp(v, (fmt,)) is not None for v in values):
+            return fmt
+    return None
 
 
 # --- sniffing -------------------------------------------------------------------------------------
@@ -125,6 +174,20 @@ def _is_execution_header(line: str) -> bool:
         "recipe step" in text
         and "precursor" in text
         and ("dose time" in text or "purge time" in text)
+        and "delta-m" not in text
+    )
+
+
+def _is_execution_array_header(line: str) -> bool:
+    """``Precursor | Fill Pressure [Torr] | Dose Time [sec.] | Purge Time [sec.] | Process Type``:
+    the recipe as numbers (``*_ExecutionArray.txt`` of newer builds), without step numbers."""
+    text = line.lower()
+    return (
+        "\t" in line
+        and text.lstrip().startswith("precursor")
+        and "dose time" in text
+        and "purge time" in text
+        and "recipe step" not in text
         and "delta-m" not in text
     )
 
@@ -170,6 +233,12 @@ def _numeric_sample(values: Iterable[str]) -> bool:
     return len(words) * 2 <= len(filled)
 
 
+def _boolean_sample(values: Iterable[str]) -> bool:
+    """``TRUE`` / ``FALSE`` cells (a LabVIEW boolean formatted as text)."""
+    filled = [v.strip().upper() for v in values if v.strip()]
+    return bool(filled) and all(v in _BOOLEANS for v in filled)
+
+
 _MISSING = frozenset({"NAN", "N/A", "NA", "INF", "-INF", "-", "--"})
 
 
@@ -178,6 +247,33 @@ def _first_value(column: pl.Series) -> Any:
     if column.null_count():
         column = column.drop_nulls()
     return column[0] if column.len() else None
+
+
+@dataclasses.dataclass(frozen=True)
+class _FileShape:
+    """What the raw bytes say about line ends (the decoded head has them stripped)."""
+
+    double_cr: bool  # ``\r\r\n`` line ends
+    ends_with_newline: bool
+
+
+def _file_shape(head: TextHead) -> _FileShape:
+    with head.path.open("rb") as fh:
+        first = fh.read(64 * 1024)
+        fh.seek(max(0, head.size - 8))  # 8 bytes: whole code units of UTF-16/32 files too
+        tail = fh.read().decode(head.encoding, errors="replace")
+    return _FileShape(
+        double_cr=b"\r\r" in first,
+        ends_with_newline=tail.endswith("\n") or tail.endswith("\r"),
+    )
+
+
+def _unique(base: str, used: set[str]) -> str:
+    name, k = base, 2
+    while name in used:
+        name, k = f"{base}_{k}", k + 1
+    used.add(name)
+    return name
 
 
 def parse_labview_datalog(path: Path, ctx: ParseContext) -> AldLog:
@@ -195,7 +291,12 @@ def parse_labview_datalog(path: Path, ctx: ParseContext) -> AldLog:
         labels.pop()  # a trailing tab is not a column
     columns, warnings = dedupe(labels)
     warnings = head.warnings + warnings
-    sample = [_fields(line) for line in head.lines[index + 1 : index + 51] if line.strip()]
+    below = head.lines[index + 1 :]
+    # Newer builds write an empty line after every row (the header's too): skipped, counted.
+    lead = next((i for i, line in enumerate(below) if line.strip()), len(below))
+    window = below[lead : lead + 101]
+    blank_rows = any(not line.strip() for line in window[:-1])
+    sample = [_fields(line) for line in window if line.strip()][:50]
     if not sample:
         if head.complete:
             raise ParseError(
@@ -203,12 +304,31 @@ def parse_labview_datalog(path: Path, ctx: ParseContext) -> AldLog:
                 location=f"line {index + 2}",
             )
         raise ParseError("no data rows after the header", location=f"line {index + 2}")
+    first_data_line = index + 2 + lead
+    shape = _file_shape(head)
+    decimal_comma = guess_decimal_comma(sample, "\t")
+    if decimal_comma:
+        sample = [
+            [v.replace(",", ".") if _DECIMAL_COMMA.match(v) else v for v in row] for row in sample
+        ]
+        at_line = first_data_line + next(
+            (
+                i
+                for i, line in enumerate(window)
+                if any(_DECIMAL_COMMA.match(v) for v in _fields(line))
+            ),
+            0,
+        )
+        warnings.append(
+            f"numbers are written with decimal commas (e.g. line {at_line}): read as decimals"
+        )
 
     time_col: str | None = None
     time_factor = 1.0
     stamp_col: str | None = None
     specs: list[ColumnSpec] = []
     text_columns: list[str] = []
+    boolean_columns: list[str] = []
     dtypes: dict[str, pl.DataType] = {}
     xtal_ok: str | None = None
     units_written: dict[str, str | None] = {}
@@ -225,22 +345,30 @@ def parse_labview_datalog(path: Path, ctx: ParseContext) -> AldLog:
         if stamp_col is None and _TIMESTAMP.match(name):
             stamp_col = column
             continue
-        if not _numeric_sample(values):
+        if _boolean_sample(values):
+            boolean_columns.append(column)
+            dtypes[column] = pl.String()
+        elif not _numeric_sample(values):
             text_columns.append(label)
             warnings.append(f"column {label!r} holds text, not numbers: not read as a channel")
             continue
-        dtypes[column] = pl.Float64()
+        else:
+            dtypes[column] = pl.Float64()
         if _XTAL_OK.search(name):
             xtal_ok = column
-        role = infer_role(name, unit)
+        valve_key = normalize_unit(unit)
+        if _VALVE_DO.match(name) and (valve_key is None or valve_key in ("1", "v", "bool")):
+            role = "valve"
+        else:
+            role = infer_role(name, unit)
         factor_offset = conversion(role, unit)
-        if factor_offset is None:
+        if factor_offset is None or (
+            role == "other" and unit and family_of_unit(unit) is None and _QUANTITY.search(name)
+        ):
+            # a pressure / temperature / flow ... column in a unit we cannot convert
             warnings.append(f"unknown unit {unit!r} in {label!r}: kept as written (role other)")
             role, factor_offset = "other", (1.0, 0.0)
-        channel_name = slug(name)
-        if channel_name in used_names:
-            channel_name = slug(column)
-        used_names.add(channel_name)
+        channel_name = _unique(slug(name), used_names)
         unit_out = CANONICAL_UNITS.get(role, unit or "")
         valve = role == "valve"
         channel = Channel(
@@ -276,6 +404,7 @@ def parse_labview_datalog(path: Path, ctx: ParseContext) -> AldLog:
         s.column: pl.Int8()
         for s in specs
         if s.channel.role == "valve"
+        and s.column not in boolean_columns
         and all(_BIT.match(row[at[s.column]].strip()) for row in sample if len(row) > at[s.column])
     }
     frame, read_warnings = read_rows(
@@ -286,21 +415,62 @@ def parse_labview_datalog(path: Path, ctx: ParseContext) -> AldLog:
         dtypes=dtypes,
         keep=list(dict.fromkeys(keep)),
         fast_dtypes={**dtypes, **fast} if fast else None,
+        skip_lines=first_data_line - 1,
+        decimal_comma=decimal_comma,
+        normalize_newlines=shape.double_cr,
     )
     warnings += read_warnings
+    if shape.double_cr:
+        warnings.append("lines end with CR CR LF: read as one line end each")
+    cut_dropped = any("the file was cut" in w for w in read_warnings)
+    if not shape.ends_with_newline and not cut_dropped and frame.height:
+        # every row the program writes ends with a line end: a last row without one was cut
+        # (a copy made while the run was writing), even when its fields look complete
+        frame = frame.head(frame.height - 1)
+        warnings.append(
+            "the last line has no line end: the file was cut (truncated copy or a run still "
+            "writing); that row was dropped (its last value may be incomplete)"
+        )
+    line_numbers: np.ndarray | None = None
+    if blank_rows and frame.height:
+        blank = frame.select(pl.all_horizontal(pl.all().is_null())).to_series().to_numpy()
+        n_blank = int(blank.sum())
+        if n_blank:
+            line_numbers = np.flatnonzero(~blank) + first_data_line
+            frame = frame.filter(pl.Series(~blank))
+            warnings.append(
+                f"{n_blank} empty lines between the data rows were skipped (a program "
+                "version that writes an empty line after each row)"
+            )
+    if boolean_columns:
+        frame = frame.with_columns(
+            pl.when(pl.col(c).str.strip_chars().str.to_uppercase() == "TRUE")
+            .then(1.0)
+            .when(pl.col(c).str.strip_chars().str.to_uppercase() == "FALSE")
+            .then(0.0)
+            .otherwise(None)
+            .alias(c)
+            for c in boolean_columns
+            if c in frame.columns
+        )
     short = count_short_rows(frame, columns[-1]) if columns[-1] in frame.columns else 0
 
     stamp_at = columns.index(stamp_col) if stamp_col else None
     first_stamp = next(
         (row[stamp_at] for row in sample if stamp_at is not None and len(row) > stamp_at), None
     )
-    stamp_fmt = timestamp_format([first_stamp]) if first_stamp else None
-    origin = parse_timestamp(first_stamp) if first_stamp else None
+    origin = _stamp(first_stamp)
     conventions = {
         "time_s": "",
         "units": "canonical: Torr, degC, sccm, ng/cm2, Hz, W (converted from the header units)",
         "valves": "ModN/doN digital outputs: 1 = open (threshold 0.5)",
     }
+    if decimal_comma:
+        conventions["numbers"] = "decimal commas (1,787 = 1.787)"
+    if boolean_columns:
+        conventions["booleans"] = (
+            f"TRUE/FALSE read as 1/0 in {', '.join(repr(c) for c in boolean_columns)}"
+        )
     if time_col is not None:
         elapsed = frame[time_col] if time_factor == 1.0 else frame[time_col] * time_factor
         frame = put_column(frame, elapsed.alias("time_s"))  # in seconds: no copy
@@ -309,14 +479,25 @@ def parse_labview_datalog(path: Path, ctx: ParseContext) -> AldLog:
             f"'{time_col}' as written (seconds since the process start; start_time = first "
             "Timestamp - its elapsed time)"
         )
+        if first_stamp and origin is None:
+            warnings.append(
+                f"timestamp {first_stamp!r} (line {first_data_line}) is in no known format: "
+                "no start time"
+            )
     else:
         assert stamp_col is not None
+        stamp_fmt = _stamp_format(
+            [row[stamp_at] for row in sample if stamp_at is not None and len(row) > stamp_at]
+        )
         if stamp_fmt is None:
             raise ParseError(
                 f"timestamps like {first_stamp!r} are in no known format",
-                location=f"line {index + 2}",
+                location=f"line {first_data_line}",
             )
-        seconds, origin = timestamps_to_seconds(frame[stamp_col], stamp_fmt)
+        stamps = frame[stamp_col]
+        if bool(stamps.str.contains(_STAMP_COMMA.pattern).any()):
+            stamps = stamps.str.replace(_STAMP_COMMA.pattern, "${1}.${2}")
+        seconds, origin = timestamps_to_seconds(stamps, stamp_fmt)
         frame = frame.with_columns(seconds)
         start = start_time_iso(origin)
         conventions["time_s"] = f"seconds since the first '{stamp_col}' ({stamp_fmt})"
@@ -329,7 +510,9 @@ def parse_labview_datalog(path: Path, ctx: ParseContext) -> AldLog:
                 for c in masses
             )
             warnings.append(f"QCM crystal not OK on {bad} rows: QCM values set empty there")
-    frame, timebase, time_warnings = clean_time(frame, first_data_line=index + 2)
+    frame, timebase, time_warnings = clean_time(
+        frame, first_data_line=first_data_line, line_numbers=line_numbers
+    )
     timebase.short_rows = short
     warnings += time_warnings
     if short:
@@ -361,15 +544,49 @@ def parse_labview_datalog(path: Path, ctx: ParseContext) -> AldLog:
 # --- companion tables -------------------------------------------------------------------------
 
 
-def _table(head: TextHead, test: Any, what: str) -> tuple[int, list[str], list[list[str]]]:
+@dataclasses.dataclass
+class _Table:
+    index: int  # header line, 0-based
+    labels: list[str]
+    rows: list[list[str]]
+    lines: list[int]  # 1-based line number of each row
+    warnings: list[str]
+
+
+def _table(head: TextHead, test: Any, what: str) -> _Table:
     index = locate_line(head.lines, test, limit=30)
     if index is None:
         raise ParseError(f"no {what} header found", location=f"lines 1-{min(30, len(head.lines))}")
     labels = _fields(head.lines[index])
     while labels and not labels[-1]:
         labels.pop()
-    rows = [_fields(line) for line in head.lines[index + 1 :] if line.strip()]
-    return index, labels, rows
+    numbered = [(n + 1, line) for n, line in enumerate(head.lines) if n > index and line.strip()]
+    warnings: list[str] = []
+    if numbered and head.lines[-1].strip():
+        # the program ends every row with a line end: a last row without one was cut
+        warnings.append(
+            f"the last line (line {numbered[-1][0]}) has no line end: the file was cut (or the "
+            "run was still writing it); that row was dropped"
+        )
+        numbered.pop()
+    rows = [_fields(line) for _, line in numbered]
+    lines = [n for n, _ in numbered]
+    blank = sum(1 for line in head.lines[index + 1 : -1] if not line.strip())
+    if blank and rows:
+        warnings.append(f"{blank} empty lines between the rows were skipped")
+    commas = next(
+        (
+            n
+            for n, row in zip(lines, rows, strict=True)
+            if any(_DECIMAL_COMMA.match(v) for v in row)
+        ),
+        None,
+    )
+    if commas is not None:
+        warnings.append(
+            f"numbers are written with decimal commas (e.g. line {commas}): read as decimals"
+        )
+    return _Table(index, labels, rows, lines, warnings)
 
 
 def _find(labels: Sequence[str], *words: str, exclude: str | None = None) -> int | None:
@@ -391,61 +608,225 @@ def _scaled(row: Sequence[str], index: int | None, factor: float) -> float | Non
     return None if value is None else value * factor
 
 
-def _label_factor(labels: Sequence[str], index: int | None, role: str) -> float:
+def _unit_factor(table: _Table, index: int | None, role: str) -> float:
+    """Scale of a column from its header unit. A time or pressure unit that cannot be converted
+    is a ParseError at the header line (a dose time in furlongs would make a wrong plan); a QCM
+    mass unit we do not know keeps the values as written, with a warning."""
     if index is None:
         return 1.0
-    unit = split_header(labels[index])[1]
-    conv = conversion(role, unit) if unit else None
-    return conv[0] if conv else 1.0
+    label = table.labels[index]
+    unit = split_header(label)[1]
+    if not unit:
+        return 1.0
+    if role == "time":
+        factor = time_scale(unit.rstrip("."))  # ``[sec.]`` in the execution array
+        if factor is None:
+            raise ParseError(
+                f"column {label!r}: {unit!r} is not a time unit", location=f"line {table.index + 1}"
+            )
+        return factor
+    conv = conversion(role, unit)
+    if conv is not None:
+        return conv[0]
+    if role == "qcm_mass":
+        table.warnings.append(f"unknown unit {unit!r} in {label!r}: values kept as written")
+        return 1.0
+    raise ParseError(
+        f"column {label!r}: unit {unit!r} cannot be converted to {CANONICAL_UNITS.get(role, role)}",
+        location=f"line {table.index + 1}",
+    )
 
 
-def _short_rows(rows: Sequence[Sequence[str]], width: int, first_line: int) -> list[str]:
-    short = [i for i, row in enumerate(rows) if len(row) < width]
+def _short_rows(table: _Table) -> list[str]:
+    short = [
+        n for n, row in zip(table.lines, table.rows, strict=True) if len(row) < len(table.labels)
+    ]
     if not short:
         return []
-    return [f"{len(short)} rows shorter than the header (first: line {short[0] + first_line})"]
+    return [f"{len(short)} rows shorter than the header (first: line {short[0]})"]
+
+
+def _step_warnings(steps: Sequence[int], what: str) -> list[str]:
+    """Missing, repeated or out-of-order step numbers (the tool numbers its steps 1, 2, 3...)."""
+    if not steps:
+        return []
+    out: list[str] = []
+    counts = Counter(steps)
+    repeated = sorted(s for s, n in counts.items() if n > 1)
+    if repeated:
+        out.append(f"{what}: step numbers repeated: {_ranges(repeated)}")
+    if any(b < a for a, b in itertools.pairwise(steps)):
+        out.append(f"{what}: step numbers out of order")
+    missing = sorted(set(range(1, max(steps) + 1)) - set(counts))
+    if missing:
+        out.append(f"{what}: steps {_ranges(missing)} missing ({len(missing)} rows)")
+    return out
+
+
+def _ranges(numbers: Sequence[int]) -> str:
+    parts: list[str] = []
+    for _, group in itertools.groupby(enumerate(numbers), key=lambda t: t[1] - t[0]):
+        run = [n for _, n in group]
+        parts.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
+    if len(parts) > 8:
+        parts = [*parts[:8], "..."]
+    return ", ".join(parts)
+
+
+_FILL = re.compile(r"fill|hold|stop[\s-]*flow", re.IGNORECASE)
+
+
+def step_kind(step: ExecutionStep) -> str:
+    """``fill`` for a stop-flow (fill-hold) dose, ``pulse`` otherwise.
+
+    The process type's words decide (its number changed between program versions: ``1:
+    Pulse-Purge (Full Flow)`` in 2019, ``2: ALD Pulse-Purge (Full-Flow)`` in 2021); without
+    words (the execution array writes only the number), a fill pressure does.
+    """
+    words = re.sub(r"^\s*\d+\s*:?\s*", "", step.process_type)
+    if words.strip():
+        return "fill" if _FILL.search(words) else "pulse"
+    return "fill" if step.fill_pressure_torr is not None else "pulse"
 
 
 def parse_execution_table(path: Path, ctx: ParseContext) -> ExecutionTable:
     """Parse ``*_ExecutionTable.txt``: the steps as the tool ran them."""
     head = read_text(path, ctx)
-    index, labels, rows = _table(head, _is_execution_header, "execution-table")
+    table = _table(head, _is_execution_header, "execution-table")
+    labels = table.labels
     c_step = _find(labels, "recipe step")
     c_prec = _find(labels, "precursor")
     c_fill = _find(labels, "fill pressure")
     c_dose = _find(labels, "dose time")
     c_purge = _find(labels, "purge time")
     c_type = _find(labels, "process type")
-    fill_f = _label_factor(labels, c_fill, "pressure")
-    dose_f = time_scale(split_header(labels[c_dose])[1]) if c_dose is not None else 1.0
-    purge_f = time_scale(split_header(labels[c_purge])[1]) if c_purge is not None else 1.0
+    fill_f = _unit_factor(table, c_fill, "pressure")
+    dose_f = _unit_factor(table, c_dose, "time")
+    purge_f = _unit_factor(table, c_purge, "time")
     steps: list[ExecutionStep] = []
-    warnings = head.warnings + _short_rows(rows, len(labels), index + 2)
-    for n, row in enumerate(rows):
+    warnings = head.warnings + table.warnings + _short_rows(table)
+    for line, row in zip(table.lines, table.rows, strict=True):
         step = _int(_cell(row, c_step))
         if step is None:
-            warnings.append(f"line {index + 2 + n}: no step number, row skipped")
+            warnings.append(f"line {line}: no step number, row skipped")
             continue
         precursor = (_cell(row, c_prec) or "").strip()
+        fill = _scaled(row, c_fill, fill_f)
         steps.append(
             ExecutionStep(
                 step=step,
                 precursor=None if precursor.lower() in ("", "none", "n/a") else precursor,
-                fill_pressure_torr=_scaled(row, c_fill, fill_f),
-                dose_time_s=_scaled(row, c_dose, dose_f or 1.0),
-                purge_time_s=_scaled(row, c_purge, purge_f or 1.0),
+                fill_pressure_torr=None if fill is not None and fill < 0 else fill,
+                dose_time_s=_scaled(row, c_dose, dose_f),
+                purge_time_s=_scaled(row, c_purge, purge_f),
                 process_type=(_cell(row, c_type) or "").strip(),
             )
         )
     if not steps:
-        raise ParseError("the execution table has no steps", location=f"line {index + 2}")
+        raise ParseError("the execution table has no steps", location=f"line {table.index + 2}")
+    warnings += _step_warnings([s.step for s in steps], "execution table")
     return ExecutionTable(steps=steps, warnings=warnings, encoding=head.encoding)
+
+
+def parse_execution_array(path: Path, ctx: ParseContext) -> ExecutionTable:
+    """Parse ``*_ExecutionArray.txt`` (newer builds): the execution table as numbers.
+
+    One row per step, no step numbers (rows are steps 1, 2, ...); the precursor is a number
+    (its position in the summary's ``Precursors:`` list, 0 = none) kept as ``#1``, ``#5`` until
+    :func:`resolve_precursor_numbers` names it; a fill pressure of -1 means none.
+    """
+    head = read_text(path, ctx)
+    table = _table(head, _is_execution_array_header, "execution-array")
+    labels = table.labels
+    c_prec = _find(labels, "precursor")
+    c_fill = _find(labels, "fill pressure")
+    c_dose = _find(labels, "dose time")
+    c_purge = _find(labels, "purge time")
+    c_type = _find(labels, "process type")
+    fill_f = _unit_factor(table, c_fill, "pressure")
+    dose_f = _unit_factor(table, c_dose, "time")
+    purge_f = _unit_factor(table, c_purge, "time")
+    warnings = head.warnings + table.warnings + _short_rows(table)
+    steps: list[ExecutionStep] = []
+    for line, row in zip(table.lines, table.rows, strict=True):
+        number = _int(_cell(row, c_prec))
+        if number is None:
+            raise ParseError(
+                f"precursor {(_cell(row, c_prec) or '')!r} is not a number",
+                location=f"line {line}",
+            )
+        fill = _scaled(row, c_fill, fill_f)
+        steps.append(
+            ExecutionStep(
+                step=len(steps) + 1,
+                precursor=None if number <= 0 else f"#{number}",
+                fill_pressure_torr=None if fill is None or fill < 0 else fill,
+                dose_time_s=_scaled(row, c_dose, dose_f),
+                purge_time_s=_scaled(row, c_purge, purge_f),
+                process_type=(_cell(row, c_type) or "").strip(),
+            )
+        )
+    if not steps:
+        raise ParseError("the execution array has no steps", location=f"line {table.index + 2}")
+    return ExecutionTable(steps=steps, warnings=warnings, encoding=head.encoding)
+
+
+def precursor_list(summary: RunSummary) -> list[str | None]:
+    """The summary's ``Precursors:`` entries in order (None for an empty port, ``N/A``)."""
+    raw = next((v for k, v in summary.fields.items() if k.lower().startswith("precursor")), "")
+    out: list[str | None] = []
+    for part in raw.split(","):
+        port, sep, chem = part.partition("=")
+        if sep and port.strip():
+            out.append(None if _no_precursor(chem) else chem.strip())
+    return out
+
+
+def _no_precursor(name: str | None) -> bool:
+    return not name or name.strip().lower() in ("", "n/a", "na", "none", "-", "--", "empty")
+
+
+def resolve_precursor_numbers(
+    table: ExecutionTable, doses: DosesTable | None = None, summary: RunSummary | None = None
+) -> ExecutionTable:
+    """Name the ``#N`` precursors of an execution array: from the doses table's ``Precursor #``
+    / ``Precursor Name`` pairs, else from the N-th entry of the summary's ``Precursors:`` list."""
+    names: dict[str, str] = {}
+    evidence = ""
+    if doses is not None:
+        names = {
+            f"#{d.precursor_number}": d.precursor
+            for d in doses.doses
+            if d.precursor and d.precursor_number
+        }
+        evidence = "the doses table's precursor numbers"
+    if summary is not None:
+        listed = precursor_list(summary)
+        for k, name in enumerate(listed, start=1):
+            if name and f"#{k}" not in names:
+                names[f"#{k}"] = name
+                evidence = evidence or "positions in the summary's precursor list"
+    steps = [
+        dataclasses.replace(s, precursor=names.get(s.precursor, s.precursor)) if s.precursor else s
+        for s in table.steps
+    ]
+    left = sorted({s.precursor for s in steps if s.precursor and s.precursor.startswith("#")})
+    warnings = list(table.warnings)
+    if left:
+        warnings.append(
+            f"precursor numbers {', '.join(left)} of the execution array could not be named "
+            "(no doses table or summary naming them): kept as numbers"
+        )
+    elif names:
+        warnings.append(f"execution array: precursor numbers named from {evidence}")
+    return ExecutionTable(steps=steps, warnings=warnings, encoding=table.encoding)
 
 
 def parse_doses_table(path: Path, ctx: ParseContext) -> DosesTable:
     """Parse ``*_Doses-DeltaM.txt``: dose start times (data-log clock) and QCM mass change."""
     head = read_text(path, ctx)
-    index, labels, rows = _table(head, _is_doses_header, "Doses-DeltaM")
+    table = _table(head, _is_doses_header, "Doses-DeltaM")
+    labels = table.labels
     c_step = _find(labels, "recipe step")
     c_pnum = _find(labels, "precursor #")
     c_name = _find(labels, "precursor name")
@@ -456,14 +837,15 @@ def parse_doses_table(path: Path, ctx: ParseContext) -> DosesTable:
     c_init = _find(labels, "initial mass")
     c_final = _find(labels, "final mass")
     c_delta = _find(labels, "delta")
-    mass_f = _label_factor(labels, c_init, "qcm_mass")
-    delta_f = _label_factor(labels, c_delta, "qcm_mass")
-    warnings = head.warnings + _short_rows(rows, len(labels), index + 2)
+    mass_f = _unit_factor(table, c_init, "qcm_mass")
+    delta_f = _unit_factor(table, c_delta, "qcm_mass")
+    time_f = _unit_factor(table, c_pulse, "time")
+    warnings = head.warnings + table.warnings + _short_rows(table)
     doses: list[DoseRecord] = []
-    for n, row in enumerate(rows):
+    for line, row in zip(table.lines, table.rows, strict=True):
         step = _int(_cell(row, c_step))
         if step is None:
-            warnings.append(f"line {index + 2 + n}: no step number, row skipped")
+            warnings.append(f"line {line}: no step number, row skipped")
             continue
         name = (_cell(row, c_name) or "").strip()
         doses.append(
@@ -472,25 +854,41 @@ def parse_doses_table(path: Path, ctx: ParseContext) -> DosesTable:
                 precursor_number=_int(_cell(row, c_pnum)),
                 precursor=None if name.lower() in ("", "none", "n/a") else name,
                 process_type=(_cell(row, c_type) or "").strip(),
-                pulse_start_s=_num(_cell(row, c_pulse)),
-                hold_start_s=_num(_cell(row, c_hold)),
-                purge_start_s=_num(_cell(row, c_purge)),
+                pulse_start_s=_scaled(row, c_pulse, time_f),
+                hold_start_s=_scaled(row, c_hold, time_f),
+                purge_start_s=_scaled(row, c_purge, time_f),
                 initial_mass_ng_cm2=_scaled(row, c_init, mass_f),
                 final_mass_ng_cm2=_scaled(row, c_final, mass_f),
                 delta_mass_ng_cm2=_scaled(row, c_delta, delta_f),
             )
         )
     if not doses:
-        raise ParseError("the Doses-DeltaM table has no rows", location=f"line {index + 2}")
+        raise ParseError("the Doses-DeltaM table has no rows", location=f"line {table.index + 2}")
+    warnings += _step_warnings([d.step for d in doses], "Doses-DeltaM")
     return DosesTable(doses=doses, warnings=warnings, encoding=head.encoding)
 
 
-_STATUS = re.compile(r"process\s+(complete|abort|stop|fail|error|cancel)", re.IGNORECASE)
+_STATUS = re.compile(
+    r"\b(process|recipe|run)\s+(complete|finish|abort|stop|fail|error|cancel|interrupt)",
+    re.IGNORECASE,
+)
 _ALARM_WORDS = re.compile(r"(abort|alarm|error|fail|interlock|emergency|stopped)", re.IGNORECASE)
+_STEPS_DONE = re.compile(r"(\d+)\s*(?:/|of)\s*(\d+)")
+_STEPS_EXECUTED = re.compile(
+    r"^(\d+)\s+(?:of\s+(\d+)\s+)?steps?\s+(?:executed|completed|done|run)\b", re.IGNORECASE
+)
+_KEY_VALUE = re.compile(r"^([A-Za-z][^:\t]{0,60}?)\s*:\s+(\S.*)$")
+# free text the operator typed: never a status, never an alarm, may run over several lines
+_FREE_TEXT = ("notes", "note", "comment", "comments", "description")
+_NOT_SCANNED = (*_FREE_TEXT, "title", "user", "operator", "precursor")
+_SAVED_TO = re.compile(r"\bsaved\s+(to|in|at)\b", re.IGNORECASE)
+MESSAGES_KEY = "messages"  # summary lines that are not ``key: value`` (status lines)
 
 
 def parse_summary(path: Path, ctx: ParseContext) -> RunSummary:
-    """Parse ``*_Summary.txt`` (``key:<TAB>value`` lines)."""
+    """Parse ``*_Summary.txt``: ``key:<TAB>value`` lines, the status lines the program writes
+    at the end (``ALD Process Complete. ...``, or in newer builds ``ALD Recipe Complete!`` /
+    ``200  steps executed.`` / the end time) and the notes, which may run over several lines."""
     head = read_text(path, ctx)
     lines = [line for line in head.lines if line.strip()]
     if _summary_score(lines) < 2:
@@ -498,18 +896,40 @@ def parse_summary(path: Path, ctx: ParseContext) -> RunSummary:
             "no LabVIEW run-summary keys (User:, Precursors:, Steps Completed:, ...) found",
             location=f"lines 1-{min(40, len(lines))}",
         )
+    warnings = list(head.warnings)
     fields: dict[str, str] = {}
+    messages: list[str] = []
     last: str | None = None
-    for n, line in enumerate(lines):
-        if "\t" in line:
-            key, _, value = line.partition("\t")
+    after_blank = False
+    seen_first = False
+    for raw in head.lines:
+        line = raw.strip()
+        if not line:
+            after_blank = True
+            continue
+        first, seen_first = not seen_first, True
+        if "\t" in raw and raw.split("\t", 1)[0].strip():
+            key, _, value = raw.partition("\t")
             key = key.strip().rstrip(":").strip()
-            fields[key] = value.strip()
-            last = key
-        elif n == 0:
-            fields["title"] = line.strip()
-        elif last is not None:
-            fields[last] = f"{fields[last]}\n{line.strip()}"
+            if key in fields:
+                warnings.append(f"key {key!r} written twice: the last value kept")
+            fields[key], last, after_blank = value.strip(), key, False
+            continue
+        if first:
+            fields["title"] = line
+            continue
+        if last is not None and last.lower() in _FREE_TEXT and not after_blank:
+            fields[last] = f"{fields[last]}\n{line}"  # notes typed over several lines
+            continue
+        match = _KEY_VALUE.match(line)
+        if match and not _SAVED_TO.search(match.group(1)):
+            key = match.group(1).strip()
+            fields[key], last, after_blank = match.group(2).strip(), key, False
+            continue
+        messages.append(line)
+        last = None
+    if messages:
+        fields[MESSAGES_KEY] = "\n".join(messages)
     setpoints: dict[str, dict[str, Any]] = {}
     for key, value in fields.items():
         name, unit = split_header(key)
@@ -534,26 +954,53 @@ def parse_summary(path: Path, ctx: ParseContext) -> RunSummary:
         if key.lower().startswith("precursor"):
             for part in value.split(","):
                 port, sep, chem = part.partition("=")
-                if sep and port.strip() and chem.strip():
+                if sep and port.strip() and not _no_precursor(chem):
                     precursors[port.strip()] = chem.strip()
     start = end = None
     for key, value in fields.items():
         low = key.lower()
-        stamp = parse_timestamp(value)
+        if low in _FREE_TEXT or key == MESSAGES_KEY:
+            continue
+        stamp = _stamp(value)
         if stamp is None:
             continue
         if "start" in low and start is None:
             start = stamp.isoformat(timespec="milliseconds")
         elif "end" in low and end is None:
             end = stamp.isoformat(timespec="milliseconds")
+    if end is None:  # newer builds end with the time alone on a line
+        stamps = [s for s in (_stamp(m) for m in messages) if s is not None]
+        if stamps:
+            end = stamps[-1].isoformat(timespec="milliseconds")
     completed = total = None
     for key, value in fields.items():
         if "steps completed" in key.lower():
-            done, sep, of = value.partition("/")
-            completed, total = _int(done), (_int(of) if sep else None)
-    status = next((k for k in fields if _STATUS.search(k)), None)
-    if status is None:
-        status = next((v for v in fields.values() if _STATUS.search(v)), None)
+            done = _STEPS_DONE.search(value)
+            if done:
+                completed, total = int(done.group(1)), int(done.group(2))
+            else:
+                completed = _int(value)
+            if completed is None:
+                warnings.append(f"'{key}: {value}' is not a step count: ignored")
+    if completed is None:
+        for message in messages:
+            executed = _STEPS_EXECUTED.match(message)
+            if executed:
+                completed = int(executed.group(1))
+                total = int(executed.group(2)) if executed.group(2) else None
+    status = None
+    for text in (
+        *(k for k in fields if not k.lower().startswith(_NOT_SCANNED) and k != MESSAGES_KEY),
+        *(
+            v
+            for k, v in fields.items()
+            if not k.lower().startswith(_NOT_SCANNED) and k != MESSAGES_KEY
+        ),
+        *messages,
+    ):
+        if _STATUS.search(text):
+            status = text
+            break
     return RunSummary(
         fields=fields,
         setpoints=setpoints,
@@ -563,21 +1010,34 @@ def parse_summary(path: Path, ctx: ParseContext) -> RunSummary:
         steps_completed=completed,
         steps_total=total,
         status_text=status,
-        warnings=list(head.warnings),
+        warnings=warnings,
         encoding=head.encoding,
     )
 
 
 def summary_alarms(summary: RunSummary) -> list[dict[str, Any]]:
-    """Abort / error words in the summary's status and fields (notes excluded: free text)."""
+    """Abort / error words in the summary's keys, values and status lines.
+
+    Not scanned: what the operator typed (notes, user) and the folder the data were saved to
+    (``... saved to <TAB>C:\\...\\Run3_failed-valve-retest``: a run's name is not an alarm).
+    """
     alarms: list[dict[str, Any]] = []
     for key, value in summary.fields.items():
-        if key.lower().startswith(("notes", "title", "user")):
+        low = key.lower()
+        if low.startswith(_NOT_SCANNED):
             continue
-        for text in (key, value):
+        texts = value.split("\n") if key == MESSAGES_KEY else [key, value]
+        for n, text in enumerate(texts):
+            saved = _SAVED_TO.search(text)
+            if saved:
+                text = text[: saved.start()]
+            elif key != MESSAGES_KEY and n == 1 and _SAVED_TO.search(key):
+                continue  # the value of a "... saved to" key is the path
             if _ALARM_WORDS.search(text):
-                alarms.append({"time_s": None, "level": "error", "text": f"{key}: {value}"})
-                break
+                shown = texts[n] if key == MESSAGES_KEY else f"{key}: {value}"
+                alarms.append({"time_s": None, "level": "error", "text": shown})
+                if key != MESSAGES_KEY:
+                    break
     return alarms
 
 
@@ -698,31 +1158,58 @@ def merge_labview(
     doses: DosesTable | None = None,
     summary: RunSummary | None = None,
     valve_map: dict[str, Any] | None = None,
+    execution_array: ExecutionTable | None = None,
 ) -> AldLog:
     """One :class:`AldLog` from a data log and whatever companions came with it.
 
     Adds the summary's setpoints (beside, never instead of, the measured channels), run info
     and alarms, the execution table as the tool's declared recipe, the doses table's counts and
-    QCM deltas, and the valve -> precursor map (channels get the precursor's port).
+    QCM deltas, and the valve -> precursor map (channels get the precursor's port). An
+    execution array (newer builds) stands in for a missing execution table, its precursor
+    numbers named from the doses table or the summary; beside a table it is only compared.
     """
     metadata = dict(datalog.metadata)
     warnings = list(datalog.warnings)
     events = list(datalog.events)
     companions: list[str] = []
+    if execution_array is not None:
+        companions.append("execution_array")
+        array = resolve_precursor_numbers(execution_array, doses, summary)
+        if execution is None:
+            execution = dataclasses.replace(
+                array,
+                warnings=[
+                    *array.warnings,
+                    "no execution table: the steps come from the execution array",
+                ],
+            )
+        else:
+            differences = _compare_steps(execution, array)
+            metadata["execution_array"] = {
+                "steps": len(array.steps),
+                "agrees_with_execution_table": not differences,
+            }
+            warnings += [f"execution array: {d}" for d in differences]
     if summary is not None:
         companions.append("summary")
         metadata["setpoints"] = {**metadata.get("setpoints", {}), **summary.setpoints}
         metadata["precursor_ports"] = summary.precursors
+        total, total_source = summary.steps_total, "summary"
+        if total is None and execution is not None:
+            total, total_source = len(execution.steps), "execution_table"
+        completed = summary.steps_completed
         metadata["run_info"] = {
             "source": "labview_summary",
             "user": summary.fields.get("User"),
             "start_time": summary.start_time,
             "end_time": summary.end_time,
-            "steps_completed": summary.steps_completed,
-            "steps_total": summary.steps_total,
-            "complete": summary.complete,
+            "steps_completed": completed,
+            "steps_total": total,
+            "steps_total_source": total_source if total is not None else None,
+            "complete": None if completed is None or total is None else completed >= total,
             "status_text": summary.status_text,
             "notes": summary.fields.get("Notes"),
+            "messages": summary.fields.get(MESSAGES_KEY),
         }
         alarms = summary_alarms(summary)
         metadata["alarms"] = [*metadata.get("alarms", []), *alarms]
@@ -743,6 +1230,15 @@ def merge_labview(
             "rows": [dataclasses.asdict(d) for d in doses.doses],
         }
         warnings += [f"doses table: {w}" for w in doses.warnings]
+        if execution is not None:
+            dosed = {s.step for s in execution.steps if s.precursor and s.dose_time_s}
+            listed = {d.step for d in doses.doses if d.precursor}
+            absent = sorted(dosed - listed)
+            if absent and listed:
+                warnings.append(
+                    f"doses table: {len(absent)} dose steps of the execution table have no row "
+                    f"(steps {_ranges(absent)}): their valves are matched on the other rows"
+                )
     sources = infer_valve_sources(
         datalog, doses=doses, execution=execution, summary=summary, valve_map=valve_map
     )
@@ -759,14 +1255,35 @@ def merge_labview(
     )
 
 
+def _compare_steps(table: ExecutionTable, array: ExecutionTable) -> list[str]:
+    """Where an execution array disagrees with the execution table (precursor, times)."""
+    if len(table.steps) != len(array.steps):
+        return [f"{len(array.steps)} steps, the execution table {len(table.steps)}"]
+
+    def key(s: ExecutionStep) -> tuple[str | None, float, float]:
+        return (s.precursor, s.dose_time_s or 0.0, s.purge_time_s or 0.0)  # N/A = 0.00
+
+    differ = [a.step for t, a in zip(table.steps, array.steps, strict=True) if key(t) != key(a)]
+    if not differ:
+        return []
+    return [f"steps {_ranges(differ)} differ from the execution table (the table is used)"]
+
+
 def plan_from_execution_table(table: ExecutionTable) -> list[PlannedStep]:
-    """The execution table as a planned sequence (doses then purges, offsets summed)."""
+    """The execution table as a planned sequence (doses then purges, offsets summed).
+
+    A pulse-purge step is a ``pulse`` of the dose time. A stop-flow step (``Fill-Hold``, or a
+    fill pressure without process-type words) is a ``fill`` lasting the dose time: the
+    precursor fills the closed chamber up to the fill pressure and stays there until the purge;
+    the plan does not split the fill from the hold (their split is set by the pressure, not by
+    the table), so the fill's planned width is the whole dose time. The fill pressure stays in
+    the declared recipe (``metadata.declared_recipe.steps[].fill_pressure_torr``).
+    """
     steps: list[PlannedStep] = []
     t = 0.0
     for row in table.steps:
         if row.precursor and row.dose_time_s:
-            kind = "fill" if "fill" in row.process_type.lower() else "pulse"
-            steps.append(_planned(row.step, kind, row.precursor, t, row.dose_time_s))
+            steps.append(_planned(row.step, step_kind(row), row.precursor, t, row.dose_time_s))
             t += row.dose_time_s
         if row.purge_time_s:
             steps.append(_planned(row.step, "purge", "", t, row.purge_time_s))
@@ -796,6 +1313,8 @@ def classify_labview_file(head: bytes) -> str | None:
         return "doses"
     if any(_is_execution_header(line) for line in lines[:30]):
         return "execution_table"
+    if any(_is_execution_array_header(line) for line in lines[:30]):
+        return "execution_array"
     if any(_is_datalog_header(line) for line in lines[:30]):
         return "datalog"
     if _summary_score(lines) >= 2:
@@ -839,6 +1358,9 @@ def parse_labview_run(
         if "summary" in found
         else None,
         valve_map=valve_map,
+        execution_array=parse_execution_array(found["execution_array"], c(found["execution_array"]))
+        if "execution_array" in found
+        else None,
     )
 
 

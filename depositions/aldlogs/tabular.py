@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import io
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,6 +37,7 @@ from lims.ingestion.base import ParseContext, ParseError
 HEAD_BYTES = 256 * 1024
 MAX_TEXT_BYTES = 64 * 1024 * 1024  # companion files and event logs are decoded whole
 GAP_FACTOR = 3.0  # a time step above 3 sample periods is a gap
+_CR_RUN = re.compile(rb"\r+\n")
 
 
 @dataclass
@@ -209,6 +211,9 @@ def read_rows(
     dtypes: dict[str, pl.DataType],
     keep: Sequence[str],
     fast_dtypes: dict[str, pl.DataType] | None = None,
+    skip_lines: int | None = None,
+    decimal_comma: bool = False,
+    normalize_newlines: bool = False,
 ) -> tuple[pl.DataFrame, list[str]]:
     """The data rows below ``header_index`` as typed columns ``keep``.
 
@@ -216,25 +221,36 @@ def read_rows(
     to read than floats), then ``dtypes``, then with null markers (N/A, --), and last with
     unparsable cells read as null and a warning naming the first failure. A last line without
     line end and with fewer fields than the header was cut during copy: it is dropped.
+
+    Opt-in, for formats that need them (defaults read the file as is): ``skip_lines`` (lines
+    before the first data row, default the header's line + 1), ``decimal_comma`` (``1,787``),
+    ``normalize_newlines`` (``\\r\\r\\n`` line ends, as Windows programs that add a CR to a CRLF
+    write, read as one line end; the file is then read into memory).
     """
     warnings: list[str] = []
     source: Path | io.BytesIO
-    if ascii_compatible(head.encoding):
+    if ascii_compatible(head.encoding) and not normalize_newlines:
         source = head.path
     else:
         data = head.path.read_bytes()
         bom = bom_encoding(data)
-        text = data[bom[1] if bom else 0 :].decode(head.encoding, errors="replace")
-        source = io.BytesIO(text.encode("utf-8"))
+        data = data[bom[1] if bom else 0 :]
+        if not ascii_compatible(head.encoding):
+            data = data.decode(head.encoding, errors="replace").encode("utf-8")
+        if normalize_newlines:
+            data = _CR_RUN.sub(b"\n", data)
+        source = io.BytesIO(data)
     options: dict[str, Any] = {
         "has_header": False,
         "separator": separator,
-        "skip_lines": header_index + 1,
+        "skip_lines": header_index + 1 if skip_lines is None else skip_lines,
         "truncate_ragged_lines": True,
         "raise_if_empty": False,
         "encoding": "utf8-lossy",
         "quote_char": '"' if separator != "\t" else None,
     }
+    if decimal_comma:
+        options["decimal_comma"] = True
 
     def scan(types: dict[str, pl.DataType], **extra: Any) -> pl.DataFrame:
         if isinstance(source, io.BytesIO):
@@ -371,15 +387,24 @@ class TimeBase:
 
 
 def clean_time(
-    frame: pl.DataFrame, *, first_data_line: int, gap_factor: float = GAP_FACTOR
+    frame: pl.DataFrame,
+    *,
+    first_data_line: int,
+    gap_factor: float = GAP_FACTOR,
+    line_numbers: np.ndarray | None = None,
 ) -> tuple[pl.DataFrame, TimeBase, list[str]]:
     """Drop rows without time or going back in time; measure the period and the gaps.
 
     ``frame`` must have ``time_s``. Rows earlier than an earlier row (clock reset, glitch) are
     dropped rather than sorted in, because sorting would interleave two runs of a file that was
     appended to. A clean time base (the usual case) costs one pass for the steps, reused for
-    the period, the jitter and the gaps.
+    the period, the jitter and the gaps. Warnings name row ``i``'s line as ``first_data_line +
+    i``, or ``line_numbers[i]`` when given (rows read from a file with lines left out).
     """
+
+    def line_of(row: int) -> int:
+        return int(line_numbers[row]) if line_numbers is not None else row + first_data_line
+
     warnings: list[str] = []
     tb = TimeBase(rows_read=frame.height)
     column = frame["time_s"].cast(pl.Float64)
@@ -388,7 +413,7 @@ def clean_time(
     any_missing = bool(missing.any())
     if any_missing:
         tb.rows_without_time = int(missing.sum())
-        first = int(np.flatnonzero(missing)[0]) + first_data_line
+        first = line_of(int(np.flatnonzero(missing)[0]))
         warnings.append(
             f"{tb.rows_without_time} rows without a time value were dropped (first: line {first})"
         )
@@ -399,7 +424,7 @@ def clean_time(
         backwards = ~missing & (raw < previous_max)
         if backwards.any():
             tb.rows_backwards = int(backwards.sum())
-            row = int(np.flatnonzero(backwards)[0]) + first_data_line
+            row = line_of(int(np.flatnonzero(backwards)[0]))
             tb.first_backwards_row = row
             warnings.append(
                 f"time goes backwards on {tb.rows_backwards} rows (first: line {row}); those "
