@@ -91,7 +91,12 @@ def _reference_gpc(run: DepositionRun) -> GpcReference | None:
     )
 
 
-COMPANION_PARSERS = ("labview_execution_table", "labview_doses", "labview_summary")
+COMPANION_PARSERS = (
+    "labview_execution_table",
+    "labview_execution_array",
+    "labview_doses",
+    "labview_summary",
+)
 # Data logs whose checks read the companions above (merge_labview).
 COMPANION_READERS = ("labview_datalog",)
 
@@ -130,6 +135,7 @@ def _with_companions(run: DepositionRun, data: AldLog) -> tuple[AldLog, list[dic
         execution=found.get("labview_execution_table"),
         doses=found.get("labview_doses"),
         summary=found.get("labview_summary"),
+        execution_array=found.get("labview_execution_array"),
     )
     return merged, used
 

@@ -42,6 +42,7 @@ from depositions.aldlogs.pulses import (
 )
 from depositions.aldlogs.types import AldLog, Channel, PulseEvent
 from depositions.anneal import CheckResult, overall_status
+from depositions.choices import StepKind
 from depositions.dose import (
     DEFAULT_SAFETY_FACTOR,
     DEFAULT_SITE_DENSITY_PER_M2,
@@ -557,15 +558,21 @@ def _widths(
         out.skip("pulse_width", "no recipe plan to compare with")
         return
     for label, group in groups.items():
-        measurable = [
-            p for p in group if p.planned_width_s is not None and p.detection != "pressure_spike"
+        aligned = [p for p in group if p.planned_width_s is not None]
+        # stop-flow: a fill lasts until the fill pressure is reached, not a planned time
+        timed = [
+            p
+            for p in aligned
+            if p.planned_index is None or doses[p.planned_index].kind != StepKind.FILL
         ]
+        measurable = [p for p in timed if p.detection != "pressure_spike"]
         if not measurable:
-            reason = (
-                "pulses seen only as pressure spikes: width not measurable"
-                if any(p.detection == "pressure_spike" for p in group)
-                else "no pulse aligned to a planned dose"
-            )
+            if any(p.detection == "pressure_spike" for p in group):
+                reason = "pulses seen only as pressure spikes: width not measurable"
+            elif aligned and not timed:
+                reason = "fill doses (stop-flow) end at the fill pressure: no planned width"
+            else:
+                reason = "no pulse aligned to a planned dose"
             out.skip(f"pulse_width:{label}", reason)
             continue
         fixed = th.width_tolerance_s

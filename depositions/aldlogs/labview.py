@@ -1407,6 +1407,23 @@ class LabviewExecutionTableParser:
 
 
 @register
+class LabviewExecutionArrayParser:
+    """``*_ExecutionArray.txt`` of newer builds: the recipe as numbers (precursors by their
+    position in the summary's port list, named when merged with the doses or the summary)."""
+
+    name: ClassVar[str] = "labview_execution_array"
+    version: ClassVar[str] = VERSION
+    kind: ClassVar[str] = "ald_log"
+
+    def sniff(self, head: bytes, filename: str) -> float:
+        lines = _head_lines(head)
+        return 0.9 if any(_is_execution_array_header(line) for line in lines[:30]) else 0.0
+
+    def parse(self, path: Path, ctx: ParseContext) -> ExecutionTable:
+        return parse_execution_array(Path(path), ctx)
+
+
+@register
 class LabviewDosesParser:
     name: ClassVar[str] = "labview_doses"
     version: ClassVar[str] = VERSION

@@ -230,3 +230,31 @@ def test_every_threshold_has_a_line_of_help_for_the_editor() -> None:
     from depositions.aldlogs.checks import THRESHOLD_HELP, Thresholds
 
     assert set(THRESHOLD_HELP) == {f.name for f in dataclasses.fields(Thresholds)}
+
+
+def test_stop_flow_fills_are_not_judged_by_a_planned_width(labview_log) -> None:
+    """A fill ends when the fill pressure is reached: its planned time is no width to meet."""
+    import dataclasses
+
+    import depositions.aldlogs as ald
+    from tests.aldlogs.conftest import labview_recipe
+
+    spec = labview_recipe()
+    filled = tuple(
+        dataclasses.replace(
+            sc,
+            steps=tuple(
+                dataclasses.replace(st, kind="fill", duration_s=3.0)
+                if st.source_label == "TMA"
+                else st
+                for st in sc.steps
+            ),
+        )
+        for sc in spec.subcycles
+    )
+    spec = dataclasses.replace(spec, subcycles=filled)
+    report = ald.run_checks(labview_log, ald.detect_pulses(labview_log), spec)
+    skipped = {s["name"]: s["reason"] for s in report.skipped}
+    assert skipped["pulse_width:TMA"].startswith("fill doses (stop-flow)")
+    status = {r.name: r.status for r in report.results}
+    assert status["pulse_width:H2O"] == "pass" and status["pulse_count:TMA"] == "pass"

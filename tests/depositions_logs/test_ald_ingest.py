@@ -10,7 +10,7 @@ from depositions import services as dep
 from depositions.inputs import BlockInput, StepInput, SubCycleInput
 from depositions.models import PulseEvent, RunCheck, RunLogFile
 from lims.ingestion import services as ingest
-from lims.models import Instrument, OutboxEvent
+from lims.models import IngestionJob, Instrument, OutboxEvent
 
 LABVIEW = (
     "ald/labview_qcm_run/20190524_Run1_TMA-H2O-50cycles_TMA-10Pulses_TMA-H2O-20cycles_425C_GaPO4"
@@ -447,3 +447,33 @@ def test_without_mapped_ports_the_doses_table_says_which_valve_is_which(
     # from the doses' evidence, not guessed from the order of first use
     alignment = RunCheck.objects.get(run__code="LV-UNMAPPED", name="plan_alignment")
     assert "inferred" not in alignment.details, alignment.details
+
+
+@pytest.mark.django_db
+def test_a_newer_labview_builds_five_files_through_the_worker(
+    tmp_path, project, labview_run, django_capture_on_commit_callbacks
+):
+    """The 2021 builds add an execution array: it is recognised, kept as a companion and
+    merged (here beside the table, which it must agree with)."""
+    from tests.aldlogs.test_labview_variants import _newer_build
+
+    jobs = []
+    for path in _newer_build(tmp_path):
+        with path.open("rb") as fh, django_capture_on_commit_callbacks(execute=False):
+            job, _ = ingest.ingest_submit(
+                stream=fh,
+                filename=path.name,
+                project=project,
+                kind="ald_log",
+                params={"run": labview_run.code},
+            )
+        jobs.append(job)
+    assert {j.parser_name for j in jobs} >= {"labview_execution_array", "labview_datalog"}
+    while job := IngestionJob.objects.filter(status="pending").order_by("pk").first():
+        with django_capture_on_commit_callbacks(execute=False):
+            ingest.job_run(job_id=job.pk)
+    assert set(IngestionJob.objects.values_list("status", flat=True)) == {"succeeded"}
+    data_log = RunLogFile.objects.get(run=labview_run, parser_name="labview_datalog")
+    assert len(data_log.metadata["companions"]) == 4
+    assert data_log.metadata["execution_array"]["agrees_with_execution_table"] is True
+    assert PulseEvent.objects.filter(run=labview_run).count() == 150
