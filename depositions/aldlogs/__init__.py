@@ -1,8 +1,8 @@
 """ALD tool logs: parsers, pulse detection and run checks (pure: no ORM, no settings).
 
 Importing the package registers its parsers (kind ``ald_log``) with ``lims.ingestion.base``:
-``labview_datalog``, ``labview_execution_table``, ``labview_doses``, ``labview_summary``,
-``controller_eventlog``, ``controller_recipe`` and ``generic_ald_log``.
+``labview_datalog``, ``labview_execution_table``, ``labview_execution_array``,
+``labview_doses``, ``labview_summary``, ``controller_eventlog``, ``controller_recipe`` and ``generic_ald_log``.
 """
 
 from depositions.aldlogs.checks import (
