@@ -2,7 +2,8 @@
 
 Importing the package registers its parsers (kind ``ald_log``) with ``lims.ingestion.base``:
 ``labview_datalog``, ``labview_execution_table``, ``labview_execution_array``,
-``labview_doses``, ``labview_summary``, ``controller_eventlog``, ``controller_recipe`` and ``generic_ald_log``.
+``labview_doses``, ``labview_summary``, ``controller_eventlog``, ``controller_recipe`` and
+``generic_ald_log``.
 """
 
 from depositions.aldlogs.checks import (
