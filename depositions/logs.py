@@ -112,15 +112,20 @@ def _with_companions(run: DepositionRun, data: AldLog) -> tuple[AldLog, list[dic
         return data, []
     found: dict[str, Any] = {}
     used: list[dict[str, str]] = []
-    for companion in run.log_files.filter(parser_name__in=COMPANION_PARSERS).select_related(
-        "raw_file"
-    ):
+    # oldest first: a corrected file pushed later replaces the earlier one of its kind
+    companions = (
+        run.log_files.filter(parser_name__in=COMPANION_PARSERS)
+        .select_related("raw_file")
+        .order_by("created_at", "pk")
+    )
+    for companion in companions:
         parser = get_parser(companion.parser_name)
         raw = companion.raw_file
         found[companion.parser_name] = parser.parse(
             storage.absolute(raw.storage_path),
             ParseContext(filename=raw.original_name, size=raw.size),
         )
+        used = [u for u in used if u["parser"].split()[0] != parser.name]  # replaced
         used.append(
             {
                 "file": raw.original_name,
@@ -196,7 +201,9 @@ def ald_log_ingest(*, job: IngestionJob, data: Any) -> IngestOutcome:
         raw_file=raw,
         defaults={"project": job.project, "parser_name": job.parser_name},
     )
-    previous = dict(log_file.metadata or {})
+    moved_from = log_file.run_id
+    # a link made while this job waited for the lock rewrote its run: read it fresh
+    job.params = IngestionJob.objects.values_list("params", flat=True).get(pk=job.pk)
     run, note = _run_for(job, log_file.run)
     if run is not None:
         run = _lock_run(run)
@@ -268,6 +275,8 @@ def ald_log_ingest(*, job: IngestionJob, data: Any) -> IngestOutcome:
         log_file.save(update_fields=["metadata"])
     _store_pulses(log_file, run, pulses)
     RunCheck.objects.filter(log=log_file).delete()
+    if moved_from and moved_from != (run.pk if run else None):
+        _settle(DepositionRun.objects.select_for_update().get(pk=moved_from))
     result["pulses"] = len(pulses)
     result["pulses_per_source"] = _count(pulses)
     if data.warnings:
@@ -295,7 +304,7 @@ def ald_log_ingest(*, job: IngestionJob, data: Any) -> IngestOutcome:
         run.save(update_fields=["actual_cycles", "updated_at"])
         result["actual_cycles_from_log"] = run.actual_cycles
     _start_from_log(run, data, result)
-    result["run_status"] = _apply_verdict(run, log_file, report, previous)
+    result["run_status"] = _apply_verdict(run, report)
     passed = report.verdict != "fail"
     event_emit(
         topic="depositions.run.qc_passed" if passed else "depositions.run.qc_failed",
@@ -333,40 +342,31 @@ def _start_from_log(run: DepositionRun, data: AldLog, result: dict[str, Any]) ->
     result["run_started_from_log"] = started.isoformat()
 
 
-_SET_BY_LOG = "failed_run_qc"  # metadata flag: this log's checks put the run in failed QC
-
-
-def _apply_verdict(
-    run: DepositionRun, log_file: RunLogFile, report: Any, previous: dict[str, Any]
-) -> str:
-    """A completed run whose log fails goes to failed QC. A re-check that no longer fails
-    (new companion, new thresholds) takes it back to completed, but only when a log put it
-    there and no other log of the run still fails: a person's QC decision is never undone."""
+def _apply_verdict(run: DepositionRun, report: Any) -> str:
+    """A completed run whose log fails goes to failed QC (marked as the logs' doing); a run
+    the logs failed goes back to completed once no check of any of its logs fails (new
+    companion, thresholds, calibration). A person's QC failure is never undone."""
     if report.verdict == "fail":
         if run.status == RunStatus.COMPLETED:
             run.status = RunStatus.FAILED_QC
+            run.qc_failed_by_log = True
             run.notes = (run.notes + "\nfailed QC: " + "; ".join(report.reasons)).strip()
-            run.save(update_fields=["status", "notes", "updated_at"])
-            _flag(log_file, True)
-        elif previous.get(_SET_BY_LOG):
-            _flag(log_file, True)
+            run.save(update_fields=["status", "qc_failed_by_log", "notes", "updated_at"])
         return str(run.status)
-    if not previous.get(_SET_BY_LOG) or run.status != RunStatus.FAILED_QC:
-        return str(run.status)
-    if RunCheck.objects.filter(run=run, status="fail").exclude(log=log_file).exists():
-        _flag(log_file, True)  # another log still fails: keep the claim for its re-check
-        return str(run.status)
-    run.status = RunStatus.COMPLETED
-    run.notes = (
-        run.notes + f"\nQC re-check of {log_file.raw_file.original_name} no longer fails"
-    ).strip()
-    run.save(update_fields=["status", "notes", "updated_at"])
+    _settle(run)
     return str(run.status)
 
 
-def _flag(log_file: RunLogFile, value: bool) -> None:
-    log_file.metadata = {**log_file.metadata, _SET_BY_LOG: value}
-    log_file.save(update_fields=["metadata"])
+def _settle(run: DepositionRun) -> None:
+    """Back to completed when the logs failed it and none of its checks fails any more."""
+    if run.status != RunStatus.FAILED_QC or not run.qc_failed_by_log:
+        return
+    if RunCheck.objects.filter(run=run, status="fail").exists():
+        return
+    run.status = RunStatus.COMPLETED
+    run.qc_failed_by_log = False
+    run.notes = (run.notes + "\nQC re-check: no tool-log check fails any more").strip()
+    run.save(update_fields=["status", "qc_failed_by_log", "notes", "updated_at"])
 
 
 def _store_pulses(log_file: RunLogFile, run: DepositionRun | None, pulses: list[Any]) -> None:
@@ -408,8 +408,9 @@ def run_log_link(*, log_file: RunLogFile, run: DepositionRun) -> list[int]:
     """
     if run.project_id != log_file.project_id:
         raise ValidationError("the run belongs to another project than the log file")
-    run = _lock_run(run)
+    # the handler's lock order: log file, then run
     log_file = RunLogFile.objects.select_for_update().get(pk=log_file.pk)
+    run = _lock_run(run)
     log_file.run = run
     log_file.save(update_fields=["run"])
     job = IngestionJob.objects.select_for_update().filter(pk=log_file.job_id or 0).first()

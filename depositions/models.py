@@ -434,6 +434,11 @@ class DepositionRun(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.PLANNED)
+    qc_failed_by_log = models.BooleanField(
+        default=False,
+        help_text="Failed QC because of its tool-log checks (a re-check may take it back); "
+        "False when a person failed it",
+    )
     setpoint_temperature_c = _temp()
     measured_temperature_c = _temp("As the thermocouples read (may differ from the setpoint)")
     base_pressure_torr = _dec(12, 6, "Torr")

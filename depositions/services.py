@@ -39,6 +39,7 @@ from depositions.models import (
     PrecursorLot,
     ProcessReference,
     Recipe,
+    RunCheck,
     RunLoad,
     RunPrecursor,
     SourceInstallation,
@@ -93,10 +94,23 @@ def _clean_save(obj: Any) -> Any:
 
 @transaction.atomic
 def tool_create(
-    *, instrument: Instrument, reactor_type: str, chambers: int = 1, notes: str = ""
+    *,
+    instrument: Instrument,
+    reactor_type: str,
+    chambers: int = 1,
+    notes: str = "",
+    check_thresholds: dict[str, Any] | None = None,
+    log_mapping: Any = None,
 ) -> Tool:
     tool = _clean_save(
-        Tool(instrument=instrument, reactor_type=reactor_type, chambers=chambers, notes=notes)
+        Tool(
+            instrument=instrument,
+            reactor_type=reactor_type,
+            chambers=chambers,
+            notes=notes,
+            check_thresholds=check_thresholds or {},
+            log_mapping=log_mapping,
+        )
     )
     event_emit(
         topic="depositions.tool.created",
@@ -796,6 +810,19 @@ def run_complete(
         topic="depositions.run.completed",
         payload={**_run_payload(run), "operation": operation.pk, "outputs": codes},
     )
+    # its log may have been checked while it ran: a failing check fails the completed run
+    failing = list(
+        RunCheck.objects.filter(run=run, status="fail").values_list("name", flat=True)[:10]
+    )
+    if failing:
+        run.status = RunStatus.FAILED_QC
+        run.qc_failed_by_log = True
+        run.notes = f"{run.notes}\nfailed QC (tool log): {', '.join(failing)}".strip()
+        _clean_save(run)
+        event_emit(
+            topic="depositions.run.failed_qc",
+            payload={**_run_payload(run), "reason": f"tool-log checks: {', '.join(failing)}"},
+        )
     return run
 
 
@@ -819,11 +846,17 @@ def run_abort(
 
 @transaction.atomic
 def run_qc_fail(*, run: DepositionRun, reason: str) -> DepositionRun:
-    """Mark a completed run as failed QC; its outputs stay in the lineage, flagged by the run."""
-    run = _lock_run(run, RunStatus.COMPLETED)
+    """Mark a completed run as failed QC; its outputs stay in the lineage, flagged by the run.
+
+    A run its tool log already failed can be failed by a person too: the decision is then
+    theirs, and no later re-check of the log takes it back."""
+    run = _lock_run(run, RunStatus.COMPLETED, RunStatus.FAILED_QC)
     if not reason.strip():
         raise ValidationError({"reason": "say why the run failed QC"})
+    if run.status == RunStatus.FAILED_QC and not run.qc_failed_by_log:
+        raise ValidationError(f"run {run.code} already failed QC")
     run.status = RunStatus.FAILED_QC
+    run.qc_failed_by_log = False
     run.notes = f"{run.notes}\nfailed QC: {reason}".strip()
     _clean_save(run)
     event_emit(topic="depositions.run.failed_qc", payload={**_run_payload(run), "reason": reason})

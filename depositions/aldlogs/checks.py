@@ -162,10 +162,14 @@ class Thresholds:
                 values[name] = value
             elif value is None or name == "pressure_channel":
                 values[name] = value
-            elif isinstance(default, int) and not isinstance(default, bool):
-                values[name] = int(value)
+            elif isinstance(value, bool):
+                raise ValueError(f"{name} must be a number, not {value!r}")
             else:
-                values[name] = float(value)
+                number = float(value)
+                if not math.isfinite(number) or number < 0:
+                    raise ValueError(f"{name} must be a finite number >= 0, not {value!r}")
+                is_int = isinstance(default, int) and not isinstance(default, bool)
+                values[name] = int(number) if is_int else number
         return cls(**values)
 
     def as_dict(self) -> dict[str, Any]:

@@ -265,12 +265,42 @@ def job_requeue(*, job: IngestionJob) -> bool:
         job = IngestionJob.objects.select_for_update().get(pk=job.pk)
         if job.status in (IngestionJob.Status.PENDING, IngestionJob.Status.RUNNING):
             return False
+        _current_parser(job)
         job.status = IngestionJob.Status.PENDING
         job.progress = 0
         job.error = ""
         job.started_at = None
         job.finished_at = None
-        job.save(update_fields=["status", "progress", "error", "started_at", "finished_at"])
+        job.save(
+            update_fields=[
+                "status",
+                "progress",
+                "error",
+                "started_at",
+                "finished_at",
+                "parser_version",
+            ]
+        )
         pk = job.pk
         transaction.on_commit(lambda: _dispatch(pk))
     return True
+
+
+def _current_parser(job: IngestionJob) -> None:
+    """A job queued again runs the parser this worker has: a re-check after an upgrade must
+    not fail on the version it was first read with (the job's result records the new one)."""
+    if job.parser_name == UNRECOGNISED:
+        return
+    try:
+        version = get_parser(job.parser_name).version
+    except ParseError:
+        return  # the parser is gone: job_run says so
+    taken = (
+        IngestionJob.objects.filter(
+            raw_file_id=job.raw_file_id, parser_name=job.parser_name, parser_version=version
+        )
+        .exclude(pk=job.pk)
+        .exists()
+    )
+    if version != job.parser_version and not taken:
+        job.parser_version = version

@@ -357,7 +357,7 @@ def test_a_recheck_with_new_thresholds_takes_back_a_qc_failure_set_by_the_log(
     assert done.result["verdict"] != "fail", done.result["reasons"]
     labview_run.refresh_from_db()
     assert labview_run.status == "completed"
-    assert "no longer fails" in labview_run.notes
+    assert "no tool-log check fails any more" in labview_run.notes
     assert RunCheck.objects.get(run=labview_run, name="purge_length:TMA").status == "pass"
     used = RunLogFile.objects.get(run=labview_run).metadata["thresholds"]
     assert used["purge_tolerance_s"] == 10.5
@@ -397,6 +397,9 @@ def test_tool_thresholds_are_validated(labview_run):
         dep.tool_update(tool=labview_run.tool, check_thresholds={"pulse_detection": "magic"})
     with pytest.raises(ValidationError, match="could not convert"):
         dep.tool_update(tool=labview_run.tool, check_thresholds={"dead_k_sigma": "three"})
+    for bad in ("nan", "inf", -1, True):  # each would quietly switch a check off
+        with pytest.raises(ValidationError, match="dead_k_sigma must be"):
+            dep.tool_update(tool=labview_run.tool, check_thresholds={"dead_k_sigma": bad})
 
 
 @pytest.mark.django_db
@@ -477,3 +480,109 @@ def test_a_newer_labview_builds_five_files_through_the_worker(
     assert len(data_log.metadata["companions"]) == 4
     assert data_log.metadata["execution_array"]["agrees_with_execution_table"] is True
     assert PulseEvent.objects.filter(run=labview_run).count() == 150
+
+
+def _second_copy(fixture_path, tmp_path):
+    """The same run's data log under another first line: other bytes, the same data."""
+    text = (fixture_path / f"{LABVIEW}_DataLog.txt").read_bytes()
+    first, rest = text.split(b"\n", 1)
+    path = tmp_path / "restarted_DataLog.txt"
+    path.write_bytes(first.replace(b"_DataLog", b"_DataLog2") + b"\n" + rest)
+    return path
+
+
+def _submit(path, project, capture, **params):
+    with path.open("rb") as fh, capture(execute=False):
+        job, created = ingest.ingest_submit(
+            stream=fh, filename=path.name, project=project, params=params
+        )
+    assert created
+    return _run_job(job.pk, capture)
+
+
+@pytest.mark.parametrize("order", ["first-then-second", "second-then-first"])
+@pytest.mark.django_db
+def test_two_failing_logs_rechecked_in_any_order_take_the_run_back(
+    order, fixture_path, tmp_path, project, labview_run, django_capture_on_commit_callbacks
+):
+    from depositions.logs import run_log_recheck
+
+    capture = django_capture_on_commit_callbacks
+    _complete(labview_run)
+    first = _ingest(fixture_path, project, f"{LABVIEW}_DataLog.txt", capture, run="LV-RUN1")
+    second = _submit(_second_copy(fixture_path, tmp_path), project, capture, run="LV-RUN1")
+    assert first.result["verdict"] == second.result["verdict"] == "fail"
+    labview_run.refresh_from_db()
+    assert labview_run.status == "failed_qc" and labview_run.qc_failed_by_log
+
+    dep.tool_update(tool=labview_run.tool, check_thresholds={"purge_tolerance_s": 10.5})
+    with capture(execute=False):
+        assert set(run_log_recheck(run=labview_run)) == {first.pk, second.pk}
+    jobs = [first, second] if order == "first-then-second" else [second, first]
+    _run_job(jobs[0].pk, capture)
+    labview_run.refresh_from_db()
+    assert labview_run.status == "failed_qc"  # the other log still fails
+    _run_job(jobs[1].pk, capture)
+    labview_run.refresh_from_db()
+    assert labview_run.status == "completed" and not labview_run.qc_failed_by_log
+
+
+@pytest.mark.django_db
+def test_a_log_checked_while_running_fails_the_run_when_it_is_completed(
+    fixture_path, project, labview_run, django_capture_on_commit_callbacks
+):
+    from depositions.logs import run_log_recheck
+
+    capture = django_capture_on_commit_callbacks
+    job = _ingest(fixture_path, project, f"{LABVIEW}_DataLog.txt", capture, run="LV-RUN1")
+    assert job.result["verdict"] == "fail"
+    labview_run.refresh_from_db()
+    assert labview_run.status == "running"
+    run = _complete(labview_run)
+    assert run.status == "failed_qc" and run.qc_failed_by_log
+    assert "purge_length:TMA" in run.notes
+    # a person confirms it: from then on it is their decision
+    run = dep.run_qc_fail(run=run, reason="purges too short, SEM confirms")
+    assert run.status == "failed_qc" and not run.qc_failed_by_log
+    dep.tool_update(tool=run.tool, check_thresholds={"purge_tolerance_s": 10.5})
+    with capture(execute=False):
+        run_log_recheck(run=run)
+    assert _run_job(job.pk, capture).result["verdict"] != "fail"
+    run.refresh_from_db()
+    assert run.status == "failed_qc"
+
+
+@pytest.mark.django_db
+def test_a_recheck_runs_the_parser_this_worker_has(
+    fixture_path, project, labview_run, django_capture_on_commit_callbacks
+):
+    """A log read by an older parser version is checked again with the current one."""
+    from depositions.logs import run_log_recheck
+
+    capture = django_capture_on_commit_callbacks
+    job = _ingest(fixture_path, project, f"{LABVIEW}_DataLog.txt", capture, run="LV-RUN1")
+    IngestionJob.objects.filter(pk=job.pk).update(parser_version="0.9.0")
+    with capture(execute=False):
+        assert run_log_recheck(run=labview_run) == [job.pk]
+    done = _run_job(job.pk, capture)
+    assert done.status == "succeeded", done.error
+    assert done.parser_version != "0.9.0"
+    assert RunLogFile.objects.get(pk=done.result["log_file"]).parser_version == done.parser_version
+
+
+@pytest.mark.django_db
+def test_a_corrected_summary_pushed_later_replaces_the_first(
+    fixture_path, tmp_path, project, labview_run, django_capture_on_commit_callbacks
+):
+    capture = django_capture_on_commit_callbacks
+    text = (fixture_path / f"{LABVIEW}_Summary.txt").read_bytes()
+    wrong = tmp_path / "wrong_Summary.txt"
+    wrong.write_bytes(text.replace(b"154/154", b"100/154"))
+    _submit(wrong, project, capture, run="LV-RUN1")
+    _ingest(fixture_path, project, f"{LABVIEW}_Summary.txt", capture, run="LV-RUN1")
+    job = _ingest(fixture_path, project, f"{LABVIEW}_DataLog.txt", capture, run="LV-RUN1")
+    log_file = RunLogFile.objects.get(pk=job.result["log_file"])
+    assert [c["file"] for c in log_file.metadata["companions"]] == [
+        f"{LABVIEW}_Summary.txt".rsplit("/", 1)[-1]
+    ]
+    assert RunCheck.objects.get(log=log_file, name="run_completeness").status == "pass"
