@@ -153,9 +153,10 @@ def _lock_run(run: DepositionRun) -> DepositionRun:
 
 def tool_log_mapping(
     *, project: Any, params: dict[str, Any], kind: str | None, instrument: Any
-) -> str | None:
+) -> ColumnMapping | None:
     """The saved channel map of the ALD tool a file comes from (its instrument token, else the
-    run it names): how plain CSV/TSV tool logs are read (settings.LIMS_INGEST_DEFAULT_MAPPINGS)."""
+    run it names): how plain CSV/TSV tool logs are read (settings.LIMS_INGEST_DEFAULT_MAPPINGS).
+    The map itself, not its name: it belongs to the tool's project, maybe not the upload's."""
     if kind not in (None, "ald_log"):
         return None
     tool = Tool.objects.filter(instrument=instrument).first() if instrument is not None else None
@@ -168,7 +169,7 @@ def tool_log_mapping(
         tool = run.tool if run else None
     if tool is None or tool.log_mapping_id is None:
         return None
-    return str(ColumnMapping.objects.values_list("name", flat=True).get(pk=tool.log_mapping_id))
+    return ColumnMapping.objects.get(pk=tool.log_mapping_id)
 
 
 def _run_for(job: IngestionJob, linked: DepositionRun | None) -> tuple[DepositionRun | None, str]:

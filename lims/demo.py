@@ -51,6 +51,9 @@ def _binary(name: str, precursor: str, gpc: str, target: str) -> SubCycleInput:
 def process_chain(*, project: Project, user: Any) -> bool:
     """Create the chain once; returns False when it was already there."""
     if Sample.objects.filter(code="NMC811-A").exists():
+        if not DepositionRun.objects.filter(code=QCM_RUN).exists():  # a demo made before it
+            si = _material("Si wafer", MaterialClass.SUBSTRATE, "Si")
+            qcm_run(project=project, user=user, wafer_material=si)
         return False
     now = timezone.now()
     nmc = _material("NMC811", MaterialClass.CATHODE_ACTIVE, "LiNi0.8Mn0.1Co0.1O2")

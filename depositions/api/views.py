@@ -468,23 +468,24 @@ class DepositionRunViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
         """Measured GPC of every thickness on the run's outputs, with provenance."""
         return Response([r.as_dict() for r in selectors.run_gpc(run=self.get_object())])
 
+    # the run list's filters and pagination do not apply to one run's rows
     @extend_schema(responses=s.RunCheckSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
     def checks(self, request: Request, code: str | None = None) -> Response:
         """The tool-log checks of the run (one set per data log), with their checker version."""
         rows = self.get_object().checks.order_by("log_id", "name")
         return Response(s.RunCheckSerializer(rows, many=True).data)
 
     @extend_schema(responses=s.PulseEventSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], filter_backends=[])
     def pulses(self, request: Request, code: str | None = None) -> Response:
         """Every detected pulse, in time order per log (paginated)."""
-        rows = self.get_object().pulses.order_by("log_id", "start_s")
+        rows = self.get_object().pulses.order_by("log_id", "start_s", "pk")  # unique: stable pages
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(s.PulseEventSerializer(page, many=True).data)
 
-    @extend_schema(request=None, responses=s.QueuedJobsSerializer)
-    @action(detail=True, methods=["post"])
+    @extend_schema(request=None, responses={202: s.QueuedJobsSerializer})
+    @action(detail=True, methods=["post"], filter_backends=[])
     def recheck(self, request: Request, code: str | None = None) -> Response:
         """Check the run's logs again (new thresholds, calibrations or checker): jobs queued."""
         queued = logs.run_log_recheck(run=self.get_object())
@@ -501,8 +502,8 @@ class RunLogFileViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     def get_queryset(self) -> QuerySet[RunLogFile]:
         return selectors.run_log_file_list(user=self.request.user)
 
-    @extend_schema(request=s.RunLinkSerializer, responses=s.QueuedJobsSerializer)
-    @action(detail=True, methods=["post"])
+    @extend_schema(request=s.RunLinkSerializer, responses={202: s.QueuedJobsSerializer})
+    @action(detail=True, methods=["post"], filter_backends=[])
     def link(self, request: Request, pk: str | None = None) -> Response:
         """Attach a log pushed without (or with a wrong) run code to a run, and check it."""
         log_file = self.get_object()

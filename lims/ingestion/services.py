@@ -117,13 +117,19 @@ def _default_mapping(
     *, project: Project, params: dict[str, Any], kind: str | None, instrument: Instrument | None
 ) -> Any:
     """A file no parser recognises, from a source that has a saved map (an ALD tool's channel
-    map): the first resolver in ``settings.LIMS_INGEST_DEFAULT_MAPPINGS`` that names one wins.
+    map): the first resolver in ``settings.LIMS_INGEST_DEFAULT_MAPPINGS`` returning one wins.
     Resolvers live in the domain apps (lims does not know what a tool is)."""
     for path in settings.LIMS_INGEST_DEFAULT_MAPPINGS:
-        name = import_string(path)(project=project, params=params, kind=kind, instrument=instrument)
-        if name:
-            params["metadata"] = {**(params.get("metadata") or {}), "column_mapping": name}
-            return _mapped_parser(project=project, params=params, kind=kind)
+        saved = import_string(path)(
+            project=project, params=params, kind=kind, instrument=instrument
+        )
+        if saved is not None:  # the map itself: it may belong to the tool's project
+            params["metadata"] = {
+                **(params.get("metadata") or {}),
+                "column_mapping": saved.mapping,
+                "column_mapping_name": saved.name,
+            }
+            return get_parser(saved.parser_name)
     return None
 
 
