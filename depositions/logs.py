@@ -35,6 +35,7 @@ from lims.ingestion import storage
 from lims.ingestion.base import ParseContext, get_parser
 from lims.ingestion.services import IngestOutcome, ingest_submit, job_requeue
 from lims.models import ColumnMapping, IngestionJob
+from lims.selectors import scope_to_user
 
 
 def _jsonable(data: Any) -> Any:
@@ -461,10 +462,12 @@ def run_log_recheck(*, run: DepositionRun) -> list[int]:
     return [job.pk for job in jobs if job_requeue(job=job)]
 
 
-def tool_runs_recheck(*, tool: Any) -> list[int]:
-    """Every logged run of a tool checked again (after its thresholds changed)."""
+def tool_runs_recheck(*, tool: Any, user: Any) -> list[int]:
+    """Every logged run of a tool the user may see checked again (after new thresholds):
+    a tool shared by several projects is re-checked only where the user works."""
     queued: list[int] = []
-    for run in DepositionRun.objects.filter(tool=tool, log_files__isnull=False).distinct():
+    runs = DepositionRun.objects.filter(tool=tool, log_files__isnull=False).distinct()
+    for run in scope_to_user(runs, user=user):
         queued += run_log_recheck(run=run)
     return queued
 
@@ -537,26 +540,30 @@ def run_pulse_summary(*, run: DepositionRun) -> list[dict[str, Any]]:
     )
 
 
-def tool_overview(*, tool: Any) -> dict[str, Any]:
+def tool_overview(*, tool: Any, user: Any) -> dict[str, Any]:
     """A tool's recent runs with their QC verdicts, and each bottle's pulse amplitude per run."""
     from django.db.models import Avg, F
 
     from depositions.models import RunPrecursor
 
     runs = list(
-        selectors.with_qc(DepositionRun.objects.filter(tool=tool))
+        selectors.with_qc(scope_to_user(DepositionRun.objects.filter(tool=tool), user=user))
         .select_related("recipe")
         .order_by("-created_at")[:50]
     )
     amplitude = {
         (row["run_id"], row["source"]): row["amp"]
-        for row in PulseEvent.objects.filter(run__tool=tool, peak__isnull=False)
+        for row in scope_to_user(
+            PulseEvent.objects.filter(run__tool=tool, peak__isnull=False),
+            user=user,
+            field="run__project",
+        )
         .values("run_id", "source")
         .annotate(amp=Avg(F("peak") - F("baseline")))
     }
     bottles: dict[str, list[dict[str, Any]]] = {}
     for use in (
-        RunPrecursor.objects.filter(run__tool=tool)
+        scope_to_user(RunPrecursor.objects.filter(run__tool=tool), user=user, field="run__project")
         .select_related("run", "tool_source", "precursor_lot__chemical")
         .order_by("run__started_at", "run__created_at")
     ):

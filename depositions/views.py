@@ -431,7 +431,7 @@ def tool_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def tool_detail(request: HttpRequest, pk: int) -> HttpResponse:
     tool = get_object_or_404(selectors.tool_list(user=request.user), pk=pk)
-    overview = logs.tool_overview(tool=tool)
+    overview = logs.tool_overview(tool=tool, user=request.user)
     return render(request, "depositions/tool_detail.html", {"tool": tool, **overview})
 
 
@@ -448,7 +448,7 @@ def tool_thresholds(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             message = "Thresholds saved."
             if form.cleaned_data["recheck"]:
-                queued = logs.tool_runs_recheck(tool=tool)
+                queued = logs.tool_runs_recheck(tool=tool, user=request.user)
                 message += f" {len(queued)} log(s) queued for checking."
             messages.success(request, message)
             return redirect("depositions:tool-detail", pk=tool.pk)

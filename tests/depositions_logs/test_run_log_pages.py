@@ -234,3 +234,47 @@ def test_runs_list_and_filter_by_their_tool_log_verdict(
         client.post(f"/depositions/runs/{labview_run.code}/recheck/")
     checking = user_client.get(f"/api/v1/deposition-runs/{labview_run.code}/").json()
     assert checking["qc_verdict"] == "checking"
+
+
+@pytest.mark.django_db
+def test_a_shared_tools_page_and_recheck_stay_in_the_users_projects(
+    fixture_path, project, labview_run, user, client, django_capture_on_commit_callbacks
+):
+    from depositions import services as dep
+    from lims.models import Project
+
+    other = Project.objects.create(name="Other lab", slug="other")
+    from decimal import Decimal
+
+    from depositions.inputs import BlockInput, StepInput, SubCycleInput
+
+    recipe = dep.recipe_create(
+        project=other,
+        name="theirs",
+        subcycles=[
+            SubCycleInput(
+                "Al2O3",
+                [StepInput("pulse", Decimal("1"), "TMA"), StepInput("purge", Decimal("30"))],
+            )
+        ],
+        blocks=[BlockInput("Al2O3", 80)],
+    )
+    theirs = dep.run_create(project=other, code="THEIRS-1", tool=labview_run.tool, recipe=recipe)
+    _ingest(
+        fixture_path,
+        other,
+        f"{LABVIEW}_DataLog.txt",
+        django_capture_on_commit_callbacks,
+        run=theirs.code,
+    )
+    client.force_login(user)
+    page = client.get(f"/depositions/tools/{labview_run.tool_id}/").content.decode()
+    assert "THEIRS-1" not in page
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(
+            f"/depositions/tools/{labview_run.tool_id}/thresholds/",
+            {"purge_tolerance_s": "10.5", "recheck": "on"},
+            follow=True,
+        )
+    assert "0 log(s) queued" in response.content.decode()
+    assert IngestionJob.objects.get(params__run="THEIRS-1").status == "succeeded"
