@@ -455,11 +455,12 @@ def run_log_submit(
 
 def run_log_recheck(*, run: DepositionRun) -> list[int]:
     """Check every data log of a run again (after new thresholds, a new calibration, a new
-    checker): the logs' jobs are queued, so the worker does it the one way it always does."""
+    checker): the logs' jobs are queued, so the worker does it the one way it always does; a
+    job running right now runs once more when it finishes (it may have read the old values)."""
     jobs = IngestionJob.objects.filter(
         pk__in=run.log_files.exclude(series_path="").exclude(job=None).values("job_id")
     )
-    return [job.pk for job in jobs if job_requeue(job=job)]
+    return [job.pk for job in jobs if job_requeue(job=job, after_running=True)]
 
 
 def tool_runs_recheck(*, tool: Any, user: Any) -> list[int]:

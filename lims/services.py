@@ -39,7 +39,7 @@ def sweep_stuck() -> dict[str, int]:
     )
     job_ids = list(
         IngestionJob.objects.filter(
-            status=IngestionJob.Status.PENDING, created_at__lt=stale
+            status=IngestionJob.Status.PENDING, queued_at__lt=stale
         ).values_list("pk", flat=True)[:500]
     )
     event_ids = list(

@@ -235,6 +235,8 @@ def job_run(*, job_id: int) -> IngestionJob | None:
     except Exception as exc:
         log.exception("ingestion job %s crashed", job.pk)
         _fail(job, f"{raw.original_name}: unexpected {type(exc).__name__} while ingesting: {exc}")
+    if IngestionJob.objects.filter(pk=job.pk, requeue_requested=True).exists():
+        job_requeue(job=job)
     job.refresh_from_db()
     return job
 
@@ -261,22 +263,32 @@ def job_rerun(*, job: IngestionJob) -> IngestionJob:
     return job
 
 
-def job_requeue(*, job: IngestionJob) -> bool:
-    """Queue a finished job again; False when it is still queued or running.
+def job_requeue(*, job: IngestionJob, after_running: bool = False) -> bool:
+    """Queue a finished job again; False when there is nothing to add.
 
-    A job that has not reached its handler yet will read the current state of the database when
-    it does, so there is nothing to add: callers (re-checks on new context) can skip it.
+    A pending job will read the database as it is when it runs: nothing to add. A running one
+    may already have read what changed (new thresholds): with ``after_running`` it is queued
+    once more when it finishes (callers whose change the handler reads under a lock it holds,
+    such as a run's companions, leave it alone).
     """
     with transaction.atomic():
         job = IngestionJob.objects.select_for_update().get(pk=job.pk)
-        if job.status in (IngestionJob.Status.PENDING, IngestionJob.Status.RUNNING):
+        if job.status == IngestionJob.Status.PENDING:
             return False
+        if job.status == IngestionJob.Status.RUNNING:
+            if not after_running:
+                return False
+            job.requeue_requested = True
+            job.save(update_fields=["requeue_requested"])
+            return True
         _current_parser(job)
         job.status = IngestionJob.Status.PENDING
         job.progress = 0
         job.error = ""
         job.started_at = None
         job.finished_at = None
+        job.queued_at = timezone.now()
+        job.requeue_requested = False
         job.save(
             update_fields=[
                 "status",
@@ -285,6 +297,8 @@ def job_requeue(*, job: IngestionJob) -> bool:
                 "started_at",
                 "finished_at",
                 "parser_version",
+                "queued_at",
+                "requeue_requested",
             ]
         )
         pk = job.pk

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 
 
 class RawFile(models.Model):
@@ -59,6 +60,10 @@ class IngestionJob(models.Model):
         "lims.Instrument", null=True, blank=True, on_delete=models.SET_NULL
     )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # last time it was (re)queued: the stuck-job sweep measures from here, not from creation
+    queued_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # asked to run again while running (new thresholds): queued once more when it finishes
+    requeue_requested = models.BooleanField(default=False)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_s = models.FloatField(null=True, blank=True)

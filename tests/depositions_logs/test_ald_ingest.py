@@ -586,3 +586,45 @@ def test_a_corrected_summary_pushed_later_replaces_the_first(
         f"{LABVIEW}_Summary.txt".rsplit("/", 1)[-1]
     ]
     assert RunCheck.objects.get(log=log_file, name="run_completeness").status == "pass"
+
+
+@pytest.mark.django_db
+def test_a_recheck_asked_while_the_log_is_running_runs_once_more_after(
+    fixture_path, project, labview_run, django_capture_on_commit_callbacks
+):
+    """The running job may have read the old thresholds: it is queued again when it ends."""
+    from depositions.logs import run_log_recheck
+
+    capture = django_capture_on_commit_callbacks
+    job = _ingest(fixture_path, project, f"{LABVIEW}_DataLog.txt", capture, run="LV-RUN1")
+    IngestionJob.objects.filter(pk=job.pk).update(status="running")
+    assert run_log_recheck(run=labview_run) == [job.pk]
+    job.refresh_from_db()
+    assert job.status == "running" and job.requeue_requested
+    # the worker finishes that pass...
+    IngestionJob.objects.filter(pk=job.pk).update(status="pending")
+    with capture(execute=False) as callbacks:
+        done = ingest.job_run(job_id=job.pk)
+    # ...and the job is queued again at once, dispatched after commit
+    assert done.status == "pending" and not done.requeue_requested and callbacks
+    assert _run_job(job.pk, capture).status == "succeeded"
+
+
+@pytest.mark.django_db
+def test_the_sweep_measures_a_requeued_job_from_its_requeue(
+    fixture_path, project, labview_run, django_capture_on_commit_callbacks, settings
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from depositions.logs import run_log_recheck
+
+    capture = django_capture_on_commit_callbacks
+    job = _ingest(fixture_path, project, f"{LABVIEW}_DataLog.txt", capture, run="LV-RUN1")
+    IngestionJob.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(days=1))
+    with capture(execute=False):
+        run_log_recheck(run=labview_run)
+    job.refresh_from_db()
+    stale = timezone.now() - timedelta(seconds=settings.LIMS_STUCK_AFTER_S)
+    assert job.queued_at > stale  # not re-sent by the next sweep

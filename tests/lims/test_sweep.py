@@ -41,7 +41,7 @@ def test_sweep_redispatches_stale_pending_and_dead_running_jobs(project, monkeyp
         status="running",
         started_at=old,
     )
-    IngestionJob.objects.filter(pk__in=[stale.pk, dead.pk]).update(created_at=old)
+    IngestionJob.objects.filter(pk__in=[stale.pk, dead.pk]).update(created_at=old, queued_at=old)
     event = OutboxEvent.objects.create(topic="lims.job.created", payload={})
     OutboxEvent.objects.filter(pk=event.pk).update(created_at=old)
 
