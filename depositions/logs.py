@@ -149,7 +149,9 @@ def _with_companions(run: DepositionRun, data: AldLog) -> tuple[AldLog, list[dic
 def _lock_run(run: DepositionRun) -> DepositionRun:
     """Serialise the handlers of one run's files: a data log and a companion processed at the
     same time by two workers must not both miss each other."""
-    return DepositionRun.objects.select_for_update().select_related("tool", "recipe").get(pk=run.pk)
+    # NO KEY: rows pointing at the run (loads, checks) can still be written meanwhile
+    locked = DepositionRun.objects.select_for_update(no_key=True)
+    return locked.select_related("tool", "recipe").get(pk=run.pk)
 
 
 def tool_log_mapping(
