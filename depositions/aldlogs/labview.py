@@ -1392,49 +1392,52 @@ class LabviewDatalogParser:
         return merge_labview(parse_labview_datalog(Path(path), ctx), valve_map=valve_map)
 
 
-@register
-class LabviewExecutionTableParser:
-    name: ClassVar[str] = "labview_execution_table"
+class _TableParser:
+    """A LabVIEW companion table recognised by its header line (one of the first 30)."""
+
     version: ClassVar[str] = VERSION
     kind: ClassVar[str] = "ald_log"
+    confidence: ClassVar[float] = 0.95
+
+    @staticmethod
+    def is_header(line: str) -> bool:
+        raise NotImplementedError
+
+    @staticmethod
+    def read(path: Path, ctx: ParseContext) -> Any:
+        raise NotImplementedError
 
     def sniff(self, head: bytes, filename: str) -> float:
         lines = _head_lines(head)
-        return 0.95 if any(_is_execution_header(line) for line in lines[:30]) else 0.0
+        return self.confidence if any(self.is_header(line) for line in lines[:30]) else 0.0
 
-    def parse(self, path: Path, ctx: ParseContext) -> ExecutionTable:
-        return parse_execution_table(Path(path), ctx)
+    def parse(self, path: Path, ctx: ParseContext) -> Any:
+        return self.read(Path(path), ctx)
 
 
 @register
-class LabviewExecutionArrayParser:
+class LabviewExecutionTableParser(_TableParser):
+    name: ClassVar[str] = "labview_execution_table"
+    is_header = staticmethod(_is_execution_header)
+    read = staticmethod(parse_execution_table)
+
+
+@register
+class LabviewExecutionArrayParser(_TableParser):
     """``*_ExecutionArray.txt`` of newer builds: the recipe as numbers (precursors by their
     position in the summary's port list, named when merged with the doses or the summary)."""
 
     name: ClassVar[str] = "labview_execution_array"
-    version: ClassVar[str] = VERSION
-    kind: ClassVar[str] = "ald_log"
-
-    def sniff(self, head: bytes, filename: str) -> float:
-        lines = _head_lines(head)
-        return 0.9 if any(_is_execution_array_header(line) for line in lines[:30]) else 0.0
-
-    def parse(self, path: Path, ctx: ParseContext) -> ExecutionTable:
-        return parse_execution_array(Path(path), ctx)
+    confidence: ClassVar[float] = 0.9
+    is_header = staticmethod(_is_execution_array_header)
+    read = staticmethod(parse_execution_array)
 
 
 @register
-class LabviewDosesParser:
+class LabviewDosesParser(_TableParser):
     name: ClassVar[str] = "labview_doses"
-    version: ClassVar[str] = VERSION
-    kind: ClassVar[str] = "ald_log"
-
-    def sniff(self, head: bytes, filename: str) -> float:
-        lines = _head_lines(head)
-        return 0.95 if any(_is_doses_header(line) for line in lines[:30]) else 0.0
-
-    def parse(self, path: Path, ctx: ParseContext) -> DosesTable:
-        return parse_doses_table(Path(path), ctx)
+    is_header = staticmethod(_is_doses_header)
+    read = staticmethod(parse_doses_table)
 
 
 @register
