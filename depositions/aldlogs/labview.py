@@ -689,20 +689,33 @@ def step_kind(step: ExecutionStep) -> str:
     return "fill" if step.fill_pressure_torr is not None else "pulse"
 
 
-def parse_execution_table(path: Path, ctx: ParseContext) -> ExecutionTable:
-    """Parse ``*_ExecutionTable.txt``: the steps as the tool ran them."""
-    head = read_text(path, ctx)
-    table = _table(head, _is_execution_header, "execution-table")
+def _step_columns(table: Any) -> tuple[Any, ...]:
+    """The step columns shared by the execution table and array, and their unit factors:
+    precursor, fill pressure, dose time, purge time, process type; fill, dose, purge factors."""
     labels = table.labels
-    c_step = _find(labels, "recipe step")
     c_prec = _find(labels, "precursor")
     c_fill = _find(labels, "fill pressure")
     c_dose = _find(labels, "dose time")
     c_purge = _find(labels, "purge time")
     c_type = _find(labels, "process type")
-    fill_f = _unit_factor(table, c_fill, "pressure")
-    dose_f = _unit_factor(table, c_dose, "time")
-    purge_f = _unit_factor(table, c_purge, "time")
+    return (
+        c_prec,
+        c_fill,
+        c_dose,
+        c_purge,
+        c_type,
+        _unit_factor(table, c_fill, "pressure"),
+        _unit_factor(table, c_dose, "time"),
+        _unit_factor(table, c_purge, "time"),
+    )
+
+
+def parse_execution_table(path: Path, ctx: ParseContext) -> ExecutionTable:
+    """Parse ``*_ExecutionTable.txt``: the steps as the tool ran them."""
+    head = read_text(path, ctx)
+    table = _table(head, _is_execution_header, "execution-table")
+    c_step = _find(table.labels, "recipe step")
+    c_prec, c_fill, c_dose, c_purge, c_type, fill_f, dose_f, purge_f = _step_columns(table)
     steps: list[ExecutionStep] = []
     warnings = head.warnings + table.warnings + _short_rows(table)
     for line, row in zip(table.lines, table.rows, strict=True):
@@ -737,15 +750,7 @@ def parse_execution_array(path: Path, ctx: ParseContext) -> ExecutionTable:
     """
     head = read_text(path, ctx)
     table = _table(head, _is_execution_array_header, "execution-array")
-    labels = table.labels
-    c_prec = _find(labels, "precursor")
-    c_fill = _find(labels, "fill pressure")
-    c_dose = _find(labels, "dose time")
-    c_purge = _find(labels, "purge time")
-    c_type = _find(labels, "process type")
-    fill_f = _unit_factor(table, c_fill, "pressure")
-    dose_f = _unit_factor(table, c_dose, "time")
-    purge_f = _unit_factor(table, c_purge, "time")
+    c_prec, c_fill, c_dose, c_purge, c_type, fill_f, dose_f, purge_f = _step_columns(table)
     warnings = head.warnings + table.warnings + _short_rows(table)
     steps: list[ExecutionStep] = []
     for line, row in zip(table.lines, table.rows, strict=True):
