@@ -28,6 +28,7 @@ import dataclasses
 import itertools
 import math
 import re
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -1397,20 +1398,18 @@ class LabviewDatalogParser:
         return merge_labview(parse_labview_datalog(Path(path), ctx), valve_map=valve_map)
 
 
-class _TableParser:
+class _TableParser(ABC):
     """A LabVIEW companion table recognised by its header line (one of the first 30)."""
 
     version: ClassVar[str] = VERSION
     kind: ClassVar[str] = "ald_log"
     confidence: ClassVar[float] = 0.95
 
-    @staticmethod
-    def is_header(line: str) -> bool:
-        raise NotImplementedError
+    @abstractmethod
+    def is_header(self, line: str) -> bool: ...
 
-    @staticmethod
-    def read(path: Path, ctx: ParseContext) -> Any:
-        raise NotImplementedError
+    @abstractmethod
+    def read(self, path: Path, ctx: ParseContext) -> Any: ...
 
     def sniff(self, head: bytes, filename: str) -> float:
         lines = _head_lines(head)
@@ -1423,8 +1422,12 @@ class _TableParser:
 @register
 class LabviewExecutionTableParser(_TableParser):
     name: ClassVar[str] = "labview_execution_table"
-    is_header = staticmethod(_is_execution_header)
-    read = staticmethod(parse_execution_table)
+
+    def is_header(self, line: str) -> bool:
+        return _is_execution_header(line)
+
+    def read(self, path: Path, ctx: ParseContext) -> ExecutionTable:
+        return parse_execution_table(path, ctx)
 
 
 @register
@@ -1434,15 +1437,23 @@ class LabviewExecutionArrayParser(_TableParser):
 
     name: ClassVar[str] = "labview_execution_array"
     confidence: ClassVar[float] = 0.9
-    is_header = staticmethod(_is_execution_array_header)
-    read = staticmethod(parse_execution_array)
+
+    def is_header(self, line: str) -> bool:
+        return _is_execution_array_header(line)
+
+    def read(self, path: Path, ctx: ParseContext) -> ExecutionTable:
+        return parse_execution_array(path, ctx)
 
 
 @register
 class LabviewDosesParser(_TableParser):
     name: ClassVar[str] = "labview_doses"
-    is_header = staticmethod(_is_doses_header)
-    read = staticmethod(parse_doses_table)
+
+    def is_header(self, line: str) -> bool:
+        return _is_doses_header(line)
+
+    def read(self, path: Path, ctx: ParseContext) -> DosesTable:
+        return parse_doses_table(path, ctx)
 
 
 @register
