@@ -20,6 +20,7 @@ from cells.models import Cell, CycleRecord, CyclingTest, PerformanceRecord
 from cells.parsers.summary import summary_plan
 from cells.parsers.types import CyclerData, polars_parse_error
 from lims.events.services import event_emit
+from lims.fields import assign_fields, check_fields
 from lims.ingestion import storage
 from lims.ingestion.services import IngestOutcome
 from lims.models import IngestionJob, Project
@@ -49,6 +50,7 @@ def cell_create(*, project: Project, code: str, **fields: Any) -> Cell:
     from samples.choices import OperationKind
     from samples.services import operation_record
 
+    check_fields(Cell, fields)
     cell = Cell(project=project, code=code, **fields)
     _link_lineage(cell)
     cell.full_clean()
@@ -71,8 +73,7 @@ def cell_update(*, cell: Cell, reason: str = "", **fields: Any) -> Cell:
     """Update a cell; a changed active mass re-derives its records through an event."""
     cell = Cell.objects.select_for_update().get(pk=cell.pk)
     old_mass = cell.active_mass_mg
-    for name, value in fields.items():
-        setattr(cell, name, value)
+    assign_fields(cell, fields)
     _link_lineage(cell)
     cell.full_clean()
     cell.save()
