@@ -43,6 +43,7 @@ def _drf_error(exc: Exception) -> Exception:
 
 class IngestView(APIView):
     parser_classes = [StreamingMultiPartParser, FormParser]
+    instrument_actions = ("post",)  # lims.api.permissions.InstrumentScope
 
     @extend_schema(
         request=IngestRequestSerializer,
@@ -84,6 +85,7 @@ class IngestView(APIView):
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = JobSerializer
     filterset_fields = ["status", "kind", "parser_name", "project"]
+    instrument_actions = ("list", "retrieve")  # its own jobs: selectors.job_list
     ordering_fields = ["created_at", "finished_at"]
 
     def get_queryset(self) -> QuerySet[IngestionJob]:
