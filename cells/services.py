@@ -135,7 +135,9 @@ def cycling_test_prepare(*, job: IngestionJob, data: CyclerData) -> PreparedCycl
     """Phase 1 of the cycler handler, outside any transaction: one streaming pass writes the
     Parquet series and computes the per-cycle summary."""
     raw = job.raw_file
-    rel = storage.series_relpath(raw.sha256, job.parser_name, job.parser_version)
+    rel = storage.series_relpath(
+        raw.sha256, job.parser_name, job.parser_version, project_id=raw.project_id
+    )
     path = storage.absolute(rel)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

@@ -238,7 +238,9 @@ def ald_log_ingest(*, job: IngestionJob, prepared: Any) -> IngestOutcome:
             result["rechecks_queued"] = _recheck_readers(run)
         return IngestOutcome(status=IngestionJob.Status.SUCCEEDED, result=result)
 
-    rel = storage.series_relpath(raw.sha256, job.parser_name, job.parser_version)
+    rel = storage.series_relpath(
+        raw.sha256, job.parser_name, job.parser_version, project_id=raw.project_id
+    )
     path = storage.absolute(rel)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

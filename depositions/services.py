@@ -1142,13 +1142,13 @@ def furnace_log_attach(
         raise ValidationError({"tolerance_k": "must be above zero"})
     blob = storage.store_upload(stream)
     raw, _ = RawFile.objects.get_or_create(
+        project=treatment.project,
         sha256=blob.sha256,
         defaults={
             "size": blob.size,
             "original_name": filename[:500],
             "encoding": stored_encoding(blob.head),
             "storage_path": blob.relpath,
-            "project": treatment.project,
             "uploaded_by": user if getattr(user, "is_authenticated", False) else None,
             "instrument": treatment.furnace,
         },

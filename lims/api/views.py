@@ -50,6 +50,10 @@ class IngestView(APIView):
         responses={
             202: IngestResponseSerializer,
             200: OpenApiResponse(IngestResponseSerializer, description="Same bytes seen before"),
+            409: OpenApiResponse(
+                description="An instrument pushed bytes another source already stored in its "
+                "project (that job is not named)"
+            ),
             413: OpenApiResponse(description="Upload larger than LIMS_UPLOAD_MAX_BYTES"),
         },
         summary="Upload an instrument file; it is stored, then parsed by a worker",
@@ -75,6 +79,8 @@ class IngestView(APIView):
             )
         except (DjangoPermissionDenied, DjangoValidationError) as exc:
             raise _drf_error(exc) from exc
+        except services.AlreadyStored as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         url = request.build_absolute_uri(f"/api/v1/jobs/{job.pk}/")
         return Response(
             IngestResponseSerializer.build(job, url),

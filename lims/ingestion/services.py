@@ -1,7 +1,8 @@
 """Ingestion: store bytes, find or create the job, run it, record the outcome.
 
 One path for instruments (REST), people (browser form) and re-runs. Dedupe keys are the
-unique constraints: ``RawFile.sha256`` and ``(raw_file, parser_name, parser_version)``.
+unique constraints: ``(RawFile.project, RawFile.sha256)`` and ``(raw_file, parser_name,
+parser_version)``; the blob itself is shared by every project holding the same bytes.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ def _job_payload(job: IngestionJob) -> dict[str, Any]:
     }
 
 
+class AlreadyStored(Exception):
+    """The bytes are in the project already, under a job the caller may not see."""
+
+
 def _dispatch(job_id: int) -> None:
     from lims.ingestion.tasks import ingest_job_run
 
@@ -57,7 +62,12 @@ def ingest_submit(
     instrument: Instrument | None = None,
     content_type: str = "",
 ) -> tuple[IngestionJob, bool]:
-    """Store an upload and return ``(job, created)``; identical bytes give the existing job."""
+    """Store an upload and return ``(job, created)``.
+
+    The same bytes again in the same project give that project's job (never another
+    project's). An instrument only sees its own jobs: bytes another source already brought
+    into the project raise ``AlreadyStored`` instead of naming that job.
+    """
     if kind is not None and kind not in KINDS:
         raise ValidationError({"kind": f"unknown kind {kind!r}; expected one of {KINDS}"})
     params = dict(params or {})
@@ -69,6 +79,7 @@ def ingest_submit(
     parser_name, parser_version = (parser.name, parser.version) if parser else (UNRECOGNISED, "0")
     with transaction.atomic():
         raw, _ = RawFile.objects.get_or_create(
+            project=project,
             sha256=blob.sha256,
             defaults={
                 "size": blob.size,
@@ -76,13 +87,17 @@ def ingest_submit(
                 "content_type": content_type[:200],
                 "encoding": stored_encoding(blob.head),
                 "storage_path": blob.relpath,
-                "project": project,
                 "uploaded_by": user if user is not None and user.is_authenticated else None,
                 "instrument": instrument,
             },
         )
         existing = raw.jobs.order_by("created_at").first()
         if existing is not None:
+            if instrument is not None and existing.instrument_id != instrument.pk:
+                raise AlreadyStored(
+                    f"{filename}: these bytes are already stored in project {project.slug} "
+                    "(brought by another instrument or a person); nothing was queued"
+                )
             return existing, False
         job, created = IngestionJob.objects.get_or_create(
             raw_file=raw,

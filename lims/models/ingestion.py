@@ -10,7 +10,10 @@ from django.utils import timezone
 
 
 class RawFile(models.Model):
-    sha256 = models.CharField(max_length=64, unique=True)
+    """One project's copy of some bytes. The blob is shared (``raw/<sha>``, content addressed);
+    the row is per project, so a project never learns of, nor answers with, another's job."""
+
+    sha256 = models.CharField(max_length=64, db_index=True)
     size = models.BigIntegerField()
     original_name = models.CharField(max_length=500)
     content_type = models.CharField(max_length=200, blank=True)
@@ -27,6 +30,11 @@ class RawFile(models.Model):
 
     class Meta:
         ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "sha256"], name="raw_file_unique_per_project"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.original_name} ({self.sha256[:12]})"
