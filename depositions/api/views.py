@@ -14,7 +14,6 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -51,6 +50,7 @@ from depositions.models import (
     Tool,
     ToolSource,
 )
+from lims.api.parsers import CappedFormParser, CappedMultiPartParser
 from lims.selectors import project_ids_visible
 
 CODE_REGEX = r"[A-Za-z0-9][A-Za-z0-9._-]*"
@@ -645,7 +645,7 @@ class PostTreatmentViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
         detail=True,
         methods=["post"],
         url_path="furnace-log",
-        parser_classes=[MultiPartParser, FormParser],
+        parser_classes=[CappedMultiPartParser, CappedFormParser],
     )
     def furnace_log(self, request: Request, code: str | None = None) -> Response:
         """Attach a furnace thermocouple log; the reply carries the dwell checks."""

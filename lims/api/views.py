@@ -12,14 +12,13 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
-from rest_framework.parsers import FormParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lims import selectors
 from lims import services as lims_services
-from lims.api.parsers import StreamingMultiPartParser
+from lims.api.parsers import CappedFormParser, StreamingMultiPartParser
 from lims.api.serializers import (
     ColumnMappingSerializer,
     IngestRequestSerializer,
@@ -42,7 +41,7 @@ def _drf_error(exc: Exception) -> Exception:
 
 
 class IngestView(APIView):
-    parser_classes = [StreamingMultiPartParser, FormParser]
+    parser_classes = [StreamingMultiPartParser, CappedFormParser]
     instrument_actions = ("post",)  # lims.api.permissions.InstrumentScope
 
     @extend_schema(
@@ -54,7 +53,10 @@ class IngestView(APIView):
                 description="An instrument pushed bytes another source already stored in its "
                 "project (that job is not named)"
             ),
-            413: OpenApiResponse(description="Upload larger than LIMS_UPLOAD_MAX_BYTES"),
+            413: OpenApiResponse(
+                description="File larger than LIMS_UPLOAD_MAX_BYTES, or a form field (or the "
+                "part headers and unknown fields together) larger than LIMS_FORM_FIELD_MAX_BYTES"
+            ),
         },
         summary="Upload an instrument file; it is stored, then parsed by a worker",
     )

@@ -7,17 +7,21 @@ parser_version)``; the blob itself is shared by every project holding the same b
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import IO, Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
 from lims.events.services import event_emit
 from lims.ingestion import registry, storage
+from lims.ingestion.errors import quote
 from lims.ingestion.parsing import ParseContext, ParseError
 from lims.ingestion.registry import detect_parser, get_parser
 from lims.ingestion.text import known_codec, stored_encoding
@@ -69,8 +73,9 @@ def ingest_submit(
     into the project raise ``AlreadyStored`` instead of naming that job.
     """
     if kind is not None and kind not in KINDS:
-        raise ValidationError({"kind": f"unknown kind {kind!r}; expected one of {KINDS}"})
+        raise ValidationError({"kind": f"unknown kind {quote(kind)}; expected one of {KINDS}"})
     params = dict(params or {})
+    _check_metadata_size(params.get("metadata"))
     mapped = _mapped_parser(project=project, params=params, kind=kind)
     blob = storage.store_upload(stream)
     parser = mapped or detect_parser(blob.head, filename, kind)
@@ -119,6 +124,16 @@ def ingest_submit(
     return job, created
 
 
+def _check_metadata_size(metadata: Any) -> None:
+    """Metadata goes into the job's parameters and every parse: held small."""
+    if metadata is None:
+        return
+    limit = settings.LIMS_FORM_FIELD_MAX_BYTES
+    size = len(json.dumps(metadata, cls=DjangoJSONEncoder).encode())
+    if size > limit:
+        raise ValidationError({"metadata": f"metadata is {size} bytes as JSON; at most {limit}"})
+
+
 def _default_mapping(
     *, project: Project, params: dict[str, Any], kind: str | None, instrument: Instrument | None
 ) -> Any:
@@ -149,7 +164,7 @@ def _mapped_parser(*, project: Project, params: dict[str, Any], kind: str | None
     if isinstance(ref, str):
         saved = ColumnMapping.objects.filter(project=project, name=ref).first()
         if saved is None:
-            raise ValidationError({"metadata": f"no saved column mapping named {ref!r}"})
+            raise ValidationError({"metadata": f"no saved column mapping named {quote(ref)}"})
         params["metadata"] = {
             **metadata,
             "column_mapping": saved.mapping,
@@ -173,7 +188,8 @@ def _finish(job: IngestionJob, *, status: str, error: str = "", result: dict[str
     job.duration_s = (now - job.started_at).total_seconds() if job.started_at else None
     job.save(update_fields=["status", "error", "result", "progress", "finished_at", "duration_s"])
     topic = "lims.job.failed" if status == IngestionJob.Status.FAILED else "lims.job.finished"
-    event_emit(topic=topic, payload={**_job_payload(job), "error": error, "result": result})
+    # job.error, not error: the model bounds it on save (lims/ingestion/errors.py)
+    event_emit(topic=topic, payload={**_job_payload(job), "error": job.error, "result": result})
 
 
 def job_progress(*, job_id: int, progress: int) -> None:

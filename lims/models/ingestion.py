@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
+
+from lims.ingestion.errors import bound_text
 
 
 class RawFile(models.Model):
@@ -86,6 +90,11 @@ class IngestionJob(models.Model):
 
     def __str__(self) -> str:
         return f"job {self.pk} {self.parser_name} {self.status}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # A message may quote a file's or a client's content: stored (and served) bounded.
+        self.error = bound_text(self.error)
+        super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:
         return reverse("job-detail", args=[self.pk])

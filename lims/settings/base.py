@@ -151,6 +151,11 @@ STATICFILES_DIRS = [BASE_DIR / "static", ("vendor/plotly", _plotly_dir())]
 # Raw files (content addressed) and derived series (Parquet) live here.
 LIMS_STORAGE_DIR = Path(os.environ.get("LIMS_STORAGE_DIR", DATA_DIR / "store"))
 LIMS_UPLOAD_MAX_BYTES = int(os.environ.get("LIMS_UPLOAD_MAX_BYTES", 2 * 1024**3))
+# Everything that is not a file is held in memory: each ingest form field (metadata JSON
+# included, lims/api/parsers.py) and, together, a browser form's fields or an API request's
+# JSON/urlencoded body (Django's own cap, applied to the API by lims/api/parsers.py).
+LIMS_FORM_FIELD_MAX_BYTES = int(os.environ.get("LIMS_FORM_FIELD_MAX_BYTES", 64 * 1024))
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DATA_UPLOAD_MAX_MEMORY_SIZE", 2621440))
 FILE_UPLOAD_HANDLERS = ["lims.ingestion.uploads.LimitedTemporaryFileUploadHandler"]
 FILE_UPLOAD_TEMP_DIR = os.environ.get("LIMS_UPLOAD_TEMP_DIR") or str(DATA_DIR / "tmp")
 Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
@@ -170,6 +175,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticated",
         "lims.api.permissions.InstrumentScope",
+    ],
+    "EXCEPTION_HANDLER": "lims.api.exceptions.exception_handler",  # error texts bounded
+    "DEFAULT_PARSER_CLASSES": [
+        "lims.api.parsers.CappedJSONParser",
+        "lims.api.parsers.CappedFormParser",
+        "lims.api.parsers.CappedMultiPartParser",
     ],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",

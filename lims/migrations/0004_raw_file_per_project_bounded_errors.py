@@ -2,6 +2,17 @@
 
 from django.conf import settings
 from django.db import migrations, models
+from django.db.models.functions import Length
+
+from lims.ingestion.errors import ERROR_MAX_CHARS, bound_text
+
+
+def bound_stored_errors(apps, schema_editor):
+    """Errors stored before they were bounded (one quoted a 12.4 MB field)."""
+    IngestionJob = apps.get_model("lims", "IngestionJob")
+    long = IngestionJob.objects.annotate(n=Length("error")).filter(n__gt=ERROR_MAX_CHARS)
+    for job in long.only("pk", "error").iterator(chunk_size=100):
+        IngestionJob.objects.filter(pk=job.pk).update(error=bound_text(job.error))
 
 
 class Migration(migrations.Migration):
@@ -21,4 +32,5 @@ class Migration(migrations.Migration):
             model_name='rawfile',
             constraint=models.UniqueConstraint(fields=('project', 'sha256'), name='raw_file_unique_per_project'),
         ),
+        migrations.RunPython(bound_stored_errors, migrations.RunPython.noop),
     ]
