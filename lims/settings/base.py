@@ -228,7 +228,7 @@ CELERY_TASK_ACKS_LATE = True
 # A pool child killed mid-task (OOM killer, SIGKILL) puts its message back instead of acking it.
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_DEFAULT_QUEUE = "lims"
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("LIMS_TASK_QUEUE", "lims")
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
