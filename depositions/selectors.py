@@ -25,7 +25,6 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from depositions import dose, expansion
-from depositions.anneal import Profile, SegmentSpec, planned_profile
 from depositions.choices import LoadRole, StepPhase
 from depositions.filtersets import (
     ChemicalFilterSet,
@@ -42,6 +41,7 @@ from depositions.filtersets import (
     ToolFilterSet,
     ToolSourceFilterSet,
 )
+from depositions.furnace.parser import Profile, SegmentSpec, planned_profile
 from depositions.inputs import BlockInput, StepInput, SubCycleInput
 from depositions.models import (
     AnnealSegment,

@@ -18,8 +18,9 @@ from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from depositions import anneal, expansion, references, selectors
+from depositions import expansion, references, selectors
 from depositions.choices import LoadRole, LotStatus, RunStatus, StepPhase, TreatmentStatus
+from depositions.furnace import parser as anneal
 from depositions.inputs import (
     AnnealInput,
     BlockInput,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from depositions.anneal import (
+from depositions.furnace.parser import (
     SegmentSpec,
     furnace_log_check,
     overall_status,
