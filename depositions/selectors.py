@@ -41,7 +41,7 @@ from depositions.filtersets import (
     ToolFilterSet,
     ToolSourceFilterSet,
 )
-from depositions.furnace.parser import Profile, SegmentSpec, planned_profile
+from depositions.furnace.profile import Profile, SegmentSpec, planned_profile
 from depositions.inputs import BlockInput, StepInput, SubCycleInput
 from depositions.models import (
     AnnealSegment,

@@ -20,7 +20,9 @@ from django.utils import timezone
 
 from depositions import expansion, references, selectors
 from depositions.choices import LoadRole, LotStatus, RunStatus, StepPhase, TreatmentStatus
-from depositions.furnace import parser as anneal
+from depositions.furnace.checks import DEFAULT_TOLERANCE_K, furnace_log_check
+from depositions.furnace.parser import PARSER_NAME, PARSER_VERSION, parse_furnace_log
+from depositions.furnace.profile import planned_profile
 from depositions.inputs import (
     AnnealInput,
     BlockInput,
@@ -51,6 +53,7 @@ from depositions.models import (
     Tool,
     ToolSource,
 )
+from depositions.qc import overall_status
 from lims.events.services import event_emit
 from lims.ingestion import storage
 from lims.ingestion.base import ParseError
@@ -1018,7 +1021,7 @@ def _segments_write(
     for row in rows:
         row.full_clean(exclude=["treatment"])
     try:
-        anneal.planned_profile(selectors.segment_specs(rows), start_c=float(start_c))
+        planned_profile(selectors.segment_specs(rows), start_c=float(start_c))
     except ValueError as exc:
         raise ValidationError({"segments": str(exc)}) from exc
     treatment.segments.all().delete()
@@ -1128,7 +1131,7 @@ def furnace_log_attach(
     treatment: PostTreatment,
     stream: IO[bytes],
     filename: str,
-    tolerance_k: Decimal = Decimal(str(anneal.DEFAULT_TOLERANCE_K)),
+    tolerance_k: Decimal = Decimal(str(DEFAULT_TOLERANCE_K)),
     user: Any = None,
 ) -> FurnaceLog:
     """Store a furnace log (content addressed, like every raw file) and check it now.
@@ -1152,14 +1155,14 @@ def furnace_log_attach(
         },
     )
     try:
-        series = anneal.parse_furnace_log(storage.absolute(raw.storage_path).read_bytes())
+        series = parse_furnace_log(storage.absolute(raw.storage_path).read_bytes())
     except ParseError as exc:
         raise ValidationError({"file": exc.describe(filename)}) from exc
     segments = list(treatment.segments.order_by("order"))
-    profile = anneal.planned_profile(
+    profile = planned_profile(
         selectors.segment_specs(segments), start_c=float(treatment.start_temperature_c)
     )
-    results = anneal.furnace_log_check(
+    results = furnace_log_check(
         profile=profile,
         times_s=series.times_s,
         temperatures_c=series.temperatures_c,
@@ -1180,10 +1183,10 @@ def furnace_log_attach(
         FurnaceLog(
             treatment=treatment,
             raw_file=raw,
-            parser_version=f"{anneal.PARSER_NAME}-{anneal.PARSER_VERSION}",
+            parser_version=f"{PARSER_NAME}-{PARSER_VERSION}",
             tolerance_k=tolerance_k,
             points=len(series.times_s),
-            overall=anneal.overall_status(results),
+            overall=overall_status(results),
             checks=checks,
             plan=[
                 {

@@ -49,7 +49,7 @@ from depositions.dose import (
     required_umol,
 )
 from depositions.expansion import PlannedStep, RecipeSpec
-from depositions.furnace.parser import CheckResult, overall_status
+from depositions.qc import CheckResult, overall_status
 
 CHECKER_VERSION = "1.1.0"  # 1.1: plasma_power; a rise <= 0 is dead whatever the noise
 STATS_ROWS = 20_000

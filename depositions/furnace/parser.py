@@ -1,12 +1,8 @@
-"""Anneal profiles and furnace-log checks. Pure: no ORM, bytes in, dataclasses out.
+"""Furnace thermocouple logs: (time, temperature) text files as furnaces write them. Pure.
 
-- :func:`planned_profile`: segments (ramp / dwell / cool) -> temperature knots over time;
-- :func:`parse_furnace_log`: a two-column (time, temperature) text file as furnaces write it:
-  any of , ; tab as separator, units in the header (``time (s)``, ``Time [min]``,
-  ``Temperature [°C]``, ``T (K)``), latin-1 or UTF-8, preamble lines, short or broken rows;
-- :func:`furnace_log_check`: did each dwell hold its temperature (within ± tolerance, default
-  5 K) for at least its planned time? Timing is known only to ± one sample period, so a hold
-  short by less than one period is a warning, not a failure.
+:func:`parse_furnace_log`: any of , ; tab or spaces as separator, units in the header
+(``time (s)``, ``Time [min]``, ``Temperature [°C]``, ``T (K)``), latin-1 or UTF-8, preamble
+lines, short or broken rows (skipped and counted). Rules: docs/depositions.md.
 """
 
 from __future__ import annotations
@@ -14,101 +10,14 @@ from __future__ import annotations
 import itertools
 import math
 import re
-import statistics
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from depositions.choices import CheckStatus, SegmentKind
 from lims.ingestion.base import ParseError
 
-DEFAULT_TOLERANCE_K = 5.0
 PARSER_NAME = "furnace-csv"
 PARSER_VERSION = "1"
-
-
-# --- planned profile ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SegmentSpec:
-    kind: str
-    target_c: float
-    rate_k_per_min: float | None = None
-    duration_min: float | None = None
-
-
-@dataclass(frozen=True)
-class ProfilePoint:
-    t_s: float
-    temperature_c: float
-
-
-@dataclass(frozen=True)
-class PlannedDwell:
-    segment: int  # 0-based index in the segment list
-    target_c: float
-    start_s: float
-    duration_s: float
-
-
-@dataclass(frozen=True)
-class Profile:
-    points: list[ProfilePoint]
-    dwells: list[PlannedDwell]
-    total_s: float | None  # None: ends with natural cooling (no planned end)
-    notes: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def planned_profile(segments: Sequence[SegmentSpec], *, start_c: float = 25.0) -> Profile:
-    """Temperature knots of the plan; ramps are linear between knots.
-
-    A ramp or cool takes ``|ΔT| / rate`` minutes, or its given duration; a dwell holds its
-    target for its duration (a dwell target away from the current temperature is a step the
-    furnace cannot make: refused). A cool with neither rate nor duration is natural cooling:
-    the plan ends there, with no planned end time.
-    """
-    t = 0.0
-    temp = float(start_c)
-    points = [ProfilePoint(0.0, temp)]
-    dwells: list[PlannedDwell] = []
-    notes: list[str] = []
-    for i, seg in enumerate(segments):
-        target = float(seg.target_c)
-        if seg.kind == SegmentKind.DWELL:
-            if seg.duration_min is None or seg.duration_min < 0:
-                raise ValueError(f"segment {i + 1}: a dwell needs a duration")
-            if abs(target - temp) > 1e-9:
-                raise ValueError(
-                    f"segment {i + 1}: dwell at {target:g} degC follows {temp:g} degC; "
-                    "add a ramp first"
-                )
-            dwells.append(PlannedDwell(i, target, t, seg.duration_min * 60.0))
-            t += seg.duration_min * 60.0
-        elif seg.kind in (SegmentKind.RAMP, SegmentKind.COOL):
-            if seg.rate_k_per_min is not None:
-                if seg.rate_k_per_min <= 0:
-                    raise ValueError(f"segment {i + 1}: the rate must be above zero")
-                t += abs(target - temp) / seg.rate_k_per_min * 60.0
-            elif seg.duration_min is not None:
-                t += seg.duration_min * 60.0
-            elif seg.kind == SegmentKind.COOL:
-                notes.append(f"segment {i + 1}: natural cooling to {target:g} degC (no end time)")
-                return Profile(points=points, dwells=dwells, total_s=None, notes=notes)
-            else:
-                raise ValueError(f"segment {i + 1}: a ramp needs a rate or a duration")
-            temp = target
-        else:
-            raise ValueError(f"segment {i + 1}: unknown kind {seg.kind!r}")
-        points.append(ProfilePoint(round(t, 6), temp))
-    return Profile(points=points, dwells=dwells, total_s=round(t, 6), notes=notes)
-
-
-# --- furnace log parser --------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -293,132 +202,3 @@ class FurnaceCsvParser:
     def parse(self, path: Any, ctx: Any) -> FurnaceSeries:
         with open(path, "rb") as fh:
             return parse_furnace_log(fh.read())
-
-
-# --- checks ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    name: str
-    status: str  # pass | warn | fail
-    value: float | None
-    threshold: float | None
-    details: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def overall_status(results: Sequence[CheckResult]) -> str:
-    statuses = {r.status for r in results}
-    if CheckStatus.FAIL in statuses:
-        return CheckStatus.FAIL.value
-    return CheckStatus.WARN.value if CheckStatus.WARN in statuses else CheckStatus.PASS.value
-
-
-def furnace_log_check(
-    *,
-    profile: Profile,
-    times_s: Sequence[float],
-    temperatures_c: Sequence[float],
-    tolerance_k: float = DEFAULT_TOLERANCE_K,
-) -> list[CheckResult]:
-    """Check every planned dwell against the log.
-
-    For dwell i at T for D seconds, searching after the previous dwell:
-    - the dwell starts at the first sample within T ± tolerance;
-    - ``dwell_i_duration``: time from there to the last sample before the log leaves the
-      band (or ends): pass >= D, warn >= D - one sample period, else fail;
-    - ``dwell_i_temperature``: samples in [start, start + D]: pass when all are within the
-      band, warn when only their mean is (short excursions), fail otherwise.
-    """
-    if tolerance_k <= 0:
-        raise ValueError("the tolerance must be above zero")
-    n = len(times_s)
-    if n != len(temperatures_c):
-        raise ValueError("times and temperatures differ in length")
-    results: list[CheckResult] = []
-    if n < 2:
-        return [CheckResult("log_points", "fail", float(n), 2.0, "fewer than 2 samples")]
-    period = statistics.median(b - a for a, b in itertools.pairwise(times_s))
-    results.append(
-        CheckResult(
-            "log_points",
-            "pass",
-            float(n),
-            2.0,
-            f"{n} samples over {times_s[-1] - times_s[0]:.0f} s, period {period:g} s",
-        )
-    )
-    if not profile.dwells:
-        results.append(CheckResult("dwells", "warn", 0.0, None, "the plan has no dwell"))
-    cursor = 0
-    for number, dwell in enumerate(profile.dwells, start=1):
-        target, planned = dwell.target_c, dwell.duration_s
-        prefix = f"dwell_{number}"
-        enter = next(
-            (i for i in range(cursor, n) if abs(temperatures_c[i] - target) <= tolerance_k), None
-        )
-        if enter is None:
-            window = temperatures_c[cursor:] or temperatures_c
-            closest = min(window, key=lambda v: abs(v - target))
-            results.append(
-                CheckResult(
-                    f"{prefix}_temperature",
-                    "fail",
-                    round(abs(closest - target), 3),
-                    tolerance_k,
-                    f"never within {target:g} ± {tolerance_k:g} degC; closest {closest:.1f} degC",
-                )
-            )
-            results.append(
-                CheckResult(
-                    f"{prefix}_duration", "fail", 0.0, planned, "the dwell temperature was not held"
-                )
-            )
-            continue
-        last = enter
-        while last + 1 < n and abs(temperatures_c[last + 1] - target) <= tolerance_k:
-            last += 1
-        hold = times_s[last] - times_s[enter]
-        ended = last + 1 >= n
-        if hold >= planned:
-            status = "pass"
-        elif hold + period >= planned:
-            status = "warn"
-        else:
-            status = "fail"
-        why = "log ends inside the band" if ended else f"left the band at {times_s[last + 1]:g} s"
-        results.append(
-            CheckResult(
-                f"{prefix}_duration",
-                status,
-                round(hold, 3),
-                planned,
-                f"held {hold:.0f} s of {planned:.0f} s planned from {times_s[enter]:g} s; {why}",
-            )
-        )
-        stop = times_s[enter] + planned
-        window_idx = [i for i in range(enter, n) if times_s[i] <= stop]
-        values = [temperatures_c[i] for i in window_idx]
-        worst = max(abs(v - target) for v in values)
-        mean = statistics.fmean(values)
-        if worst <= tolerance_k:
-            t_status = "pass"
-        elif abs(mean - target) <= tolerance_k:
-            t_status = "warn"
-        else:
-            t_status = "fail"
-        results.append(
-            CheckResult(
-                f"{prefix}_temperature",
-                t_status,
-                round(worst, 3),
-                tolerance_k,
-                f"mean {mean:.2f} degC, max deviation {worst:.2f} K over {len(values)} samples "
-                f"(target {target:g} degC)",
-            )
-        )
-        cursor = max(window_idx[-1], last) + 1 if window_idx else last + 1
-    return results

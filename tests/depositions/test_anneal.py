@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
-from depositions.furnace.parser import (
-    SegmentSpec,
-    furnace_log_check,
-    overall_status,
-    parse_furnace_log,
-    planned_profile,
-)
+from depositions import qc
+from depositions.choices import CheckStatus, SegmentKind
+from depositions.furnace import profile as furnace_profile
+from depositions.furnace.checks import furnace_log_check
+from depositions.furnace.parser import parse_furnace_log
+from depositions.furnace.profile import SegmentSpec, planned_profile
+from depositions.qc import CheckResult, overall_status
 from lims.ingestion.base import ParseError
 from tests.depositions.factories import furnace_csv
 
@@ -137,3 +140,34 @@ def test_furnace_that_never_reaches_the_dwell_fails_both_checks():
     assert results["dwell_1_temperature"].status == "fail"
     assert "never within 600 ± 5 degC; closest 450.0 degC" in results["dwell_1_temperature"].details
     assert results["dwell_1_duration"].status == "fail"
+
+
+def test_shared_check_types_add_up_to_the_worst_status():
+    def r(status: str) -> CheckResult:
+        return CheckResult("c", status, None, None, "")
+
+    assert overall_status([]) == "pass"
+    assert overall_status([r("pass"), r("warn")]) == "warn"
+    assert overall_status([r("warn"), r("fail"), r("pass")]) == "fail"
+    with pytest.raises(ValueError, match="unknown status 'ok'"):
+        r("ok")
+
+
+def test_pure_vocabularies_match_the_stored_choices():
+    assert tuple(CheckStatus.values) == qc.STATUSES
+    kinds = (furnace_profile.RAMP, furnace_profile.DWELL, furnace_profile.COOL)
+    assert kinds == tuple(SegmentKind.values)
+
+
+def test_profile_parser_and_checks_import_no_models():
+    """They run anywhere (worker prepare phase, notebooks) without the ORM."""
+    code = (
+        "import sys\n"
+        "import depositions.furnace.checks, depositions.furnace.parser\n"
+        "import depositions.furnace.profile, depositions.qc\n"
+        "bad = [m for m in sys.modules if m.startswith(('django.db', 'depositions.models',"
+        " 'depositions.choices', 'depositions.aldlogs', 'cells'))]\n"
+        "assert not bad, bad\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
