@@ -8,3 +8,8 @@ class DepositionsConfig(AppConfig):
 
     def ready(self) -> None:
         from depositions import catalogue  # noqa: F401  (catalogue pages)
+        from depositions.furnace.parser import FurnaceCsvParser
+        from lims.ingestion.base import all_parsers, register
+
+        if not any(p.name == FurnaceCsvParser.name for p in all_parsers()):
+            register(FurnaceCsvParser)

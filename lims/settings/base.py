@@ -159,6 +159,7 @@ Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 LIMS_INGEST_HANDLERS = {
     "cycler": "cells.services.cycling_test_ingest",
     "ald_log": "depositions.logs.ald_log_ingest",
+    "furnace_log": "depositions.furnace.services.furnace_log_ingest",
 }
 # Saved maps for files no parser recognises, by source (see lims.ingestion.services).
 LIMS_INGEST_DEFAULT_MAPPINGS = ["depositions.logs.tool_log_mapping"]
