@@ -7,9 +7,18 @@ class DepositionsConfig(AppConfig):
     name = "depositions"
 
     def ready(self) -> None:
-        from depositions import catalogue  # noqa: F401  (catalogue pages)
+        from depositions import catalogue, logs  # noqa: F401  (catalogue pages)
+        from depositions.aldlogs import PARSERS
+        from depositions.furnace import services as furnace
         from depositions.furnace.parser import FurnaceCsvParser
-        from lims.ingestion.base import all_parsers, register
+        from lims.ingestion import registry
 
-        if not any(p.name == FurnaceCsvParser.name for p in all_parsers()):
-            register(FurnaceCsvParser)
+        registry.register_parsers(PARSERS)
+        registry.register_handler(
+            "ald_log", prepare=logs.ald_log_prepare, persist=logs.ald_log_ingest
+        )
+        registry.register_mapping_resolver(logs.tool_log_mapping)
+        registry.register_parser(FurnaceCsvParser())
+        registry.register_handler(
+            "furnace_log", prepare=furnace.furnace_log_prepare, persist=furnace.furnace_log_persist
+        )

@@ -9,7 +9,6 @@ nothing read from a file sizes an allocation. Rules: docs/depositions.md.
 
 from __future__ import annotations
 
-import codecs
 import io
 import itertools
 import math
@@ -18,9 +17,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
-from lims.ingestion.base import ParseContext, ParseError
+from lims.ingestion.parsing import ParseContext, ParseError
+from lims.ingestion.text import binary_offset, detect_encoding, sniff_lines
 
 PARSER_NAME = "furnace-csv"
 PARSER_VERSION = "2"  # 2: clock times, dotted dates, bounded lines and rows, located errors
@@ -81,28 +81,6 @@ _STAMP_FORMATS = (  # besides ISO 8601; day-first dotted dates are unambiguous
 # --- text -------------------------------------------------------------------------------------
 
 
-def _encoding(head: bytes, declared: str | None = None) -> str:
-    """Declared, else BOM, else UTF-8 when the head validates, else latin-1 (never fails)."""
-    if declared:
-        try:
-            return codecs.lookup(declared).name
-        except LookupError:
-            pass
-    for bom, name in (
-        (codecs.BOM_UTF8, "utf-8-sig"),
-        (codecs.BOM_UTF16_LE, "utf-16"),
-        (codecs.BOM_UTF16_BE, "utf-16"),
-    ):
-        if head.startswith(bom):
-            return name
-    cut = head[: head.rfind(b"\n") + 1] or head
-    try:
-        cut.decode("utf-8")
-    except UnicodeDecodeError:
-        return "latin-1"
-    return "utf-8"
-
-
 def _lines(stream: IO[bytes], encoding: str) -> Iterator[tuple[int, str]]:
     """(1-based line number, line without its end), each bounded in length."""
     text = io.TextIOWrapper(stream, encoding=encoding, errors="replace", newline=None)
@@ -128,7 +106,7 @@ def _separator(line: str) -> str | None:
 
 def _split(line: str, sep: str | None) -> list[str]:
     parts = line.split(sep) if sep else line.split()
-    return [p.strip().strip('"').strip() for p in parts]
+    return [p.strip().strip('"\ufeff').strip() for p in parts]
 
 
 def _number(text: str, decimal_comma: bool) -> float | None:
@@ -162,9 +140,9 @@ def _header(fields: list[str], sep: str | None) -> _Header | None:
         return None
     temps = [i for i, f in enumerate(fields) if i != time_index and _TEMP.search(f)]
     measured = [i for i in temps if not _SETPOINT.search(fields[i])]
-    chosen = (measured or temps or [None])[0]
-    if chosen is None:
+    if not temps:
         return None
+    chosen = (measured or temps)[0]
     date = next((i for i, f in enumerate(fields) if _DATE.match(f)), None)
     rest = [
         f
@@ -271,14 +249,14 @@ def read_furnace_log(stream: IO[bytes], *, encoding: str | None = None) -> Furna
     head = stream.read(HEAD_BYTES)
     if not head:
         raise ParseError("the file is empty", location="byte 0")
-    if b"\x00" in head and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        offset = head.index(b"\x00")
+    offset = binary_offset(head)
+    if offset is not None:
         raise ParseError(
-            "binary content (a NUL byte) where a text log was expected",
+            f"binary content (byte 0x{head[offset]:02x}) where a text log was expected",
             location=f"byte {offset}",
         )
-    codec = _encoding(head, encoding)
-    lines = _lines(io.BufferedReader(_Rejoin(head, stream)), codec)  # type: ignore[arg-type]
+    codec = detect_encoding(head, encoding)
+    lines = _lines(io.BufferedReader(_Rejoin(head, stream)), codec)
 
     warnings: list[str] = []
     header: _Header | None = None
@@ -413,12 +391,8 @@ def sniff_furnace_log(head: bytes) -> float:
     0.7 when every other column is a furnace controller's (setpoint, output, program,
     segment...), 0.4 when the furnace's atmosphere (pressure, gas flow) is logged too, else 0:
     a file with other quantities (valves, currents, masses) is another instrument's."""
-    if not head or (
-        b"\x00" in head and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
-    ):
-        return 0.0
-    text = head.decode(_encoding(head), errors="replace")
-    for line in text.splitlines()[:HEADER_LINES]:
+    lines = sniff_lines(head, HEADER_LINES, encodings=("utf-8",)) if head else None
+    for line in lines or ():
         if not line.strip() or len(line) > MAX_LINE_CHARS:
             continue
         sep = _separator(line)
@@ -431,9 +405,9 @@ def sniff_furnace_log(head: bytes) -> float:
 class FurnaceCsvParser:
     """The parser protocol of ``lims.ingestion`` (kind ``furnace_log``)."""
 
-    name = PARSER_NAME
-    version = PARSER_VERSION
-    kind = "furnace_log"
+    name: ClassVar[str] = PARSER_NAME
+    version: ClassVar[str] = PARSER_VERSION
+    kind: ClassVar[str] = "furnace_log"
 
     def sniff(self, head: bytes, filename: str) -> float:
         return sniff_furnace_log(head)
@@ -441,6 +415,6 @@ class FurnaceCsvParser:
     def parse(self, path: Path, ctx: ParseContext) -> FurnaceSeries:
         try:
             with open(path, "rb") as fh:
-                return read_furnace_log(fh)  # the store's guess may be a CJK page
+                return read_furnace_log(fh, encoding=ctx.encoding)
         except OSError as exc:
             raise ParseError(f"cannot read file: {exc.strerror or exc}", location="file") from exc

@@ -24,7 +24,8 @@ from depositions.furnace.profile import planned_profile
 from depositions.models import FurnaceLog, PostTreatment
 from depositions.qc import WARN, CheckResult, overall_status
 from lims.events.services import event_emit
-from lims.ingestion.services import IngestOutcome, ingest_submit, job_requeue
+from lims.ingestion.registry import IngestOutcome
+from lims.ingestion.services import ingest_submit, job_requeue
 from lims.models import IngestionJob
 
 KIND = selectors.KIND
@@ -223,9 +224,3 @@ def furnace_log_recheck(*, treatment: PostTreatment) -> list[int]:
     does it the one way it always does."""
     jobs = IngestionJob.objects.filter(furnace_log__treatment=treatment)
     return [job.pk for job in jobs if job_requeue(job=job, after_running=True)]
-
-
-def furnace_log_ingest(*, job: IngestionJob, data: Any) -> IngestOutcome:
-    """Both phases in one call, for the single-call handler setting (until the registry's
-    two-phase protocol is in)."""
-    return furnace_log_persist(job=job, prepared=furnace_log_prepare(job=job, data=data))

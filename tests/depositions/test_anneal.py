@@ -14,7 +14,7 @@ from depositions.furnace.checks import furnace_log_check
 from depositions.furnace.parser import parse_furnace_log
 from depositions.furnace.profile import SegmentSpec, planned_profile
 from depositions.qc import CheckResult, overall_status
-from lims.ingestion.base import ParseError
+from lims.ingestion.parsing import ParseError
 from tests.depositions.factories import furnace_csv
 
 LI3PO4_ANNEAL = [  # 600 degC for 2 h in O2 = ramp + dwell (+ controlled cool)
@@ -62,7 +62,7 @@ def test_dwell_without_ramp_is_refused():
 
 def test_good_log_passes_and_reads_the_measured_column():
     results, series = check(furnace_csv())
-    assert series.encoding == "latin-1"
+    assert series.encoding == "cp1252"  # a Western single-byte page: the ° signs read right
     assert series.temperature_column == "Temperature [°C]"  # not the setpoint column
     assert results["dwell_1_duration"].status == "pass"
     assert results["dwell_1_duration"].threshold == 7200.0

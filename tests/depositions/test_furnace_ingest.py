@@ -20,7 +20,8 @@ from depositions.inputs import SegmentInput
 from depositions.models import AnnealSegment, FurnaceLog
 from lims.ingestion import services as ingest
 from lims.ingestion import storage
-from lims.ingestion.base import detect_parser
+from lims.ingestion.parsing import ParseContext
+from lims.ingestion.registry import detect_parser
 from lims.models import IngestionJob, OutboxEvent, RawFile
 from tests.depositions.factories import furnace_csv
 
@@ -70,6 +71,7 @@ def test_a_furnace_log_pushed_to_the_ingest_endpoint_is_checked_against_the_plan
     job = _run(django_capture_on_commit_callbacks, reply.json()["job"]["id"])
     assert (job.kind, job.parser_name, job.status) == ("furnace_log", "furnace-csv", "succeeded")
     assert job.result["overall"] == "fail" and job.result["anneal"] == "AN-100"
+    assert set(job.result["phases_s"]) == {"prepare", "persist"}
     assert [r.split(":")[0] for r in job.result["reasons"]] == [
         "dwell_1_duration",
         "dwell_1_temperature",  # the furnace cooled inside the planned dwell
@@ -209,7 +211,9 @@ def test_a_plan_edited_while_the_log_was_prepared_is_the_one_checked(
             user=None,
         )
     job = IngestionJob.objects.select_related("raw_file").get(pk=job.pk)
-    data = FurnaceCsvParser().parse(storage.absolute(job.raw_file.storage_path), None)  # type: ignore[arg-type]
+    data = FurnaceCsvParser().parse(
+        storage.absolute(job.raw_file.storage_path), ParseContext(filename="f.csv")
+    )
     prepared = furnace.furnace_log_prepare(job=job, data=data)
     assert furnace.overall_status(prepared.results) == "fail"  # 1 h held of 2 h planned
     AnnealSegment.objects.filter(treatment=anneal, kind="dwell").update(duration_min=60)
