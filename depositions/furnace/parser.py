@@ -262,6 +262,7 @@ def read_furnace_log(stream: IO[bytes], *, encoding: str | None = None) -> Furna
     header: _Header | None = None
     header_line: int | None = None
     first_data: tuple[int, str] | None = None
+    labels: tuple[int, list[str]] | None = None
     seen = 0
     for number, line in lines:
         if not line.strip():
@@ -275,12 +276,21 @@ def read_furnace_log(stream: IO[bytes], *, encoding: str | None = None) -> Furna
                 header_line = number
                 break
             if all(_number(f, sep != ",") is not None for f in fields[:2]):
+                if labels is not None and len(labels[1]) == len(fields):
+                    shown = ", ".join(repr(f) for f in labels[1][:6])
+                    raise ParseError(
+                        f"the column header ({shown}) has no time and temperature column "
+                        "this parser knows (time: time/elapsed/timestamp/zeit with s, min, h "
+                        "or d; temperature: temp.../TC1/thermocouple or a °C, K or °F unit)",
+                        location=f"line {labels[0]}",
+                    )
                 first_data = (number, line)  # data without a header
                 header = _Header(["time (s)", "temperature (°C)"], sep, 0, 1, None, [], [])
                 warnings.append(
                     "no header: first column read as time (s), second as temperature (°C)"
                 )
                 break
+            labels = (number, fields)  # a header we cannot read, if data follows
         if number >= HEADER_LINES:
             break
     if header is None:
