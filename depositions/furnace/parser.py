@@ -184,17 +184,16 @@ def _temperature_converter(label: str, line: int) -> Any:
 # --- time values ------------------------------------------------------------------------------
 
 
-def _stamp(text: str) -> datetime | None:
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        pass
-    for fmt in _STAMP_FORMATS:
+def _stamp(text: str, formats: tuple[str, ...]) -> tuple[datetime | None, str]:
+    """The date-time in ``text`` and the format that read it ("iso" for ISO 8601)."""
+    for fmt in formats:
         try:
-            return datetime.strptime(text, fmt)
+            if fmt == "iso":
+                return datetime.fromisoformat(text), fmt
+            return datetime.strptime(text, fmt), fmt
         except ValueError:
             continue
-    return None
+    return None, ""
 
 
 def _clock_s(text: str) -> float | None:
@@ -216,15 +215,17 @@ class _Clock:
         self.first_stamp: datetime | None = None
         self.first_clock: float | None = None
         self.last_clock = 0.0
-        self.days = 0
-        self.rollovers = 0
+        self.days = 0  # midnights passed by clock times
+        self.formats: tuple[str, ...] = ("iso", *_STAMP_FORMATS)  # last one that read first
 
     def seconds(self, text: str, date: str | None, decimal_comma: bool) -> float | None:
         value = _number(text, decimal_comma)
         if value is not None:
             return value * self.factor
-        stamp = _stamp(f"{date} {text}" if date else text)
+        stamp, fmt = _stamp(f"{date} {text}" if date else text, self.formats)
         if stamp is not None:
+            if fmt != self.formats[0]:
+                self.formats = (fmt, *(f for f in self.formats if f != fmt))
             if stamp.tzinfo is not None:  # aware stamps: compared in UTC
                 stamp = stamp.astimezone(UTC).replace(tzinfo=None)
             self.first_stamp = self.first_stamp or stamp
@@ -236,7 +237,6 @@ class _Clock:
             self.first_clock = self.last_clock = clock
         if clock < self.last_clock - 12 * 3600:
             self.days += 1
-            self.rollovers += 1
         self.last_clock = clock
         return clock + self.days * 86400 - self.first_clock
 
@@ -351,8 +351,8 @@ def read_furnace_log(stream: IO[bytes], *, encoding: str | None = None) -> Furna
     if skipped:
         at = f" (first at line {first_bad[0]})" if first_bad else ""
         warnings.append(f"{skipped} row(s) short or not numeric were skipped{at}")
-    if clock.rollovers:
-        warnings.append(f"clock times passed midnight {clock.rollovers} time(s): days added")
+    if clock.days:
+        warnings.append(f"clock times passed midnight {clock.days} time(s): days added")
     if any(b < a for a, b in itertools.pairwise(times)):
         order = sorted(range(len(times)), key=times.__getitem__)
         times = [times[i] for i in order]

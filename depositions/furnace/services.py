@@ -22,7 +22,7 @@ from depositions.furnace.checks import DEFAULT_TOLERANCE_K, furnace_log_check
 from depositions.furnace.parser import FurnaceSeries
 from depositions.furnace.profile import planned_profile
 from depositions.models import FurnaceLog, PostTreatment
-from depositions.qc import WARN, CheckResult, overall_status
+from depositions.qc import FAIL, PASS, WARN, CheckResult, overall_status
 from lims.events.services import event_emit
 from lims.ingestion.registry import IngestOutcome
 from lims.ingestion.services import ingest_submit, job_requeue
@@ -54,7 +54,8 @@ def _tolerance(job: IngestionJob) -> Decimal:
     except InvalidOperation:
         value = Decimal("NaN")
     if not value.is_finite() or value <= 0 or value >= 10_000:
-        raise ValidationError(f"metadata.tolerance_k: {raw!r} is not a temperature band in K > 0")
+        shown = str(raw)[:40]
+        raise ValidationError(f"metadata.tolerance_k: {shown!r} is not a temperature band in K > 0")
     return value.quantize(Decimal("0.01"))
 
 
@@ -153,7 +154,7 @@ def furnace_log_persist(*, job: IngestionJob, prepared: PreparedFurnaceLog) -> I
             "job": job.pk,
             "raw_sha256": job.raw_file.sha256,
             "overall": overall,
-            "failed_checks": [r.as_dict() for r in results if r.status == "fail"],
+            "failed_checks": [r.as_dict() for r in results if r.status == FAIL],
         },
     )
     result.update(
@@ -162,7 +163,7 @@ def furnace_log_persist(*, job: IngestionJob, prepared: PreparedFurnaceLog) -> I
         overall=overall,
         checks=len(results),
         reasons=[
-            f"{r.name}: {r.details}" for r in results if r.status == overall and overall != "pass"
+            f"{r.name}: {r.details}" for r in results if r.status == overall and overall != PASS
         ],
     )
     return IngestOutcome(status=IngestionJob.Status.SUCCEEDED, result=result)
