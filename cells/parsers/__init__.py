@@ -6,11 +6,16 @@ without settings or a database.
 """
 
 from cells.parsers.arbin import ArbinCsvParser, ArbinResParser, ArbinXlsxParser
+from cells.parsers.batteryarchive import (
+    BatteryArchiveCycleParser,
+    BatteryArchiveTimeseriesParser,
+)
 from cells.parsers.biologic import BiologicMprParser, BiologicMptParser
 from cells.parsers.generic import BdfParser, CanonicalCsvParser, GenericParser
 from cells.parsers.maccor import MaccorParser
 from cells.parsers.mapping import ColumnSpec, parse_mapping
-from cells.parsers.neware import NewareCsvParser, NewareNdaParser
+from cells.parsers.neware import NewareCsvParser, NewareLayeredCsvParser, NewareNdaParser
+from cells.parsers.pec import PecCsvParser
 from cells.parsers.summary import SUMMARY_SCHEMA, summarize_cycles
 from cells.parsers.types import CANONICAL_COLUMNS, CANONICAL_SCHEMA, CyclerData
 
@@ -21,6 +26,8 @@ __all__ = [
     "ArbinCsvParser",
     "ArbinResParser",
     "ArbinXlsxParser",
+    "BatteryArchiveCycleParser",
+    "BatteryArchiveTimeseriesParser",
     "BdfParser",
     "BiologicMprParser",
     "BiologicMptParser",
@@ -30,7 +37,9 @@ __all__ = [
     "GenericParser",
     "MaccorParser",
     "NewareCsvParser",
+    "NewareLayeredCsvParser",
     "NewareNdaParser",
+    "PecCsvParser",
     "parse_mapping",
     "summarize_cycles",
 ]
