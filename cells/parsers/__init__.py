@@ -12,9 +12,11 @@ from cells.parsers.batteryarchive import (
 )
 from cells.parsers.biologic import BiologicMprParser, BiologicMptParser
 from cells.parsers.generic import BdfParser, CanonicalCsvParser, GenericParser
+from cells.parsers.landt import LandtParser
 from cells.parsers.maccor import MaccorParser
 from cells.parsers.mapping import ColumnSpec, parse_mapping
 from cells.parsers.neware import NewareCsvParser, NewareLayeredCsvParser, NewareNdaParser
+from cells.parsers.novonix import NovonixParser
 from cells.parsers.pec import PecCsvParser
 from cells.parsers.summary import SUMMARY_SCHEMA, summarize_cycles
 from cells.parsers.types import CANONICAL_COLUMNS, CANONICAL_SCHEMA, CyclerData
@@ -35,10 +37,12 @@ __all__ = [
     "ColumnSpec",
     "CyclerData",
     "GenericParser",
+    "LandtParser",
     "MaccorParser",
     "NewareCsvParser",
     "NewareLayeredCsvParser",
     "NewareNdaParser",
+    "NovonixParser",
     "PecCsvParser",
     "parse_mapping",
     "summarize_cycles",
