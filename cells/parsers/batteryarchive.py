@@ -19,10 +19,16 @@ import polars as pl
 from cells.parsers.mapping import AliasTable, guess_datetime_format, resolve_aliases
 from cells.parsers.percycle import empty_series, per_cycle_table
 from cells.parsers.tabular import check_required, text_to_cycler
-from cells.parsers.textio import read_layout, scan_table, sniff_lines, split_fields
-from cells.parsers.types import CyclerData, collect_or_raise
+from cells.parsers.types import CyclerData
 from cells.parsers.units import split_label, unit_factor
-from lims.ingestion.base import ParseContext, ParseError, register
+from lims.ingestion.parsing import ParseContext, ParseError
+from lims.ingestion.text import (
+    collect_or_raise,
+    read_layout,
+    scan_table,
+    sniff_lines,
+    split_fields,
+)
 
 BA_CONVENTIONS = {
     "current_sign": "as written: Battery Archive current is positive for charge",
@@ -85,7 +91,6 @@ def _series_header(lines: list[str]) -> int | None:
     return None
 
 
-@register
 class BatteryArchiveCycleParser:
     """Battery Archive ``*_cycle_data.csv``: one row per cycle, no series."""
 
@@ -197,7 +202,6 @@ BA_SERIES_ALIASES: AliasTable = (
 )
 
 
-@register
 class BatteryArchiveTimeseriesParser:
     """Battery Archive ``*_timeseries.csv``: the series, without step numbers."""
 

@@ -29,10 +29,10 @@ from cells.parsers.tabular import (
     read_excel_sheets,
     text_to_cycler,
 )
-from cells.parsers.textio import read_head, read_layout, sniff_lines, split_fields
 from cells.parsers.types import CyclerData, canonical_eager
 from cells.parsers.units import split_label
-from lims.ingestion.base import ParseContext, ParseError, register
+from lims.ingestion.parsing import ParseContext, ParseError
+from lims.ingestion.text import read_head, read_layout, sniff_lines, split_fields
 
 LANDT_ALIASES: AliasTable = (
     ("time_s", ("testtime", "totaltime"), "s"),
@@ -134,7 +134,6 @@ def _direction(
     return apply_direction(exprs, charge_rows, discharge_rows)
 
 
-@register
 class LandtParser:
     """Landt record table: CSV export or the ``Record-Tab`` sheet of a LANDdt workbook."""
 

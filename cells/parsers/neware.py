@@ -31,8 +31,12 @@ from cells.parsers.mapping import (
     resolve_aliases,
 )
 from cells.parsers.tabular import check_required, text_to_cycler
-from cells.parsers.textio import (
+from cells.parsers.types import CyclerData, canonical_eager, canonical_frame
+from cells.parsers.units import split_label
+from lims.ingestion.parsing import ParseContext, ParseError
+from lims.ingestion.text import (
     TextLayout,
+    describe_exception,
     finalize,
     read_head,
     read_layout,
@@ -41,9 +45,6 @@ from cells.parsers.textio import (
     split_fields,
     truncated_tail_warning,
 )
-from cells.parsers.types import CyclerData, canonical_eager, canonical_frame, describe_exception
-from cells.parsers.units import split_label
-from lims.ingestion.base import ParseContext, ParseError, register
 
 NDA_MAGIC = b"NEWARE"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -67,7 +68,6 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-@register
 class NewareNdaParser:
     """Neware ``.nda`` (BTS 7/8/9 binaries) and ``.ndax`` (zip of .ndc streams) via fastnda."""
 
@@ -265,7 +265,6 @@ def _neware_header_score(line: str) -> int:
     return len(keys & _CSV_KEYS)
 
 
-@register
 class NewareCsvParser:
     """Neware BTSDA 'record layer' CSV export (A/Ah or mA/mAh, ``hh:mm:ss`` times)."""
 
@@ -358,7 +357,6 @@ def _layer_headers(lines: list[str]) -> int | None:
     return None
 
 
-@register
 class NewareLayeredCsvParser:
     """Neware BTSDA layered export: cycle, step and record layers interleaved in one sheet."""
 

@@ -26,10 +26,10 @@ import polars as pl
 from cells.parsers.direction import apply_direction
 from cells.parsers.mapping import AliasTable, ColumnSpec, canonical_expressions, resolve_aliases
 from cells.parsers.tabular import check_required, text_to_cycler
-from cells.parsers.textio import read_layout, sniff_lines
 from cells.parsers.types import CyclerData
 from cells.parsers.units import split_label
-from lims.ingestion.base import ParseContext, ParseError, register
+from lims.ingestion.parsing import ParseContext, ParseError
+from lims.ingestion.text import read_layout, sniff_lines
 
 NOVONIX_ALIASES: AliasTable = (
     ("time_s", ("runtime",), "h"),
@@ -126,7 +126,6 @@ def looks_novonix(lines: list[str]) -> bool:
     return bool(first) and first[0].startswith("[Summary]") and any("Novonix" in x for x in first)
 
 
-@register
 class NovonixParser:
     """Novonix HPC CSV export with summary, protocol and data blocks."""
 

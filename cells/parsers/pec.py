@@ -27,10 +27,10 @@ from cells.parsers.mapping import (
     resolve_aliases,
 )
 from cells.parsers.tabular import check_required, text_to_cycler
-from cells.parsers.textio import TextLayout, read_layout, sniff_lines, split_fields
 from cells.parsers.types import CyclerData
 from cells.parsers.units import split_label
-from lims.ingestion.base import ParseContext, register
+from lims.ingestion.parsing import ParseContext
+from lims.ingestion.text import TextLayout, read_layout, sniff_lines, split_fields
 
 # PEC time units, as written in the label, to ours.
 _TIME_UNITS = {
@@ -97,7 +97,6 @@ def _header_index(lines: list[str]) -> int | None:
     return None
 
 
-@register
 class PecCsvParser:
     """PEC tester CSV export (``Test,Cell,Rack,Shelf,Position,...,Instruction Name,Cycle,...``)."""
 

@@ -12,7 +12,7 @@ import polars as pl
 
 from cells.parsers.summary import SUMMARY_SCHEMA
 from cells.parsers.types import CANONICAL_SCHEMA
-from lims.ingestion.base import ParseError
+from lims.ingestion.parsing import ParseError
 
 
 def empty_series() -> pl.LazyFrame:
