@@ -18,6 +18,7 @@ from cells.parsers.mapping import ColumnSpec, parse_mapping
 from cells.parsers.neware import NewareCsvParser, NewareLayeredCsvParser, NewareNdaParser
 from cells.parsers.novonix import NovonixParser
 from cells.parsers.pec import PecCsvParser
+from cells.parsers.sidecars import SIDECAR_PARSERS, SidecarData
 from cells.parsers.summary import SUMMARY_SCHEMA, summarize_cycles
 from cells.parsers.types import CANONICAL_COLUMNS, CANONICAL_SCHEMA, CyclerData
 
@@ -39,6 +40,7 @@ PARSERS = (
     PecCsvParser,
     NovonixParser,
     LandtParser,
+    *SIDECAR_PARSERS,
 )
 
 __all__ = [
@@ -65,6 +67,7 @@ __all__ = [
     "NewareNdaParser",
     "NovonixParser",
     "PecCsvParser",
+    "SidecarData",
     "parse_mapping",
     "summarize_cycles",
 ]

@@ -28,7 +28,7 @@ from cells.parsers.mapping import AliasTable, ColumnSpec, canonical_expressions,
 from cells.parsers.tabular import check_required, text_to_cycler
 from cells.parsers.types import CyclerData
 from cells.parsers.units import split_label
-from lims.ingestion.parsing import ParseContext, ParseError
+from lims.ingestion.parsing import SNIFF_BYTES, ParseContext, ParseError
 from lims.ingestion.text import read_layout, sniff_lines
 
 NOVONIX_ALIASES: AliasTable = (
@@ -126,6 +126,20 @@ def looks_novonix(lines: list[str]) -> bool:
     return bool(first) and first[0].startswith("[Summary]") and any("Novonix" in x for x in first)
 
 
+def header_only(lines: list[str]) -> bool:
+    """Summary block present, no data row after it (no header, or a header and nothing else)."""
+    if not looks_novonix(lines):
+        return False
+    index = header_index(lines)
+    return index is None or not any(line.strip() for line in lines[index + 1 :])
+
+
+def novonix_has_no_data(head: bytes) -> bool:
+    """True when ``head`` is a whole Novonix file without data rows (a header-only file)."""
+    lines = sniff_lines(head, 5000)
+    return len(head) < SNIFF_BYTES and bool(lines) and header_only(lines or [])
+
+
 class NovonixParser:
     """Novonix HPC CSV export with summary, protocol and data blocks."""
 
@@ -138,8 +152,8 @@ class NovonixParser:
         if not lines:
             return 0.0
         index = header_index(lines)
-        if index is None:
-            return 0.0
+        if index is None or novonix_has_no_data(head):
+            return 0.0  # a header-only file is a sidecar (cells.parsers.sidecars)
         return 0.97 if looks_novonix(lines) else 0.9
 
     def parse(self, path: Path, ctx: ParseContext) -> CyclerData:
