@@ -97,6 +97,8 @@ class NewareNdaParser:
             raise ParseError(
                 "not a Neware file: no NEWARE magic and not an .ndax zip", location="byte 0"
             )
+        if suffix == ".ndax":
+            check_ndax_zip(path)
         with _with_suffix(path, suffix) as source:
             raw, messages = _read(source, suffix)
             source_meta = _read_meta(source)
@@ -108,6 +110,60 @@ class NewareNdaParser:
         conventions["time"] = "total_time_s from fastnda (test time)"
         metadata = _metadata(source_meta, raw)
         return CyclerData(_canonical(raw), "neware", conventions, metadata, messages)
+
+
+# Bounds on an .ndax zip, checked on its declared sizes before anything is inflated. Real
+# files hold about ten members that inflate 2-6x (data.ndc ~1.7-4x); a few kilobytes of
+# zero-filled pages may inflate 40x, hence the floor below which the ratio is not judged.
+NDAX_MAX_MEMBERS = 256
+NDAX_MAX_MEMBER_BYTES = 2 * 1024**3
+NDAX_MAX_TOTAL_BYTES = 4 * 1024**3
+NDAX_MAX_RATIO = 100
+NDAX_RATIO_FLOOR_BYTES = 4 * 1024**2
+
+
+def check_ndax_zip(path: Path) -> None:
+    """Refuse an .ndax whose zip directory declares more than a real file could hold.
+
+    A 3 MB file declaring two 1.5 GiB members drove a worker to 5 GB: the declared member
+    count, sizes and compression ratios are checked here, before fastnda inflates anything
+    (Python's zipfile never inflates past a member's declared size).
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ParseError(
+            f"broken .ndax zip (truncated?): {describe_exception(exc)}", location="zip directory"
+        ) from exc
+    if len(members) > NDAX_MAX_MEMBERS:
+        raise ParseError(
+            f"the zip lists {len(members)} members; an .ndax holds a few dozen at most "
+            f"(limit {NDAX_MAX_MEMBERS})",
+            location="zip directory",
+        )
+    total = 0
+    for member in members:
+        where = f"zip member {member.filename!r}"
+        size, packed = member.file_size, max(member.compress_size, 1)
+        if size > NDAX_MAX_MEMBER_BYTES:
+            raise ParseError(
+                f"member declares {size} bytes uncompressed (limit {NDAX_MAX_MEMBER_BYTES})",
+                location=where,
+            )
+        if size > NDAX_RATIO_FLOOR_BYTES and size > NDAX_MAX_RATIO * packed:
+            raise ParseError(
+                f"member declares {size} bytes from {member.compress_size} compressed "
+                f"(ratio {size // packed}:1, limit {NDAX_MAX_RATIO}:1): a zip bomb, not "
+                "Neware data",
+                location=where,
+            )
+        total += size
+        if total > NDAX_MAX_TOTAL_BYTES:
+            raise ParseError(
+                f"members declare more than {NDAX_MAX_TOTAL_BYTES} bytes uncompressed in all",
+                location=where,
+            )
 
 
 @contextmanager
