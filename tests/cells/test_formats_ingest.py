@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.urls import reverse
 
 from cells.models import CycleRecord, CyclerSidecar, CyclingTest
 from cells.selectors import voltage_curves
@@ -139,7 +140,7 @@ def test_settings_file_after_its_tests_attaches_to_every_channel_file(
 
 @pytest.mark.django_db
 def test_novonix_header_only_file_joins_the_data_file_it_names(
-    fixture_path, project, cell, django_capture_on_commit_callbacks
+    fixture_path, project, cell, user, client, django_capture_on_commit_callbacks
 ):
     capture = django_capture_on_commit_callbacks
     data_job = _ingest(
@@ -154,3 +155,7 @@ def test_novonix_header_only_file_joins_the_data_file_it_names(
     assert side_job.result["attached_to_tests"] == [test.pk]  # by the Cell: field it carries
     test.refresh_from_db()
     assert test.metadata["sidecars"][0]["content"]["summary"]["Serial Number"] == "SYN-0002"
+    client.force_login(user)
+    page = client.get(reverse("cells:cell-detail", args=["C-001"]))
+    assert page.status_code == 200
+    assert b"Sidecar files (1)" in page.content and b"SYN-0002" in page.content
