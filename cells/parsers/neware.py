@@ -374,6 +374,7 @@ class NewareCsvParser:
 _LAYER_CYCLE_KEYS = frozenset({"cycleindex", "cycleid", "cycle", "循环序号", "循环号"})
 _LAYER_STEP_KEYS = frozenset({"stepindex", "stepid", "工步序号", "工步号"})
 _LAYER_RECORD_KEYS = frozenset({"datapoint", "recordid", "record", "recordindex", "数据序号"})
+_LAYER_MAX_COLUMNS = 1000
 _STEP_TYPE_KEYS = ("steptype", "stepname", "工步类型", "工步名称")
 # Record-layer quantities. The per-step counter is one unsigned column (Capacity(Ah)): it is
 # split into charge/discharge by the enclosing step's type.
@@ -432,6 +433,11 @@ class NewareLayeredCsvParser:
         step_labels = split_fields(layout.preamble[-1], layout.separator)
         record_labels = list(layout.columns)
         width = max(len(record_labels), len(cycle_labels) + len(step_labels))
+        if width > _LAYER_MAX_COLUMNS:  # each column is a polars column: bound it
+            raise ParseError(
+                f"{width} columns across the three header lines (limit {_LAYER_MAX_COLUMNS})",
+                location=f"lines {layout.header_line - 1}-{layout.header_line + 1}",
+            )
         names = tuple(f"c{i}" for i in range(width))
         warnings_: list[str] = []
         # Record quantities by label, then bound to their positions.

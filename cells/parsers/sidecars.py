@@ -26,7 +26,7 @@ from cells.parsers.novonix import (
 )
 from cells.parsers.units import split_label
 from lims.ingestion.parsing import SNIFF_BYTES, ParseContext, ParseError
-from lims.ingestion.text import detect_encoding, sniff_lines
+from lims.ingestion.text import binary_offset, detect_encoding, sniff_lines
 
 # A sidecar is small; anything larger is not one and is never read into memory whole.
 MAX_SIDECAR_BYTES = 2 * 1024 * 1024
@@ -71,6 +71,12 @@ def _read_small(path: Path, ctx: ParseContext) -> str:
         raw = path.read_bytes()
     except OSError as exc:
         raise ParseError(f"cannot read file: {exc.strerror or exc}", location="file") from exc
+    offset = None if ctx.encoding else binary_offset(raw[:SNIFF_BYTES])
+    if offset is not None:
+        raise ParseError(
+            f"binary content (byte 0x{raw[offset]:02x}) where a text sidecar was expected",
+            location=f"byte offset {offset}",
+        )
     encoding = detect_encoding(raw[:SNIFF_BYTES], ctx.encoding)
     return raw.decode(encoding, errors="replace").lstrip("\ufeff")
 
@@ -99,7 +105,10 @@ class ArbinMetadataParser:
 
     def parse(self, path: Path, ctx: ParseContext) -> SidecarData:
         text = _read_small(path, ctx)
-        rows = list(csv.reader(io.StringIO(text)))
+        try:
+            rows = list(csv.reader(io.StringIO(text, newline="")))
+        except csv.Error as exc:
+            raise ParseError(f"not a readable CSV table: {exc}", location="table") from exc
         if not rows or not _arbin_header(",".join(rows[0])):
             raise ParseError(
                 "no Arbin metadata header (test_id, device_id, iv_ch_id...)", location="line 1"

@@ -469,3 +469,33 @@ def test_sidecar_and_per_cycle_results_are_json_safe() -> None:
     buffer = io.StringIO()
     parse(BA_CYCLES).cycles.write_csv(buffer)  # type: ignore[union-attr]
     assert buffer.getvalue().startswith("cycle_index,cycle,")
+
+
+# --- bad input: every new parser answers with ParseError -------------------------------------
+
+NEW_PARSERS = sorted({v[0] for v in EXPECTED.values()} | set(SIDECARS.values()))
+
+
+@pytest.mark.parametrize("parser_name", NEW_PARSERS)
+def test_empty_and_random_files(parser_name: str, tmp_path: Path) -> None:
+    import random
+
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    with pytest.raises(ParseError, match="empty"):
+        get_parser(parser_name).parse(empty, ParseContext(empty.name))
+    noise = tmp_path / "noise.csv"
+    noise.write_bytes(random.Random(11).randbytes(20_000))
+    assert get_parser(parser_name).sniff(head_of(noise), noise.name) == 0.0
+    with pytest.raises(ParseError) as info:
+        get_parser(parser_name).parse(noise, ParseContext(noise.name))
+    assert info.value.message and info.value.location
+
+
+def test_layered_header_with_absurd_width_is_refused(tmp_path: Path) -> None:
+    lines = LAYERED.read_text(encoding="latin-1").splitlines()
+    lines[2] += "," * 5000
+    wide = tmp_path / "wide.csv"
+    wide.write_text("\n".join(lines[:40]) + "\n", encoding="latin-1")
+    with pytest.raises(ParseError, match="columns across the three header lines"):
+        get_parser("neware_csv_layered").parse(wide, ParseContext(wide.name))
