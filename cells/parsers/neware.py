@@ -1,9 +1,11 @@
-"""Neware: ``.nda``/``.ndax`` binaries via fastnda, and BTSDA CSV exports.
+"""Neware: ``.nda``/``.ndax`` binaries via fastnda, and BTSDA CSV exports (the record-layer
+export and the layered cycle/step/record export).
 
 Neware current is signed (negative = discharge). fastnda merges the per-step charge and
 discharge counters into one signed ``capacity_mAh`` (reset at every step), which is split
 back by its sign here. fastnda renumbers cycles unless asked for ``cycle_mode="raw"``; raw
 keeps the instrument's cycle (fastnda only shifts the few 0-based file versions to 1-based).
+An ``.ndax`` zip is checked on its declared member count and sizes before anything is inflated.
 """
 
 from __future__ import annotations
