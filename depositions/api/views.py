@@ -50,7 +50,6 @@ from depositions.models import (
     Tool,
     ToolSource,
 )
-from lims.api.parsers import CappedFormParser, CappedMultiPartParser
 from lims.selectors import project_ids_visible
 
 CODE_REGEX = r"[A-Za-z0-9][A-Za-z0-9._-]*"
@@ -636,34 +635,3 @@ class PostTreatmentViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
         except DjangoValidationError as exc:
             raise _drf(exc) from exc
         return Response(self.get_serializer(self._fresh(treatment)).data)
-
-    @extend_schema(
-        request={"multipart/form-data": s.FurnaceLogUploadSerializer},
-        responses={201: s.FurnaceLogSerializer},
-    )
-    @action(
-        detail=True,
-        methods=["post"],
-        url_path="furnace-log",
-        parser_classes=[CappedMultiPartParser, CappedFormParser],
-    )
-    def furnace_log(self, request: Request, code: str | None = None) -> Response:
-        """Attach a furnace thermocouple log; the reply carries the dwell checks."""
-        treatment = self.get_object()
-        form = s.FurnaceLogUploadSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        upload = form.validated_data["file"]
-        kwargs: dict[str, Any] = {}
-        if "tolerance_k" in form.validated_data:
-            kwargs["tolerance_k"] = form.validated_data["tolerance_k"]
-        try:
-            log = services.furnace_log_attach(
-                treatment=treatment,
-                stream=upload,
-                filename=upload.name or "furnace-log",
-                user=_person(request.user),
-                **kwargs,
-            )
-        except DjangoValidationError as exc:
-            raise _drf(exc) from exc
-        return Response(s.FurnaceLogSerializer(log).data, status=status.HTTP_201_CREATED)

@@ -73,7 +73,9 @@ class IngestView(APIView):
                 project=project,
                 kind=data.get("kind"),
                 params={
-                    k: data[k] for k in ("cell", "run", "metadata") if data.get(k) not in (None, "")
+                    k: data[k]
+                    for k in ("cell", "run", "anneal", "metadata")
+                    if data.get(k) not in (None, "")
                 },
                 user=request.user if isinstance(request.user, AbstractBaseUser) else None,
                 instrument=getattr(request.user, "instrument", None),
@@ -81,8 +83,16 @@ class IngestView(APIView):
             )
         except (DjangoPermissionDenied, DjangoValidationError) as exc:
             raise _drf_error(exc) from exc
-        except services.AlreadyStored as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        if not created and not selectors.job_list(user=request.user).filter(pk=job.pk).exists():
+            # the same bytes came into the project from a source whose jobs this caller does
+            # not see (an instrument sees only its own): say so without naming that job
+            return Response(
+                {
+                    "detail": f"{upload.name or 'upload'}: these bytes are already stored in "
+                    f"project {project.slug} by another source; nothing was queued"
+                },
+                status=status.HTTP_409_CONFLICT,
+            )
         url = request.build_absolute_uri(f"/api/v1/jobs/{job.pk}/")
         return Response(
             IngestResponseSerializer.build(job, url),

@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from cells import services as cell_services
 from cells.models import CyclingTest
-from depositions.models import RunLogFile
+from depositions.models import FurnaceLog, RunLogFile
 from lims import services as lims_services
 from lims.ingestion import services, storage
 from lims.models import IngestionJob, Membership, Project, RawFile
@@ -162,21 +162,30 @@ def test_run_page_upload_of_bytes_another_project_holds_queues_a_job_in_the_runs
 
 
 @pytest.mark.django_db
-def test_a_furnace_log_attached_in_two_projects_is_two_raw_files(project, other_project):
+def test_a_furnace_log_uploaded_on_two_projects_anneal_pages_is_two_jobs(
+    project, other_project, django_capture_on_commit_callbacks
+):
     from depositions import services as dep
+    from depositions.furnace import services as furnace
     from tests.depositions.factories import furnace_csv
     from tests.depositions.test_services import LI3PO4
 
     content = furnace_csv()
-    logs = []
+    jobs = []
     for p in (project, other_project):
         treatment = dep.post_treatment_create(
             project=p, code=f"AN-{p.slug}", atmosphere="o2", segments=LI3PO4
         )
-        logs.append(
-            dep.furnace_log_attach(
-                treatment=treatment, stream=io.BytesIO(content), filename="an.csv"
+        with django_capture_on_commit_callbacks(execute=False):
+            job, created = furnace.furnace_log_submit(
+                treatment=treatment, stream=io.BytesIO(content), filename="an.csv", user=None
             )
-        )
-    assert [log.raw_file.project for log in logs] == [project, other_project]
-    assert logs[0].raw_file.storage_path == logs[1].raw_file.storage_path
+        assert created
+        with django_capture_on_commit_callbacks(execute=False):
+            services.job_run(job_id=job.pk)
+        jobs.append(IngestionJob.objects.select_related("raw_file").get(pk=job.pk))
+    assert [j.status for j in jobs] == ["succeeded", "succeeded"]
+    assert [j.raw_file.project for j in jobs] == [project, other_project]
+    assert jobs[0].raw_file.storage_path == jobs[1].raw_file.storage_path
+    logs = FurnaceLog.objects.filter(job__in=jobs).select_related("treatment")
+    assert sorted(log.treatment.project_id for log in logs) == [project.pk, other_project.pk]

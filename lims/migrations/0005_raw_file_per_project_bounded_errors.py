@@ -18,7 +18,7 @@ def bound_stored_errors(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('lims', '0003_job_queued_at_requeue'),
+        ('lims', '0004_job_lease'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
