@@ -17,10 +17,11 @@ from django.db.models import Case, F, When
 
 from cells.choices import CellType
 from cells.models import Cell, CycleRecord, CyclingTest, PerformanceRecord
-from cells.parsers.summary import summary_plan
+from cells.parsers.summary import check_summary, summary_plan
 from cells.parsers.types import CyclerData, polars_parse_error
 from lims.events.services import event_emit
 from lims.ingestion import storage
+from lims.ingestion.base import ParseError
 from lims.ingestion.services import IngestOutcome
 from lims.models import IngestionJob, Project
 
@@ -100,13 +101,21 @@ def _ratio(num: float | None, den: float | None) -> float | None:
     return num / den
 
 
+CAPACITY_RULE = (
+    "charge that flowed in this file during the cycle (mAh): reset-aware increments of the "
+    "capacity counters from the file's first row on; a counter the file starts with flowed "
+    "before this file and is not counted (see carried_over_*)"
+)
+
+
 def _conventions(cell: Cell | None, data_conventions: dict[str, Any]) -> dict[str, Any]:
     anode_half = cell is not None and cell.cell_type == CellType.ANODE_HALF
     return {
         **data_conventions,
         "current_sign": "positive = charge",
         "cycle_index": "cycle written in the file minus the first one + 1",
-        "capacity": "reset-aware increments of the instrument's capacity columns",
+        "capacity": CAPACITY_RULE,
+        "capacity_source": data_conventions.get("capacity", "the file's capacity columns"),
         "coulombic_efficiency": "charge/discharge (anode half cell)"
         if anode_half
         else "discharge/charge (cathode-limited)",
@@ -129,6 +138,10 @@ def cycling_test_ingest(*, job: IngestionJob, data: CyclerData) -> IngestOutcome
     sink = data.series.sink_parquet(tmp, compression="zstd", compression_level=1, lazy=True)
     try:
         _, summary = pl.collect_all([sink, summary_plan(data.series)], engine="streaming")
+        check_summary(summary)  # no rows, no cycle number, cycle numbers beyond 32 bits
+    except ParseError:
+        tmp.unlink(missing_ok=True)
+        raise
     except (pl.exceptions.PolarsError, OSError) as exc:
         tmp.unlink(missing_ok=True)
         raise polars_parse_error(exc, source=str(storage.absolute(raw.storage_path))) from exc
@@ -203,24 +216,23 @@ def _start_time(metadata: dict[str, Any]) -> datetime | None:
 
 
 def _carried_over(series: Path) -> dict[str, str]:
-    """Counters a file starts with (an export cut from a longer test), said side by side.
+    """Counters a file starts with (an export cut from a longer test, a restarted channel).
 
-    The first cycle counts them (the first row contributes its value); peers that count only
-    the increase inside the file report the first cycle minus these.
+    Metadata only: the summary takes a counter's first value as its baseline, so cycle 1
+    holds what flowed in this file. Said here so the instrument's running total is not lost.
     """
+    columns = ("charge_capacity_ah", "discharge_capacity_ah")
     first = (
-        pl.scan_parquet(series)
-        .select("charge_capacity_ah", "discharge_capacity_ah")
-        .head(1)
-        .collect()
+        pl.scan_parquet(series).select(pl.col(c).drop_nulls().first() for c in columns).collect()
     )
     out: dict[str, str] = {}
-    for column, label in (("charge_capacity_ah", "charge"), ("discharge_capacity_ah", "discharge")):
+    for column, label in zip(columns, ("charge", "discharge"), strict=True):
         value = first[column][0] if first.height else None
         if value:
             out[f"carried_over_{label}_mah"] = (
-                f"{value * 1000:.6g} mAh on the file's first row: counted in cycle 1; "
-                f"cycle 1 {label} without it = first-cycle value minus {value * 1000:.6g} mAh"
+                f"{value * 1000:.6g} mAh: the {label} counter's value on the file's first row, "
+                "charge that flowed before this file (an excerpt of a longer test or a "
+                "restarted channel); not counted in cycle 1 or any cycle"
             )
     return out
 

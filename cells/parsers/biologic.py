@@ -24,13 +24,25 @@ from cells.parsers.textio import (
     sniff_lines,
     truncated_tail_warning,
 )
-from cells.parsers.types import CyclerData, canonical_eager, canonical_frame, describe_exception
+from cells.parsers.types import (
+    CyclerData,
+    canonical_eager,
+    canonical_frame,
+    derived_cycle,
+    describe_exception,
+    drop_blank_rows,
+    integrated_capacity,
+)
 from cells.parsers.units import split_label, unit_factor
 from lims.ingestion.base import ParseContext, ParseError, register
 
 MPR_MAGIC = b"BIO-LOGIC MODULAR FILE\x1a"
 MPT_MAGIC = ("EC-Lab ASCII FILE", "BT-Lab ASCII FILE")
 
+NO_CURRENT = (
+    "none: the file has no current column (e.g. an OCV record): a voltage-only test, "
+    "without capacities or charge/discharge"
+)
 BIOLOGIC_CONVENTIONS = {
     "current_sign": "as written: EC-Lab current is positive for oxidation (charge of a cathode)",
     "step": "Ns (technique sequence index) as written",
@@ -87,6 +99,8 @@ def biologic_expressions(columns: list[str], conventions: dict[str, str]) -> dic
         setpoint = pl.col("control/V/mA").cast(pl.Float64) / 1000.0
         exprs["current_a"] = pl.when(mode == 1).then(setpoint).when(mode == 3).then(0.0)
         conventions["current"] = "derived: control/V/mA set point in CC mode (file has no I)"
+    else:
+        conventions["current"] = NO_CURRENT
 
     if "cycle number" in columns:
         exprs["cycle"] = pl.col("cycle number")
@@ -117,6 +131,9 @@ def biologic_expressions(columns: list[str], conventions: dict[str, str]) -> dic
         exprs["charge_capacity_ah"] = step.clip(lower_bound=0.0).cum_sum()
         exprs["discharge_capacity_ah"] = (-step).clip(lower_bound=0.0).cum_sum()
         conventions["capacity"] = "cumulated from dq (file has no Q charge/discharge)"
+    else:
+        integrated_capacity(exprs, conventions)
+    derived_cycle(exprs, conventions)  # OCV/MB exports without cycle number or half cycle
 
     e_charge = _find(labels, ("Energy charge",), "charge_energy_wh")
     e_discharge = _find(labels, ("Energy discharge",), "discharge_energy_wh")
@@ -190,6 +207,8 @@ class BiologicMprParser:
         frame = _mpr_frame(mpr, used)
         series = canonical_eager(frame, exprs)
         notes = [f"galvani: {w.message}" for w in caught] + _sign_check(series, frame)
+        if conventions.get("current") == NO_CURRENT:
+            notes.append("no current column: read as a voltage-only test (no capacities)")
         metadata = _mpr_metadata(mpr, columns)
         return CyclerData(series.lazy(), "biologic", conventions, metadata, notes)
 
@@ -289,7 +308,7 @@ class BiologicMptParser:
         exprs = biologic_expressions(columns, conventions)
         _check_biologic(exprs, columns, f"line {layout.header_line + 1}")
         used = {name for expr in exprs.values() for name in expr.meta.root_names()}
-        frame = scan_table(layout, {name: pl.Float64() for name in used})
+        frame = drop_blank_rows(scan_table(layout, {name: pl.Float64() for name in used}), used)
         series = finalize(canonical_frame(frame, exprs), layout)
         metadata: dict[str, Any] = {
             "source_columns": list(layout.raw_columns),
@@ -298,8 +317,10 @@ class BiologicMptParser:
             "header_line": layout.header_line + 1,
         }
         metadata.update(_mpt_preamble(layout.preamble))
-        tail = truncated_tail_warning(layout)
-        return CyclerData(series, "biologic", conventions, metadata, [tail] if tail else [])
+        notes = [tail] if (tail := truncated_tail_warning(layout)) else []
+        if conventions.get("current") == NO_CURRENT:
+            notes.append("no current column: read as a voltage-only test (no capacities)")
+        return CyclerData(series, "biologic", conventions, metadata, notes)
 
 
 def _mpt_preamble(lines: tuple[str, ...]) -> dict[str, Any]:

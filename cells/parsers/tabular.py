@@ -15,7 +15,15 @@ from cells.parsers.mapping import (
     source_dtype,
 )
 from cells.parsers.textio import TextLayout, finalize, scan_table, truncated_tail_warning
-from cells.parsers.types import CyclerData, canonical_eager, canonical_frame, describe_exception
+from cells.parsers.types import (
+    CyclerData,
+    canonical_eager,
+    canonical_frame,
+    derived_cycle,
+    describe_exception,
+    drop_blank_rows,
+    integrated_capacity,
+)
 from lims.ingestion.base import ParseError
 
 REQUIRED = ("time_s", "current_a", "voltage_v")
@@ -64,11 +72,11 @@ def text_to_cycler(
     """
     samples = _column_samples(layout)
     dtypes = {spec.source: source_dtype(spec, samples.get(spec.source, [])) for spec in specs}
-    frame = scan_table(layout, dtypes)
+    frame = drop_blank_rows(scan_table(layout, dtypes), (spec.source for spec in specs))
     exprs = canonical_expressions(specs, dtypes, samples)
     if overrides is not None:
         exprs.update(overrides(dtypes))
-    _derive_step(exprs, conventions)
+    _derive_missing(exprs, conventions)
     series = finalize(canonical_frame(frame, exprs), layout)
     tail = truncated_tail_warning(layout)
     if tail:
@@ -102,17 +110,21 @@ def frame_to_cycler(
         for spec in specs
     }
     exprs = canonical_expressions(specs, schema, samples)
-    _derive_step(exprs, conventions)
+    _derive_missing(exprs, conventions)
+    frame = drop_blank_rows(frame.lazy(), (spec.source for spec in specs)).collect()
     series = canonical_eager(frame, exprs).lazy()
     conventions.update(build_conventions(specs))
     metadata.setdefault("source_columns", list(frame.columns))
     return CyclerData(series, vendor, conventions, metadata, warnings)
 
 
-def _derive_step(exprs: dict[str, pl.Expr], conventions: dict[str, str]) -> None:
+def _derive_missing(exprs: dict[str, pl.Expr], conventions: dict[str, str]) -> None:
+    """Step, capacity and cycle a file lacks, derived from its current (and said so)."""
     if "step" not in exprs and "current_a" in exprs:
         exprs["step"] = derived_step(exprs["current_a"])
         conventions["step"] = "derived: segment counter, +1 whenever the current sign changes"
+    integrated_capacity(exprs, conventions)
+    derived_cycle(exprs, conventions)
 
 
 def read_excel_sheets(
