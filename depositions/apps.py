@@ -7,4 +7,12 @@ class DepositionsConfig(AppConfig):
     name = "depositions"
 
     def ready(self) -> None:
-        from depositions import catalogue  # noqa: F401  (catalogue pages)
+        from depositions import catalogue, logs  # noqa: F401  (catalogue pages)
+        from depositions.aldlogs import PARSERS
+        from lims.ingestion import registry
+
+        registry.register_parsers(PARSERS)
+        registry.register_handler(
+            "ald_log", prepare=logs.ald_log_prepare, persist=logs.ald_log_ingest
+        )
+        registry.register_mapping_resolver(logs.tool_log_mapping)

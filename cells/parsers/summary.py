@@ -17,8 +17,9 @@ from typing import cast
 
 import polars as pl
 
-from cells.parsers.types import CANONICAL_SCHEMA, collect_or_raise
-from lims.ingestion.base import ParseError
+from cells.parsers.types import CANONICAL_SCHEMA
+from lims.ingestion.parsing import ParseError
+from lims.ingestion.text import collect_or_raise
 
 SUMMARY_SCHEMA: dict[str, pl.DataType] = {
     "cycle_index": pl.Int64(),

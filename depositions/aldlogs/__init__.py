@@ -1,9 +1,9 @@
 """ALD tool logs: parsers, pulse detection and run checks (pure: no ORM, no settings).
 
-Importing the package registers its parsers (kind ``ald_log``) with ``lims.ingestion.base``:
-``labview_datalog``, ``labview_execution_table``, ``labview_execution_array``,
-``labview_doses``, ``labview_summary``, ``controller_eventlog``, ``controller_recipe`` and
-``generic_ald_log``.
+``PARSERS`` lists its parsers (kind ``ald_log``), which ``depositions.apps`` registers with
+``lims.ingestion.registry``: ``labview_datalog``, ``labview_execution_table``,
+``labview_execution_array``, ``labview_doses``, ``labview_summary``, ``controller_eventlog``,
+``controller_recipe`` and ``generic_ald_log``.
 """
 
 from depositions.aldlogs.checks import (
@@ -27,6 +27,7 @@ from depositions.aldlogs.generic import GenericAldLogParser, parse_generic_log
 from depositions.aldlogs.labview import (
     LabviewDatalogParser,
     LabviewDosesParser,
+    LabviewExecutionArrayParser,
     LabviewExecutionTableParser,
     LabviewSummaryParser,
     infer_valve_sources,
@@ -60,8 +61,20 @@ from depositions.aldlogs.types import (
     RunSummary,
 )
 
+PARSERS = (
+    ControllerEventLogParser,
+    ControllerRecipeParser,
+    GenericAldLogParser,
+    LabviewDatalogParser,
+    LabviewDosesParser,
+    LabviewExecutionArrayParser,
+    LabviewExecutionTableParser,
+    LabviewSummaryParser,
+)
+
 __all__ = [
     "CHECKER_VERSION",
+    "PARSERS",
     "AldCheck",
     "AldLog",
     "Alignment",

@@ -44,7 +44,6 @@ from typing import Any, ClassVar
 import numpy as np
 import polars as pl
 
-from cells.parsers.textio import bom_encoding, sniff_lines
 from depositions.aldlogs.tabular import TextHead, dedupe, read_text
 from depositions.aldlogs.types import (
     AldLog,
@@ -55,7 +54,8 @@ from depositions.aldlogs.types import (
 )
 from depositions.aldlogs.units import conversion, split_header, time_scale
 from depositions.expansion import PlannedStep
-from lims.ingestion.base import ParseContext, ParseError, register
+from lims.ingestion.parsing import ParseContext, ParseError
+from lims.ingestion.text import bom_encoding, sniff_lines
 
 VERSION = "1.2.0"
 PRESSURE_CHANNEL = "chamber pressure"
@@ -1146,7 +1146,6 @@ def _log_score(head: bytes) -> float:
     return 0.95 if words >= 2 else 0.0
 
 
-@register
 class ControllerEventLogParser:
     """Controller event log (``set valve 1to 1``, ``The pressure is X``)."""
 
@@ -1161,7 +1160,6 @@ class ControllerEventLogParser:
         return parse_controller_log(Path(path), ctx)
 
 
-@register
 class ControllerRecipeParser:
     """Controller recipe CSV (device columns incl. ``aldvN``, ``-1`` = no change, a delay)."""
 

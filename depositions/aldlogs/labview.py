@@ -38,7 +38,6 @@ from typing import Any, ClassVar
 import numpy as np
 import polars as pl
 
-from cells.parsers.textio import guess_decimal_comma, sniff_lines
 from depositions.aldlogs.tabular import (
     TIMESTAMP_FORMATS,
     ColumnSpec,
@@ -77,7 +76,8 @@ from depositions.aldlogs.units import (
     time_scale,
 )
 from depositions.expansion import PlannedStep
-from lims.ingestion.base import ParseContext, ParseError, register
+from lims.ingestion.parsing import ParseContext, ParseError
+from lims.ingestion.text import guess_decimal_comma, sniff_lines
 
 VERSION = "1.1.0"
 # Digital outputs: FieldPoint/cRIO ``Mod8/do1``, DAQmx ``cDAQ1Mod5/port0/line1``.
@@ -1378,7 +1378,6 @@ def _companions_from_ctx(ctx: ParseContext) -> list[Path]:
     return [Path(p) for p in paths]
 
 
-@register
 class LabviewDatalogParser:
     """LabVIEW ``*_DataLog.txt``; companions named in ``ctx.metadata['companion_paths']``."""
 
@@ -1419,7 +1418,6 @@ class _TableParser(ABC):
         return self.read(Path(path), ctx)
 
 
-@register
 class LabviewExecutionTableParser(_TableParser):
     name: ClassVar[str] = "labview_execution_table"
 
@@ -1430,7 +1428,6 @@ class LabviewExecutionTableParser(_TableParser):
         return parse_execution_table(path, ctx)
 
 
-@register
 class LabviewExecutionArrayParser(_TableParser):
     """``*_ExecutionArray.txt`` of newer builds: the recipe as numbers (precursors by their
     position in the summary's port list, named when merged with the doses or the summary)."""
@@ -1445,7 +1442,6 @@ class LabviewExecutionArrayParser(_TableParser):
         return parse_execution_array(path, ctx)
 
 
-@register
 class LabviewDosesParser(_TableParser):
     name: ClassVar[str] = "labview_doses"
 
@@ -1456,7 +1452,6 @@ class LabviewDosesParser(_TableParser):
         return parse_doses_table(path, ctx)
 
 
-@register
 class LabviewSummaryParser:
     name: ClassVar[str] = "labview_summary"
     version: ClassVar[str] = VERSION

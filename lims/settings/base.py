@@ -155,13 +155,6 @@ FILE_UPLOAD_HANDLERS = ["lims.ingestion.uploads.LimitedTemporaryFileUploadHandle
 FILE_UPLOAD_TEMP_DIR = os.environ.get("LIMS_UPLOAD_TEMP_DIR") or str(DATA_DIR / "tmp")
 Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 
-# Which domain service takes a parsed file of each kind.
-LIMS_INGEST_HANDLERS = {
-    "cycler": "cells.services.cycling_test_ingest",
-    "ald_log": "depositions.logs.ald_log_ingest",
-}
-# Saved maps for files no parser recognises, by source (see lims.ingestion.services).
-LIMS_INGEST_DEFAULT_MAPPINGS = ["depositions.logs.tool_log_mapping"]
 LIMS_WEBHOOK_TIMEOUT_S = float(os.environ.get("LIMS_WEBHOOK_TIMEOUT_S", "10"))
 LIMS_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("LIMS_WEBHOOK_MAX_ATTEMPTS", "8"))
 LIMS_WEBHOOK_BACKOFF_S = float(os.environ.get("LIMS_WEBHOOK_BACKOFF_S", "5"))
@@ -205,12 +198,14 @@ SPECTACULAR_SETTINGS = {
 _broker_dir = DATA_DIR / "broker"
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for sub in ("out", "processed"):
+    for sub in ("out", "processed", "control"):
         (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
         "data_folder_in": str(_broker_dir / "out"),
         "data_folder_out": str(_broker_dir / "out"),
         "processed_folder": str(_broker_dir / "processed"),
+        # kombu's default is ./control in the working directory (it ended up committed)
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 else:

@@ -19,7 +19,7 @@ import pytest
 
 import depositions.aldlogs as ald
 from depositions.aldlogs.types import AldLog
-from lims.ingestion.base import ParseError
+from lims.ingestion.parsing import ParseError
 from tests.aldlogs.conftest import EVENTLOG, RECIPE_CSV, ctx_for
 
 TEXT = EVENTLOG.read_text(encoding="ascii")

@@ -12,7 +12,7 @@ import pytest
 import depositions.aldlogs as ald
 from depositions.aldlogs.types import AldLog
 from depositions.expansion import BlockSpec, RecipeSpec, StepSpec, SubCycleSpec
-from lims.ingestion.base import ParseError
+from lims.ingestion.parsing import ParseError
 from tests.aldlogs.conftest import ctx_for
 
 TORR_PER_MBAR = 100 / 133.322368

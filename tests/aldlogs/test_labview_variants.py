@@ -21,7 +21,8 @@ import pytest
 import depositions.aldlogs as ald
 from depositions.aldlogs import labview
 from depositions.aldlogs.types import AldLog, PulseEvent
-from lims.ingestion.base import ParseContext, ParseError, get_parser
+from lims.ingestion.parsing import ParseContext, ParseError
+from lims.ingestion.registry import get_parser
 from tests.aldlogs.conftest import (
     DATALOG,
     DOSES,

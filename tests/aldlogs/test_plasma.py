@@ -11,7 +11,7 @@ import pytest
 
 import depositions.aldlogs as ald
 from depositions.expansion import BlockSpec, RecipeSpec, StepSpec, SubCycleSpec
-from lims.ingestion.base import get_parser
+from lims.ingestion.registry import get_parser
 from tests.aldlogs.conftest import ctx_for
 
 PERIOD = 0.1

@@ -12,7 +12,8 @@ import pytest
 
 import depositions.aldlogs as ald
 from depositions.aldlogs.types import AldLog
-from lims.ingestion.base import ParseContext, ParseError, all_parsers
+from lims.ingestion.parsing import ParseContext, ParseError
+from lims.ingestion.registry import all_parsers
 from tests.aldlogs.conftest import (
     DATALOG,
     DOSES,

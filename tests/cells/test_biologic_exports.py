@@ -25,7 +25,8 @@ from galvani.BioLogic import MPRfile
 from polars.testing import assert_frame_equal
 
 from cells.parsers import CyclerData, summarize_cycles
-from lims.ingestion.base import SNIFF_BYTES, ParseContext, detect_parser
+from lims.ingestion.parsing import SNIFF_BYTES, ParseContext
+from lims.ingestion.registry import detect_parser
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cycler" / "biologic"
 MODULO_BAT = FIXTURES / "navani_00_test_04_MB_C01.mpr"

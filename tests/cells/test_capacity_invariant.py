@@ -32,7 +32,8 @@ import polars as pl
 import pytest
 
 from cells.parsers import CyclerData, summarize_cycles
-from lims.ingestion.base import SNIFF_BYTES, ParseContext, detect_parser
+from lims.ingestion.parsing import SNIFF_BYTES, ParseContext
+from lims.ingestion.registry import detect_parser
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cycler"
 FILES = sorted(p for p in FIXTURES.rglob("*") if p.is_file())
