@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from cells.parsers import CyclerData, summarize_cycles
 from lims.ingestion.parsing import SNIFF_BYTES, ParseContext
@@ -132,3 +133,46 @@ def test_the_invariant_catches_a_carried_over_counter_and_a_one_percent_error() 
     assert violations(summary, brackets) == []
     off = summary.with_columns(pl.col("discharge_mah") * 1.01)
     assert len(violations(off, brackets)) == summary.height  # every cycle's discharge
+
+
+def test_a_maccor_export_cut_from_a_longer_test_counts_only_what_flowed_in_it(
+    tmp_path: Path,
+) -> None:
+    """The .078 export cut in the middle of a charge step of its cycle 1, as an export of a
+    running test would start: the step's Amp-hr counter reads its running value on the first
+    row. Cycle 1 of the cut holds the original cycle 1 minus what had flowed before the cut;
+    later cycles are unchanged and the invariant holds."""
+    source = FIXTURES / "maccor" / "beep_xTESLADIAG_000038con.078"
+    _, original = parse(source)
+    rows = original.collect().with_row_index("row")
+    charging = rows.filter(
+        (pl.col("cycle") == 1)
+        & (pl.col("charge_capacity_ah") > 0)
+        & (pl.col("step") == pl.col("step").shift(-1))
+    )
+    cut_at = int(charging["row"][charging.height // 2])
+    carried_ah = float(rows["charge_capacity_ah"][cut_at])
+    assert carried_ah > 0.1
+    raw = source.read_bytes()
+    newline = b"\r\n" if b"\r\n" in raw else b"\n"
+    lines = raw.split(newline)
+    cut = tmp_path / "xTESLADIAG_000038con.078"
+    cut.write_bytes(newline.join(lines[:2] + lines[2 + cut_at :]))
+    name, data = parse(cut)
+    assert name == "maccor_txt"
+    summary = summarize_cycles(data.series)
+    whole = summarize_cycles(original.series)
+    before_cut = summarize_cycles(original.collect().head(cut_at + 1).lazy())
+    flowed_before = before_cut.filter(pl.col("cycle") == 1)["charge_mah"][0]
+    first = summary.row(0, named=True)
+    assert first["cycle"] == 1
+    expected = whole.filter(pl.col("cycle") == 1)["charge_mah"][0] - flowed_before
+    assert first["charge_mah"] == pytest.approx(expected, rel=1e-9)
+    assert first["charge_mah"] < whole.filter(pl.col("cycle") == 1)["charge_mah"][0] - 100
+    later = whole.filter(pl.col("cycle") > 1).select("cycle", "charge_mah", "discharge_mah")
+    # the same increments, summed in another order: equal to rounding
+    assert_frame_equal(
+        summary.filter(pl.col("cycle") > 1).select(later.columns), later, rel_tol=1e-9
+    )
+    assert data.collect()["charge_capacity_ah"][0] == pytest.approx(carried_ah)
+    assert not violations(summary, integral_brackets(data.collect()))
