@@ -3,7 +3,8 @@
 Arbin writes current in A (positive = charge), voltage in V, test time in s and
 ``Charge_Capacity``/``Discharge_Capacity`` in Ah that keep counting through a cycle's steps
 (MITS Pro resets them at each new ``Cycle_Index``); exports may start with counters carried
-over from an earlier part of the test. ``Cycle_Index`` and ``Step_Index`` are kept as written.
+over from an earlier part of the test (the summary takes them as the baseline, not as cycle 1).
+``Cycle_Index`` and ``Step_Index`` are kept as written.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ ARBIN_CONVENTIONS = {
     "cycle": "Cycle_Index as written (1-based)",
     "step": "Step_Index as written (schedule step)",
     "capacity": "Charge_/Discharge_Capacity (Ah) as written: cumulative within a cycle, "
-    "reset at a new cycle; an export may start with counters carried over",
+    "reset at a new cycle; an export may start with counters carried over (metadata, not "
+    "counted: see carried_over_*)",
 }
 _KEYS = ("datapoint", "testtime", "cycleindex", "stepindex", "chargecapacity", "current")
 

@@ -2,8 +2,10 @@
 
 EC-Lab current is positive for oxidation of the working electrode, i.e. charge of a cathode
 half cell: kept as written. ``Q charge/discharge/mA.h`` is signed and resets at every half
-cycle; it is split by sign into the canonical unsigned charge/discharge columns. ``.mpr`` has
-no ``cycle number`` column, so the cycle is ``half cycle // 2``; ``.mpt`` exports have it.
+cycle; it is split by sign into the canonical unsigned charge/discharge columns. Cycles come
+from the file's own counter: ``cycle number`` (``.mpt``), else ``half cycle // 2`` (``.mpr``
+has no cycle number), else (OCV, Modulo Bat sequences exported without either) derived from
+the current with rests counted as no half cycle. A file without current is voltage-only.
 """
 
 from __future__ import annotations
