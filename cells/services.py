@@ -244,15 +244,16 @@ def _carried_over(series: Path) -> dict[str, str]:
     holds what flowed in this file. Said here so the instrument's running total is not lost.
     """
     columns = ("charge_capacity_ah", "discharge_capacity_ah")
-    first = (
-        pl.scan_parquet(series).select(pl.col(c).drop_nulls().first() for c in columns).collect()
-    )
+    scan = pl.scan_parquet(series).select(columns)
+    first = scan.head(1).collect()  # one row group, not the file
+    if first.height and any(first[c][0] is None for c in columns):  # leading gaps: look on
+        first = scan.select(pl.col(c).drop_nulls().first() for c in columns).collect()
     out: dict[str, str] = {}
     for column, label in zip(columns, ("charge", "discharge"), strict=True):
         value = first[column][0] if first.height else None
         if value:
             out[f"carried_over_{label}_mah"] = (
-                f"{value * 1000:.6g} mAh: the {label} counter's value on the file's first row, "
+                f"{value * 1000:.6g} mAh: the {label} counter's first value in the file, "
                 "charge that flowed before this file (an excerpt of a longer test or a "
                 "restarted channel); not counted in cycle 1 or any cycle"
             )
