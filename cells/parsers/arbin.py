@@ -105,7 +105,9 @@ def _data_sheets(names: list[str]) -> list[str]:
     """Arbin splits long tests over ``Channel_<n>_1``, ``Channel_<n>_2``... in order."""
 
     def order(name: str) -> tuple[int, ...]:
-        return tuple(int(n) for n in re.findall(r"\d+", name))
+        # A sheet name is text from the file: at most 18 digits per number (int() refuses
+        # numbers of thousands of digits with a ValueError).
+        return tuple(int(n[:18]) for n in re.findall(r"\d+", name))
 
     return sorted((n for n in names if n.lower().startswith("channel")), key=order)
 

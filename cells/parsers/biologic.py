@@ -272,8 +272,8 @@ def _mpt_header_index(lines: list[str]) -> int | None:
         for line in lines[1:4]:
             match = _NB_HEADER.search(line)
             if match:
-                index = int(match.group(1)) - 1
-                return index if index < len(lines) else None
+                index = int(match.group(1)) - 1  # the count includes the column line
+                return index if 0 < index < len(lines) else None
     for index, line in enumerate(lines[:200]):
         if "time/s" in line and "\t" in line:
             return index

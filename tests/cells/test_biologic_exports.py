@@ -25,7 +25,8 @@ from galvani.BioLogic import MPRfile
 from polars.testing import assert_frame_equal
 
 from cells.parsers import CyclerData, summarize_cycles
-from lims.ingestion.parsing import SNIFF_BYTES, ParseContext
+from cells.parsers.biologic import BiologicMptParser
+from lims.ingestion.parsing import SNIFF_BYTES, ParseContext, ParseError
 from lims.ingestion.registry import detect_parser
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cycler" / "biologic"
@@ -187,3 +188,17 @@ def test_an_export_without_any_cycle_counter_derives_cycles_and_rests_are_not_ha
     assert got["cycle"].to_list() == expected["cycle"].to_list() == list(range(7))
     assert got["rows"].to_list() == expected["rows"].to_list()
     assert_frame_equal(got, expected, check_exact=False, rel_tol=1e-6, abs_tol=1e-12)
+
+
+@pytest.mark.parametrize("count", ["0", "1", "999999999999"])
+def test_a_header_line_count_that_cannot_be_right_is_refused(tmp_path: Path, count: str) -> None:
+    """``Nb header lines`` is a number from the file: 0 or 1 would make a preamble line (or
+    the last line read) the column line, a huge one would point past the file."""
+    path = tmp_path / "bad.mpt"
+    columns = mpt_columns(GCPL_SHORT)
+    write_mpt(path, columns, technique="Galvanostatic Cycling with Potential Limitation")
+    text = path.read_bytes().replace(b"Nb header lines : 13", f"Nb header lines : {count}".encode())
+    path.write_bytes(text)
+    parser = BiologicMptParser()
+    with pytest.raises(ParseError, match="EC-Lab column header"):
+        parser.parse(path, ParseContext(filename=path.name, size=len(text)))
