@@ -67,7 +67,7 @@ class ArbinCsvParser:
     """Arbin MITS CSV export (``Data_Point,Test_Time,...`` or ``Test_Time(s),Current(A),...``)."""
 
     name: ClassVar[str] = "arbin_csv"
-    version: ClassVar[str] = "1.0.0"
+    version: ClassVar[str] = "1.1.0"
     kind: ClassVar[str] = "cycler"
 
     def sniff(self, head: bytes, filename: str) -> float:
@@ -116,7 +116,7 @@ class ArbinXlsxParser:
     """Arbin XLSX export: ``Global_Info`` sheet plus ``Channel_*`` data sheets."""
 
     name: ClassVar[str] = "arbin_xlsx"
-    version: ClassVar[str] = "1.0.0"
+    version: ClassVar[str] = "1.1.0"
     kind: ClassVar[str] = "cycler"
 
     def sniff(self, head: bytes, filename: str) -> float:
@@ -192,7 +192,7 @@ class ArbinResParser:
     """Arbin ``.res`` (MS Access) via access_parser, falling back to mdbtools' ``mdb-export``."""
 
     name: ClassVar[str] = "arbin_res"
-    version: ClassVar[str] = "1.0.0"
+    version: ClassVar[str] = "1.1.0"
     kind: ClassVar[str] = "cycler"
 
     def sniff(self, head: bytes, filename: str) -> float:

@@ -172,7 +172,7 @@ class BiologicMprParser:
     """EC-Lab/BT-Lab binary ``.mpr`` read with galvani (datalab-org fork)."""
 
     name: ClassVar[str] = "biologic_mpr"
-    version: ClassVar[str] = "1.0.0"
+    version: ClassVar[str] = "1.1.0"
     kind: ClassVar[str] = "cycler"
 
     def sniff(self, head: bytes, filename: str) -> float:
@@ -284,7 +284,7 @@ class BiologicMptParser:
     """EC-Lab ``.mpt`` text export (latin-1, tab separated, locale decimal commas)."""
 
     name: ClassVar[str] = "biologic_mpt"
-    version: ClassVar[str] = "1.0.0"
+    version: ClassVar[str] = "1.1.0"
     kind: ClassVar[str] = "cycler"
 
     def sniff(self, head: bytes, filename: str) -> float:
