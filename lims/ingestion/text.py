@@ -397,6 +397,7 @@ def scan_table(layout: TextLayout, dtypes: Mapping[str, pl.DataType]) -> pl.Lazy
 
 
 HEAD_ROWS = 10_000
+HEAD_CHECK_BYTES = 8 * 1024 * 1024
 
 
 def _check_head(layout: TextLayout, options: Mapping[str, object]) -> None:
@@ -406,7 +407,14 @@ def _check_head(layout: TextLayout, options: Mapping[str, object]) -> None:
     with layout.path.open("rb") as handle:
         for _ in range(layout.header_line + 1):
             handle.readline()
-        head = b"".join(itertools.islice(handle, HEAD_ROWS))
+        rows: list[bytes] = []
+        taken = 0
+        for row in itertools.islice(handle, HEAD_ROWS):  # lines are bounded (read_layout)
+            rows.append(row)
+            taken += len(row)
+            if taken >= HEAD_CHECK_BYTES:  # 10,000 rows of 1 MiB would be 10 GiB
+                break
+        head = b"".join(rows)
     try:
         pl.read_csv(io.BytesIO(head), encoding="utf8-lossy", **options)  # type: ignore[arg-type]
     except (pl.exceptions.PolarsError, OSError) as exc:
