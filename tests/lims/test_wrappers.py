@@ -278,3 +278,20 @@ def test_a_header_with_absurdly_many_columns_is_refused(tmp_path) -> None:
     path.write_bytes(b",".join(b"c%d" % i for i in range(text.MAX_COLUMNS + 1)) + b"\n1\n")
     with pytest.raises(ParseError, match=f"{text.MAX_COLUMNS + 1} columns"):
         text.read_layout(path, ParseContext(filename="wide.csv"), lambda lines: 0)
+
+
+@pytest.mark.django_db
+def test_the_api_answers_400_naming_the_members_of_a_multi_member_zip(
+    instrument_client, django_capture_on_commit_callbacks
+) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("a.csv", b"t,v\n1,2\n")
+        archive.writestr("b.mpr", b"BIO-LOGIC")
+    upload = SimpleUploadedFile("batch.zip", buffer.getvalue())
+    with django_capture_on_commit_callbacks(execute=False):
+        response = instrument_client.post("/api/v1/ingest/", {"file": upload}, format="multipart")
+    assert response.status_code == 400
+    assert "holds 2: a.csv, b.mpr" in str(response.json())
