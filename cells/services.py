@@ -18,8 +18,10 @@ from django.db.models import Case, F, When
 
 from cells.choices import CellType
 from cells.models import Cell, CycleRecord, CyclingTest, PerformanceRecord
+from cells.parsers.sidecars import SidecarData
 from cells.parsers.summary import summary_plan
 from cells.parsers.types import CyclerData
+from cells.sidecars import sidecar_persist, sidecars_attach_to_test
 from lims.events.services import event_emit
 from lims.ingestion import storage
 from lims.ingestion.registry import IngestOutcome
@@ -27,6 +29,7 @@ from lims.ingestion.text import polars_parse_error
 from lims.models import IngestionJob, Project
 
 SUMMARY_VERSION = "1"
+PER_CYCLE_FILE = "the file's own per-cycle records, stored as written (the file has no series)"
 
 
 def _cell_payload(cell: Cell) -> dict[str, Any]:
@@ -108,7 +111,8 @@ def _conventions(cell: Cell | None, data_conventions: dict[str, Any]) -> dict[st
         **data_conventions,
         "current_sign": "positive = charge",
         "cycle_index": "cycle written in the file minus the first one + 1",
-        "capacity": "reset-aware increments of the instrument's capacity columns",
+        "capacity": data_conventions.get("per_cycle_file")
+        or "reset-aware increments of the instrument's capacity columns",
         "coulombic_efficiency": "charge/discharge (anode half cell)"
         if anode_half
         else "discharge/charge (cathode-limited)",
@@ -130,9 +134,20 @@ class PreparedCycler:
     series_s: float
 
 
-def cycling_test_prepare(*, job: IngestionJob, data: CyclerData) -> PreparedCycler:
+def cycling_test_prepare(
+    *, job: IngestionJob, data: CyclerData | SidecarData
+) -> PreparedCycler | SidecarData:
     """Phase 1 of the cycler handler, outside any transaction: one streaming pass writes the
     Parquet series and computes the per-cycle summary."""
+    # -- per-cycle files and sidecars (cycler-formats) ------------------------------------
+    # A sidecar has nothing to prepare; a per-cycle file (``data.cycles``) has no series: its
+    # cycle table is stored as the vendor wrote it instead of a summary of the series.
+    if isinstance(data, SidecarData):
+        return data
+    if data.cycles is not None:
+        conventions = {**data.conventions, "per_cycle_file": PER_CYCLE_FILE}
+        return PreparedCycler(data, "", data.cycles, 0, conventions, 0.0)
+    # -------------------------------------------------------------------------------------
     raw = job.raw_file
     rel = storage.series_relpath(raw.sha256, job.parser_name, job.parser_version)
     path = storage.absolute(rel)
@@ -154,8 +169,12 @@ def cycling_test_prepare(*, job: IngestionJob, data: CyclerData) -> PreparedCycl
     return PreparedCycler(data, rel, summary, rows, conventions, series_s)
 
 
-def cycling_test_persist(*, job: IngestionJob, prepared: PreparedCycler) -> IngestOutcome:
+def cycling_test_persist(
+    *, job: IngestionJob, prepared: PreparedCycler | SidecarData
+) -> IngestOutcome:
     """Phase 2, inside the job's transaction: the test, its cycle rows, record and event."""
+    if isinstance(prepared, SidecarData):  # cycler-formats: a sidecar is never a test
+        return sidecar_persist(job=job, data=prepared)
     started = time.monotonic()
     data, summary, rows = prepared.data, prepared.summary, prepared.rows
     raw = job.raw_file
@@ -188,6 +207,7 @@ def cycling_test_persist(*, job: IngestionJob, prepared: PreparedCycler) -> Inge
         },
     )
     _cycles_store(test=test, summary=summary)
+    sidecars_attach_to_test(test=test)  # cycler-formats: sidecars that arrived before it
     record = cycling_test_derive(test=test, reason="ingested")
     event_emit(
         topic="cells.cycling_test.imported",

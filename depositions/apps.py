@@ -9,6 +9,8 @@ class DepositionsConfig(AppConfig):
     def ready(self) -> None:
         from depositions import catalogue, logs  # noqa: F401  (catalogue pages)
         from depositions.aldlogs import PARSERS
+        from depositions.furnace import services as furnace
+        from depositions.furnace.parser import FurnaceCsvParser
         from lims.ingestion import registry
 
         registry.register_parsers(PARSERS)
@@ -16,3 +18,7 @@ class DepositionsConfig(AppConfig):
             "ald_log", prepare=logs.ald_log_prepare, persist=logs.ald_log_ingest
         )
         registry.register_mapping_resolver(logs.tool_log_mapping)
+        registry.register_parser(FurnaceCsvParser())
+        registry.register_handler(
+            "furnace_log", prepare=furnace.furnace_log_prepare, persist=furnace.furnace_log_persist
+        )

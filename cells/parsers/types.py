@@ -37,6 +37,11 @@ class CyclerData:
 
     ``series`` is lazy so that very large CSV exports are streamed rather than loaded; binary
     formats (whose libraries read eagerly) wrap an in-memory frame.
+
+    ``cycles`` is set only by files that hold per-cycle records and no series (Battery Archive
+    ``*_cycle_data.csv``): the vendor's own cycle table in the columns of
+    ``summary.SUMMARY_SCHEMA``, stored as it is instead of summarising ``series`` (which is
+    then empty).
     """
 
     series: pl.LazyFrame
@@ -44,6 +49,7 @@ class CyclerData:
     conventions: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    cycles: pl.DataFrame | None = None
 
     def collect(self) -> pl.DataFrame:
         """Materialise ``series``; bad rows found late in a streamed file become ParseError."""

@@ -41,7 +41,6 @@ from depositions.aldlogs.pulses import (
     mark_dead,
 )
 from depositions.aldlogs.types import AldLog, Channel, PulseEvent
-from depositions.anneal import CheckResult, overall_status
 from depositions.choices import StepKind
 from depositions.dose import (
     DEFAULT_SAFETY_FACTOR,
@@ -50,6 +49,7 @@ from depositions.dose import (
     required_umol,
 )
 from depositions.expansion import PlannedStep, RecipeSpec
+from depositions.qc import CheckResult, overall_status
 
 CHECKER_VERSION = "1.1.0"  # 1.1: plasma_power; a rise <= 0 is dead whatever the noise
 STATS_ROWS = 20_000
