@@ -36,7 +36,7 @@ NULL_VALUES = ["N/A", "n/a", "NA", "NaN", "nan", "-", "--", "#N/A"]
 # ``readline``) would hold all of it in memory: a 500 MB one-line CSV took a worker to 10 GB.
 MAX_LINE_BYTES = 1024 * 1024
 # More columns than any instrument writes; each one costs polars a buffer per chunk.
-MAX_COLUMNS = 4096
+MAX_COLUMNS = 10_000
 
 _BOMS: tuple[tuple[bytes, str], ...] = (
     (codecs.BOM_UTF32_LE, "utf-32-le"),
