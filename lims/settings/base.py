@@ -156,6 +156,10 @@ LIMS_UPLOAD_MAX_BYTES = int(os.environ.get("LIMS_UPLOAD_MAX_BYTES", 2 * 1024**3)
 # JSON/urlencoded body (Django's own cap, applied to the API by lims/api/parsers.py).
 LIMS_FORM_FIELD_MAX_BYTES = int(os.environ.get("LIMS_FORM_FIELD_MAX_BYTES", 64 * 1024))
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DATA_UPLOAD_MAX_MEMORY_SIZE", 2621440))
+# A .gz/.zip upload (or a zip-based format) may inflate to this many bytes, and to at most
+# this multiple of its own size (never below 64 MiB; 0 = no ratio limit): bombs fail fast.
+LIMS_UNPACK_MAX_BYTES = int(os.environ.get("LIMS_UNPACK_MAX_BYTES", 4 * 1024**3))
+LIMS_UNPACK_MAX_RATIO = float(os.environ.get("LIMS_UNPACK_MAX_RATIO", "200"))
 FILE_UPLOAD_HANDLERS = ["lims.ingestion.uploads.LimitedTemporaryFileUploadHandler"]
 FILE_UPLOAD_TEMP_DIR = os.environ.get("LIMS_UPLOAD_TEMP_DIR") or str(DATA_DIR / "tmp")
 Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
