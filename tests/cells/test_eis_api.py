@@ -133,3 +133,39 @@ def test_spectra_of_another_project_are_not_listed(
     listed = user_client.get("/api/v1/eis-spectra/").json()
     rows = listed["results"] if isinstance(listed, dict) else listed
     assert rows == []
+
+
+def test_cell_page_section_and_spectrum_page(
+    client, user, project, cell, fixture_path, django_capture_on_commit_callbacks
+):
+    import json
+
+    job = _ingest(fixture_path, project, CSV, django_capture_on_commit_callbacks, cell="C-001")
+    spectrum = EisSpectrum.objects.get(pk=job.result["eis_spectrum"])
+    client.force_login(user)
+    html = client.get(f"/cells/{cell.code}/").content.decode()
+    assert "Impedance spectra" in html and 'id="eis-nyquist"' in html
+    assert f"/cells/spectra/{spectrum.pk}/" in html
+    start = html.index('<script id="eis-data" type="application/json">') + len(
+        '<script id="eis-data" type="application/json">'
+    )
+    data = json.loads(html[start : html.index("</script>", start)])
+    assert len(data[0]["series"]["f_hz"]) == 66
+    assert data[0]["hf_intercept_ohm"] == pytest.approx(spectrum.hf_intercept_ohm)
+
+    page = client.get(f"/cells/spectra/{spectrum.pk}/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "Z&#x27;&#x27; negative for capacitive" in text or "Z'' negative for capacitive" in text
+    assert spectrum.raw_file.sha256 in text and "js/eis_plots.js" in text
+
+
+def test_spectrum_page_of_another_project_is_404(
+    client, user, fixture_path, django_capture_on_commit_callbacks
+):
+    from lims.models import Project
+
+    other = Project.objects.create(name="Other", slug="other")
+    job = _ingest(fixture_path, other, CSV, django_capture_on_commit_callbacks)
+    client.force_login(user)
+    assert client.get(f"/cells/spectra/{job.result['eis_spectrum']}/").status_code == 404
