@@ -14,7 +14,9 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from depositions import expansion, logs, selectors, services
+from depositions import expansion, selectors, services
+from depositions.aldlogs import selectors as log_selectors
+from depositions.aldlogs import services as log_services
 from depositions.choices import QC_VERDICTS
 from depositions.forms import (
     AnnealForm,
@@ -236,8 +238,8 @@ def run_detail(request: HttpRequest, code: str) -> HttpResponse:
         "form": form,
         "thickness_form": ThicknessForm(),
         "checks": run.checks.select_related("log__raw_file"),
-        "pulse_summary": logs.run_pulse_summary(run=run),
-        "trace": logs.run_trace(run=run),
+        "pulse_summary": log_selectors.run_pulse_summary(run=run),
+        "trace": log_selectors.run_trace(run=run),
         "log_files": log_files,
         "several_data_logs": sum(1 for f in log_files if f.series_path) > 1,
         "upload_form": RunLogUploadForm(),
@@ -259,7 +261,7 @@ def run_logs_upload(request: HttpRequest, code: str) -> HttpResponse:
     else:
         for upload in form.cleaned_data["logs"]:
             try:
-                job, created = logs.run_log_submit(
+                job, created = log_services.run_log_submit(
                     run=run,
                     stream=upload,
                     filename=upload.name,
@@ -286,7 +288,7 @@ def run_log_link(request: HttpRequest, code: str) -> HttpResponse:
     if form.is_valid():
         log_file = form.cleaned_data["log_file"]
         try:
-            logs.run_log_link(log_file=log_file, run=run)
+            log_services.run_log_link(log_file=log_file, run=run)
         except ValidationError as exc:
             messages.error(request, "; ".join(exc.messages))
         else:
@@ -300,7 +302,7 @@ def run_log_link(request: HttpRequest, code: str) -> HttpResponse:
 @require_POST
 def run_recheck(request: HttpRequest, code: str) -> HttpResponse:
     run = _run(request, code)
-    queued = logs.run_log_recheck(run=run)
+    queued = log_services.run_log_recheck(run=run)
     messages.info(
         request,
         f"{len(queued)} log(s) queued for checking." if queued else "Nothing to check again.",
@@ -435,7 +437,7 @@ def tool_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def tool_detail(request: HttpRequest, pk: int) -> HttpResponse:
     tool = get_object_or_404(selectors.tool_list(user=request.user), pk=pk)
-    overview = logs.tool_overview(tool=tool, user=request.user)
+    overview = log_selectors.tool_overview(tool=tool, user=request.user)
     return render(request, "depositions/tool_detail.html", {"tool": tool, **overview})
 
 
@@ -452,7 +454,7 @@ def tool_thresholds(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             message = "Thresholds saved."
             if form.cleaned_data["recheck"]:
-                queued = logs.tool_runs_recheck(tool=tool, user=request.user)
+                queued = log_services.tool_runs_recheck(tool=tool, user=request.user)
                 message += f" {len(queued)} log(s) queued for checking."
             messages.success(request, message)
             return redirect("depositions:tool-detail", pk=tool.pk)

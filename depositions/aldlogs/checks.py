@@ -30,6 +30,7 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
+from depositions.aldlogs.parsers.types import AldLog, Channel, PulseEvent
 from depositions.aldlogs.pulses import (
     DETECTION_MODES,
     Alignment,
@@ -40,7 +41,6 @@ from depositions.aldlogs.pulses import (
     expected_counts,
     mark_dead,
 )
-from depositions.aldlogs.types import AldLog, Channel, PulseEvent
 from depositions.anneal import CheckResult, overall_status
 from depositions.choices import StepKind
 from depositions.dose import (

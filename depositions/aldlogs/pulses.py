@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import polars as pl
 
-from depositions.aldlogs.types import AldLog, Channel, PulseEvent
+from depositions.aldlogs.parsers.types import AldLog, Channel, PulseEvent
 from depositions.choices import DOSE_KINDS
 from depositions.expansion import PlannedStep, RecipeSpec
 

@@ -18,7 +18,8 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from depositions import expansion, logs, selectors, services
+from depositions import expansion, selectors, services
+from depositions.aldlogs import services as log_services
 from depositions.api import serializers as s
 from depositions.filtersets import (
     ChemicalFilterSet,
@@ -488,7 +489,7 @@ class DepositionRunViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
     @action(detail=True, methods=["post"], filter_backends=[])
     def recheck(self, request: Request, code: str | None = None) -> Response:
         """Check the run's logs again (new thresholds, calibrations or checker): jobs queued."""
-        queued = logs.run_log_recheck(run=self.get_object())
+        queued = log_services.run_log_recheck(run=self.get_object())
         return Response({"queued_jobs": queued}, status=status.HTTP_202_ACCEPTED)
 
 
@@ -513,7 +514,7 @@ class RunLogFileViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         if run is None:
             raise ValidationError({"run": ["no such run in your projects"]})
         try:
-            queued = logs.run_log_link(log_file=log_file, run=run)
+            queued = log_services.run_log_link(log_file=log_file, run=run)
         except DjangoValidationError as exc:
             raise _drf(exc) from exc
         return Response({"queued_jobs": queued}, status=status.HTTP_202_ACCEPTED)

@@ -97,4 +97,4 @@ def _load_builtin() -> None:
         return
     _loaded = True
     import cells.parsers  # noqa: F401  (registers cycler parsers)
-    import depositions.aldlogs  # noqa: F401  (registers ALD tool-log parsers)
+    import depositions.aldlogs.parsers  # noqa: F401  (registers ALD tool-log parsers)

@@ -11,9 +11,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from depositions.aldlogs import checks, labview, pulses, tabular
-from depositions.aldlogs.tabular import ColumnSpec
-from depositions.aldlogs.types import Channel
+from depositions.aldlogs import checks, pulses
+from depositions.aldlogs.parsers import labview, tabular
+from depositions.aldlogs.parsers.tabular import ColumnSpec
+from depositions.aldlogs.parsers.types import Channel
 
 
 def _chunked(values: np.ndarray, pieces: int = 7) -> pl.Series:

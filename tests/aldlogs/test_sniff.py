@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import depositions.aldlogs  # noqa: F401  (registers the parsers)
+import depositions.aldlogs.parsers  # noqa: F401  (registers the parsers)
 from lims.ingestion.base import SNIFF_BYTES, all_parsers, detect_parser
 from tests.aldlogs.conftest import (
     CYCLER,

@@ -280,7 +280,7 @@ def test_a_companion_arriving_after_the_data_log_queues_its_recheck(
 def test_linking_an_unlinked_log_checks_it_against_the_run(
     fixture_path, project, labview_run, django_capture_on_commit_callbacks
 ):
-    from depositions.logs import run_log_link
+    from depositions.aldlogs.services import run_log_link
 
     job = _ingest(
         fixture_path, project, f"{LABVIEW}_DataLog.txt", django_capture_on_commit_callbacks
@@ -304,7 +304,7 @@ def test_linking_to_another_projects_run_is_refused(
 ):
     from django.core.exceptions import ValidationError
 
-    from depositions.logs import run_log_link
+    from depositions.aldlogs.services import run_log_link
     from lims.models import Project
 
     other = Project.objects.create(name="Other", slug="other")
@@ -333,7 +333,7 @@ def _complete(run):
 def test_a_recheck_with_new_thresholds_takes_back_a_qc_failure_set_by_the_log(
     fixture_path, project, labview_run, django_capture_on_commit_callbacks
 ):
-    from depositions.logs import run_log_recheck
+    from depositions.aldlogs.services import run_log_recheck
 
     _complete(labview_run)
     job = _ingest(
@@ -367,7 +367,7 @@ def test_a_recheck_with_new_thresholds_takes_back_a_qc_failure_set_by_the_log(
 def test_a_recheck_never_undoes_a_persons_qc_failure(
     fixture_path, project, labview_run, django_capture_on_commit_callbacks
 ):
-    from depositions.logs import run_log_recheck
+    from depositions.aldlogs.services import run_log_recheck
 
     dep.tool_update(tool=labview_run.tool, check_thresholds={"purge_tolerance_s": 10.5})
     _complete(labview_run)
@@ -505,7 +505,7 @@ def _submit(path, project, capture, **params):
 def test_two_failing_logs_rechecked_in_any_order_take_the_run_back(
     order, fixture_path, tmp_path, project, labview_run, django_capture_on_commit_callbacks
 ):
-    from depositions.logs import run_log_recheck
+    from depositions.aldlogs.services import run_log_recheck
 
     capture = django_capture_on_commit_callbacks
     _complete(labview_run)
@@ -531,7 +531,7 @@ def test_two_failing_logs_rechecked_in_any_order_take_the_run_back(
 def test_a_log_checked_while_running_fails_the_run_when_it_is_completed(
     fixture_path, project, labview_run, django_capture_on_commit_callbacks
 ):
-    from depositions.logs import run_log_recheck
+    from depositions.aldlogs.services import run_log_recheck
 
     capture = django_capture_on_commit_callbacks
     job = _ingest(fixture_path, project, f"{LABVIEW}_DataLog.txt", capture, run="LV-RUN1")
@@ -557,7 +557,7 @@ def test_a_recheck_runs_the_parser_this_worker_has(
     fixture_path, project, labview_run, django_capture_on_commit_callbacks
 ):
     """A log read by an older parser version is checked again with the current one."""
-    from depositions.logs import run_log_recheck
+    from depositions.aldlogs.services import run_log_recheck
 
     capture = django_capture_on_commit_callbacks
     job = _ingest(fixture_path, project, f"{LABVIEW}_DataLog.txt", capture, run="LV-RUN1")
@@ -593,7 +593,7 @@ def test_a_recheck_asked_while_the_log_is_running_runs_once_more_after(
     fixture_path, project, labview_run, django_capture_on_commit_callbacks
 ):
     """The running job may have read the old thresholds: it is queued again when it ends."""
-    from depositions.logs import run_log_recheck
+    from depositions.aldlogs.services import run_log_recheck
 
     capture = django_capture_on_commit_callbacks
     job = _ingest(fixture_path, project, f"{LABVIEW}_DataLog.txt", capture, run="LV-RUN1")
@@ -618,7 +618,7 @@ def test_the_sweep_measures_a_requeued_job_from_its_requeue(
 
     from django.utils import timezone
 
-    from depositions.logs import run_log_recheck
+    from depositions.aldlogs.services import run_log_recheck
 
     capture = django_capture_on_commit_callbacks
     job = _ingest(fixture_path, project, f"{LABVIEW}_DataLog.txt", capture, run="LV-RUN1")

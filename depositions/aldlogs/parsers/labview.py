@@ -39,7 +39,7 @@ import numpy as np
 import polars as pl
 
 from cells.parsers.textio import guess_decimal_comma, sniff_lines
-from depositions.aldlogs.tabular import (
+from depositions.aldlogs.parsers.tabular import (
     TIMESTAMP_FORMATS,
     ColumnSpec,
     TextHead,
@@ -56,7 +56,7 @@ from depositions.aldlogs.tabular import (
     start_time_iso,
     timestamps_to_seconds,
 )
-from depositions.aldlogs.types import (
+from depositions.aldlogs.parsers.types import (
     CANONICAL_UNITS,
     AldLog,
     Channel,
@@ -66,7 +66,7 @@ from depositions.aldlogs.types import (
     ExecutionTable,
     RunSummary,
 )
-from depositions.aldlogs.units import (
+from depositions.aldlogs.parsers.units import (
     conversion,
     family_of_unit,
     infer_role,
@@ -76,7 +76,6 @@ from depositions.aldlogs.units import (
     split_header,
     time_scale,
 )
-from depositions.expansion import PlannedStep
 from lims.ingestion.base import ParseContext, ParseError, register
 
 VERSION = "1.1.0"
@@ -1273,43 +1272,6 @@ def _compare_steps(table: ExecutionTable, array: ExecutionTable) -> list[str]:
     if not differ:
         return []
     return [f"steps {_ranges(differ)} differ from the execution table (the table is used)"]
-
-
-def plan_from_execution_table(table: ExecutionTable) -> list[PlannedStep]:
-    """The execution table as a planned sequence (doses then purges, offsets summed).
-
-    A pulse-purge step is a ``pulse`` of the dose time. A stop-flow step (``Fill-Hold``, or a
-    fill pressure without process-type words) is a ``fill`` lasting the dose time: the
-    precursor fills the closed chamber up to the fill pressure and stays there until the purge;
-    the plan does not split the fill from the hold (their split is set by the pressure, not by
-    the table), so the fill's planned width is the whole dose time. The fill pressure stays in
-    the declared recipe (``metadata.declared_recipe.steps[].fill_pressure_torr``).
-    """
-    steps: list[PlannedStep] = []
-    t = 0.0
-    for row in table.steps:
-        if row.precursor and row.dose_time_s:
-            steps.append(_planned(row.step, step_kind(row), row.precursor, t, row.dose_time_s))
-            t += row.dose_time_s
-        if row.purge_time_s:
-            steps.append(_planned(row.step, "purge", "", t, row.purge_time_s))
-            t += row.purge_time_s
-    return steps
-
-
-def _planned(order: int, kind: str, label: str, start: float, duration: float) -> PlannedStep:
-    return PlannedStep(
-        phase="cycle",
-        supercycle=None,
-        block=None,
-        subcycle=None,
-        repetition=None,
-        order=order,
-        kind=kind,
-        source_label=label,
-        start_s=round(start, 6),
-        duration_s=duration,
-    )
 
 
 def classify_labview_file(head: bytes) -> str | None:

@@ -31,7 +31,7 @@ from cells.parsers.textio import (
     read_head,
 )
 from cells.parsers.types import polars_parse_error
-from depositions.aldlogs.types import Channel
+from depositions.aldlogs.parsers.types import Channel
 from lims.ingestion.base import ParseContext, ParseError
 
 HEAD_BYTES = 256 * 1024

@@ -41,7 +41,7 @@ import polars as pl
 
 from cells.parsers.textio import NULL_VALUES, ascii_compatible, bom_encoding, guess_decimal_comma
 from cells.parsers.types import polars_parse_error
-from depositions.aldlogs.tabular import (
+from depositions.aldlogs.parsers.tabular import (
     ColumnSpec,
     TextHead,
     _cut_last_line,
@@ -55,8 +55,8 @@ from depositions.aldlogs.tabular import (
     timestamp_format,
     timestamps_to_seconds,
 )
-from depositions.aldlogs.types import CANONICAL_UNITS, ROLES, AldLog, Channel
-from depositions.aldlogs.units import conversion, split_header, time_scale
+from depositions.aldlogs.parsers.types import CANONICAL_UNITS, ROLES, AldLog, Channel
+from depositions.aldlogs.parsers.units import conversion, split_header, time_scale
 from lims.ingestion.base import ParseContext, ParseError, register
 
 VERSION = "1.1.0"

@@ -45,16 +45,15 @@ import numpy as np
 import polars as pl
 
 from cells.parsers.textio import bom_encoding, sniff_lines
-from depositions.aldlogs.tabular import TextHead, dedupe, read_text
-from depositions.aldlogs.types import (
+from depositions.aldlogs.parsers.tabular import TextHead, dedupe, read_text
+from depositions.aldlogs.parsers.types import (
     AldLog,
     Channel,
     ControllerRecipe,
     LogEvent,
     RecipeRow,
 )
-from depositions.aldlogs.units import conversion, split_header, time_scale
-from depositions.expansion import PlannedStep
+from depositions.aldlogs.parsers.units import conversion, split_header, time_scale
 from lims.ingestion.base import ParseContext, ParseError, register
 
 VERSION = "1.2.0"
@@ -685,7 +684,7 @@ _ALD_CELLS = range(6, 10)
 _DUMP_WIDTH = 15
 
 
-def _cell_action(value: float, before: float) -> str | None:
+def cell_action(value: float, before: float) -> str | None:
     """What the controller does with one ALD valve cell of a row.
 
     ``None``: skipped (its integer part is -1, or it equals the row above: only changed cells
@@ -712,7 +711,7 @@ def _printed_pulse_delays(rows: list[list[float]]) -> dict[str, float]:
             break
         before = [x + 1 for x in row] if j == 0 else rows[j - 1]
         for i in _ALD_CELLS:
-            if _cell_action(row[i], before[i]) == "pulse":
+            if cell_action(row[i], before[i]) == "pulse":
                 delays.setdefault(f"valve {i - 5}", set()).add(row[-1])
     return {valve: next(iter(found)) for valve, found in delays.items() if len(found) == 1}
 
@@ -1051,78 +1050,6 @@ def _recipe_number(text: str, column: str, line: int, commas: list[tuple[int, st
 
 
 _NUM_ONLY = re.compile(rf"^{_NUM}$")
-
-
-def plan_from_controller_recipe(
-    recipe: ControllerRecipe,
-    loops: int,
-    *,
-    valve_labels: dict[str, str] | None = None,
-    column_to_valve: dict[str, str] | None = None,
-) -> list[PlannedStep]:
-    """The planned sequence as the controller runs it: ``loops`` times the recipe rows.
-
-    On each row the controller sets, in column order, every ALD valve cell (``aldvN``, or the
-    columns of ``column_to_valve``) whose integer part is not -1 and which differs from the row
-    above (the first row of a loop always acts): integer part 1 opens the valve, sleeps the
-    row's delay without logging it and closes it -- a pulse of the delay; any other value
-    closes the valve, sleeps the delay and closes it again -- a wait. Then, except on a loop's
-    first row, it logs ``going to sleep`` and sleeps the delay once more (a purge). So a row
-    repeating the row above does not pulse again, a valve row after the first lasts twice its
-    delay, and a first row with nothing to set takes no time. The time the program spends
-    reading the gauge and plotting (~0.1 s a row on the real tool) is not planned. Labels are
-    the log's valve names (``valve 1``) unless ``valve_labels`` maps them to chemicals.
-    """
-    if loops < 1:
-        raise ValueError("loops must be >= 1")
-    labels = valve_labels or {}
-    custom = column_to_valve or {}
-    mapping = {
-        column: custom.get(column) or valve_of_column(column) or ""
-        for column in recipe.columns
-        if column in custom or valve_of_column(column)
-    }
-    steps: list[PlannedStep] = []
-    t = 0.0
-
-    def add(loop: int, row: RecipeRow, kind: str, valve: str | None) -> None:
-        nonlocal t
-        steps.append(
-            PlannedStep(
-                phase="cycle",
-                supercycle=loop,
-                block=0,
-                subcycle="recipe",
-                repetition=0,
-                order=row.index + 1,
-                kind=kind,
-                source_label=labels.get(valve, valve) if valve else "",
-                start_s=round(t, 6),
-                duration_s=row.delay_s,
-            )
-        )
-        t += row.delay_s
-
-    for loop in range(loops):
-        above: dict[str, float] | None = None
-        for row in recipe.rows:
-            cells = {c: _controller_cell(row.values.get(c)) for c in mapping}
-            for column, valve in mapping.items():
-                before = cells[column] + 1 if above is None else above[column]
-                action = _cell_action(cells[column], before)
-                if action == "pulse":
-                    add(loop, row, "pulse", valve)
-                elif action == "wait":
-                    add(loop, row, "purge", None)  # valve closed, the delay slept anyway
-            if above is not None:
-                add(loop, row, "purge", None)
-            above = cells
-    return steps
-
-
-def _controller_cell(value: float | None) -> float:
-    """A parsed recipe cell as the controller sees it (``None`` was -1 or blank)."""
-    return -1.0 if value is None else value
 
 
 # --- registered parsers -------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """ALD tool-log ingestion: store the log, find every pulse, check the run against its recipe.
 
-The parsing, pulse detection and checks are pure (``depositions.aldlogs``); this service links
+The parsing, pulse detection and checks are pure (``parsers``, ``pulses``, ``checks`` beside
+this module); this service (the ingest handler, re-check and link) links
 the result to a run, keeps the series as Parquet beside the raw file, writes one ``PulseEvent``
 row per pulse and one ``RunCheck`` row per check (bulk), and emits the verdict.
 """
@@ -17,15 +18,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from depositions import selectors
-from depositions.aldlogs import (
-    DoseContext,
-    GpcReference,
-    Thresholds,
-    detect_pulses,
-    merge_labview,
-    run_checks,
-)
-from depositions.aldlogs.types import AldLog
+from depositions.aldlogs.checks import DoseContext, GpcReference, Thresholds, run_checks
+from depositions.aldlogs.parsers.labview import merge_labview
+from depositions.aldlogs.parsers.types import AldLog
+from depositions.aldlogs.pulses import detect_pulses
 from depositions.choices import RunStatus
 from depositions.dose import LoadArea
 from depositions.models import DepositionRun, PulseEvent, RunCheck, RunLogFile, Tool
@@ -481,101 +477,3 @@ def _count(pulses: list[Any]) -> dict[str, int]:
         key = p.source_label or p.source
         counts[key] = counts.get(key, 0) + 1
     return counts
-
-
-def run_trace(*, run: DepositionRun, max_points: int = 5000) -> dict[str, Any] | None:
-    """Chamber pressure of the run's newest data log (downsampled for display, never for checks)
-    with every pulse marked by source."""
-    import polars as pl
-
-    log = run.log_files.exclude(series_path="").order_by("-created_at").first()
-    if log is None:
-        return None
-    pressure = next((c for c in log.channels if c.get("role") == "pressure"), None)
-    temps = [c["name"] for c in log.channels if c.get("role") == "temperature"][:4]
-    qcm = next((c["name"] for c in log.channels if c.get("role") == "qcm_mass"), None)
-    plasma = next(
-        (
-            c["name"]
-            for c in log.channels
-            if c.get("role") == "power" and log.pulses.filter(channel=c["name"]).exists()
-        ),
-        None,
-    )
-    columns = ["time_s"] + ([pressure["name"]] if pressure else []) + temps
-    columns += [c for c in (qcm, plasma) if c]
-    frame = pl.scan_parquet(storage.absolute(log.series_path)).select(columns).collect()
-    step = max(1, -(-frame.height // max_points))  # ceil: never more than max_points
-    frame = frame.gather_every(step)
-    pulses = list(
-        log.pulses.order_by("start_s").values(
-            "source", "index", "start_s", "width_s", "peak", "baseline", "dead", "power_w"
-        )
-    )
-    return {
-        "time_s": frame["time_s"].to_list(),
-        "pressure": frame[pressure["name"]].to_list() if pressure else None,
-        "pressure_name": pressure["name"] if pressure else None,
-        "temperatures": {name: frame[name].to_list() for name in temps},
-        "qcm": frame[qcm].to_list() if qcm else None,
-        "qcm_name": qcm,
-        "power": frame[plasma].to_list() if plasma else None,
-        "power_name": plasma,
-        "pulses": pulses,
-        "downsampled_every": step,
-    }
-
-
-def run_pulse_summary(*, run: DepositionRun) -> list[dict[str, Any]]:
-    from django.db.models import Avg, Count, Q
-
-    return list(
-        PulseEvent.objects.filter(run=run)
-        .values("source")
-        .annotate(
-            count=Count("pk"),
-            dead=Count("pk", filter=Q(dead=True)),
-            mean_width_s=Avg("width_s"),
-            mean_peak=Avg("peak"),
-            mean_power_w=Avg("power_w"),
-        )
-        .order_by("source")
-    )
-
-
-def tool_overview(*, tool: Any, user: Any) -> dict[str, Any]:
-    """A tool's recent runs with their QC verdicts, and each bottle's pulse amplitude per run."""
-    from django.db.models import Avg, F
-
-    from depositions.models import RunPrecursor
-
-    runs = list(
-        selectors.with_qc(scope_to_user(DepositionRun.objects.filter(tool=tool), user=user))
-        .select_related("recipe")
-        .order_by("-created_at")[:50]
-    )
-    amplitude = {
-        (row["run_id"], row["source"]): row["amp"]
-        for row in scope_to_user(
-            PulseEvent.objects.filter(run__tool=tool, peak__isnull=False),
-            user=user,
-            field="run__project",
-        )
-        .values("run_id", "source")
-        .annotate(amp=Avg(F("peak") - F("baseline")))
-    }
-    bottles: dict[str, list[dict[str, Any]]] = {}
-    for use in (
-        scope_to_user(RunPrecursor.objects.filter(run__tool=tool), user=user, field="run__project")
-        .select_related("run", "tool_source", "precursor_lot__chemical")
-        .order_by("run__started_at", "run__created_at")
-    ):
-        label = use.tool_source.reactant or use.tool_source.label
-        bottles.setdefault(str(use.precursor_lot), []).append(
-            {
-                "run": use.run.code,
-                "port": use.tool_source.label,
-                "amplitude_torr": amplitude.get((use.run_id, label)),
-            }
-        )
-    return {"runs": runs, "bottles": bottles}
