@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import dataclasses
 import math
 import re
 from collections.abc import Sequence
@@ -51,12 +52,13 @@ from depositions.aldlogs.parsers.types import (
     Channel,
     ControllerRecipe,
     LogEvent,
+    LogSegment,
     RecipeRow,
 )
 from depositions.aldlogs.parsers.units import conversion, split_header, time_scale
-from lims.ingestion.base import ParseContext, ParseError, register
+from lims.ingestion.base import SNIFF_BYTES, ParseContext, ParseError, register
 
-VERSION = "1.2.0"
+VERSION = "1.3.0"
 PRESSURE_CHANNEL = "chamber pressure"
 UNNAMED_VALVE = "valve ?"
 # "03/14/2025 09:58:10 AM INFO     msg", "03/14/2025 21:58:10 INFO msg", logging's default
@@ -388,14 +390,35 @@ def parse_controller_log(path: Path, ctx: ParseContext) -> AldLog:
     metadata: dict[str, Any] = {"format": "controller_eventlog", "encoding": head.encoding}
     if date_order != "MDY":
         metadata["date_order"] = date_order
-    chosen = _choose_run(entries, runs, ctx, warnings)
-    first, last = runs[chosen]
-    metadata["runs_in_file"] = [
+    choice: list[str] = []
+    chosen = _choose_run(entries, runs, ctx, choice)
+    sessions = [
+        _session_log(entries.slice(a, b - a), ctx, list(warnings), {**metadata, "run_index": i})
+        for i, (a, b) in enumerate(runs)
+    ]
+    in_file = [
         {"index": i, "start": str(entries["dt"][a]), "entries": b - a}
         for i, (a, b) in enumerate(runs)
     ]
-    metadata["run_index"] = chosen
-    run = entries.slice(first, last - first)
+    # the run taken when the log is read as one run (a caller that wants one); every run of
+    # the file is a segment with its own pulses and verdict (what the ingest handler stores)
+    log = dataclasses.replace(
+        sessions[chosen],
+        metadata={**sessions[chosen].metadata, "runs_in_file": in_file},
+        warnings=[*sessions[chosen].warnings, *choice],
+    )
+    if len(sessions) > 1:
+        log.segments = [
+            LogSegment(i, session, session.start_time, session.end_time())
+            for i, session in enumerate(sessions)
+        ]
+    return log
+
+
+def _session_log(
+    run: pl.DataFrame, ctx: ParseContext, warnings: list[str], metadata: dict[str, Any]
+) -> AldLog:
+    """One run of the log (the entries from one start to the next) as its own :class:`AldLog`."""
     resolution = _resolution(run["digits"])
     times = _times(run["dt"], warnings, resolution)
     declared: list[list[float]] | None = None
@@ -408,7 +431,8 @@ def parse_controller_log(path: Path, ctx: ParseContext) -> AldLog:
         run, times, resolution, _printed_pulse_delays(declared or []), warnings
     )
     run = run.with_columns(pl.Series("time_s", times))
-    start_time = run["dt"][0].isoformat(timespec="seconds" if resolution >= 1 else "milliseconds")
+    stamp = "seconds" if resolution >= 1 else "milliseconds"
+    start_time = run["dt"][0].isoformat(timespec=stamp)
 
     pressure_unit = str(ctx.metadata.get("pressure_unit") or "Torr")
     conv = conversion("pressure", pressure_unit)
@@ -560,6 +584,17 @@ def parse_controller_log(path: Path, ctx: ParseContext) -> AldLog:
     period = _period(series["time_s"].to_numpy(), resolution)
     if series.height == 0:
         warnings.append("no pressure readings in this run: pulses cannot be checked for a response")
+    per_loop = _pulses_per_loop(declared or [])
+    if per_loop and run_info["loops_requested"] is not None:
+        opens = {
+            valve: sum(1 for e in events if e.kind == "valve" and e.channel == valve and e.value)
+            for valve in per_loop
+        }
+        run_info["loops_completed"] = min(opens[v] // n for v, n in per_loop.items())
+        run_info["loops_completed_from"] = (
+            "valve opens / opens per loop of the recipe the run printed: "
+            + ", ".join(f"{v} {opens[v]}/{n}" for v, n in per_loop.items())
+        )
     metadata.update(
         {
             "run_info": run_info,
@@ -714,6 +749,23 @@ def _printed_pulse_delays(rows: list[list[float]]) -> dict[str, float]:
             if cell_action(row[i], before[i]) == "pulse":
                 delays.setdefault(f"valve {i - 5}", set()).add(row[-1])
     return {valve: next(iter(found)) for valve, found in delays.items() if len(found) == 1}
+
+
+def _pulses_per_loop(rows: list[list[float]]) -> dict[str, int]:
+    """Valve -> opens in one loop, replaying the controller over the recipe array a run printed.
+
+    Empty when the array cannot be replayed whole (not the known layout, or a blank cell, at
+    which the controller stops in the first loop).
+    """
+    if not rows or any(len(row) != _DUMP_WIDTH or any(map(math.isnan, row)) for row in rows):
+        return {}
+    counts: dict[str, int] = {}
+    for j, row in enumerate(rows):
+        before = [x + 1 for x in row] if j == 0 else rows[j - 1]
+        for i in _ALD_CELLS:
+            if cell_action(row[i], before[i]) == "pulse":
+                counts[f"valve {i - 5}"] = counts.get(f"valve {i - 5}", 0) + 1
+    return counts
 
 
 def _timed_pulses(
@@ -1055,21 +1107,46 @@ _NUM_ONLY = re.compile(rf"^{_NUM}$")
 # --- registered parsers -------------------------------------------------------------------------
 
 
+_CONTROLLER_WORDS = re.compile(
+    r"(?i)(set valve|the pressure is|going to sleep|set mfc|starting a new run|"
+    r"user asked to run the loops|here is the recipe|run finished)"
+)
+# A line without a timestamp that continues the entry above: a printed numpy array row, a
+# traceback line, or any indented text.
+_CONTINUATION = re.compile(r"^(\s|\[|\]|Traceback|\w+(\.\w+)*(Error|Exception)\b)")
+# How many lines before the first entry a cut copy may start with (the parser skips them).
+_SNIFF_LEAD_LINES = 5
+SNIFF_LINE_LIMIT = 20_000  # more than a 64 KiB head can hold
+
+
 def _log_score(head: bytes) -> float:
-    lines = [line for line in (sniff_lines(head, 60) or []) if line.strip()]
+    """Judged on every whole line of the head, entry by entry, not on its first lines.
+
+    A real log can open with the recipe printed as a numpy array over dozens of continuation
+    lines. So lines are grouped into entries (a timestamped line and the unstamped lines that
+    continue it); the head is a controller log when it starts with an entry (after at most a
+    few lines of a cut copy), the lines that are neither entries nor continuations are
+    fewer than the entries, and at least two entries carry the controller's own words.
+    """
+    lines = sniff_lines(head, SNIFF_LINE_LIMIT) or []
+    if len(lines) > 1 and len(head) >= SNIFF_BYTES:
+        lines = lines[:-1]  # the head cuts the last line
+    lines = [line for line in lines if line.strip()]
     if not lines:
         return 0.0
-    hits = [_LINE.match(line) for line in lines[:50]]
-    matched = [m for m in hits if m]
-    if len(matched) < 2 or len(matched) < len(hits) / 3:
+    entries = words = stray = 0
+    for number, line in enumerate(lines):
+        match = _LINE.match(line)
+        if match:
+            entries += 1
+            words += bool(_CONTROLLER_WORDS.match(match["msg"]))
+        elif not entries:
+            if number >= _SNIFF_LEAD_LINES:
+                return 0.0
+        elif not _CONTINUATION.match(line):
+            stray += 1
+    if entries < 2 or stray >= entries:
         return 0.0
-    words = sum(
-        1
-        for m in matched
-        if re.match(
-            r"(?i)(set valve|the pressure is|going to sleep|set mfc|starting a new run)", m["msg"]
-        )
-    )
     return 0.95 if words >= 2 else 0.0
 
 
