@@ -29,9 +29,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from depositions.aldlogs.checks import run_checks  # noqa: E402
+from depositions.aldlogs.parsers import PARSERS  # noqa: E402
 from depositions.aldlogs.pulses import detect_pulses  # noqa: E402
 from depositions.expansion import BlockSpec, RecipeSpec, StepSpec, SubCycleSpec  # noqa: E402
-from lims.ingestion.base import ParseContext, get_parser  # noqa: E402
+from lims.ingestion.parsing import ParseContext  # noqa: E402
+from lims.ingestion.registry import get_parser, register_parsers  # noqa: E402
+
+register_parsers(PARSERS)  # what depositions.apps does when Django starts
 
 PERIOD = 0.5
 TMA_S, H2O_S, PURGE_S, PRE_S = 1.0, 2.0, 20.0, 300.0

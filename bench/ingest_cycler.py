@@ -99,9 +99,13 @@ def limit_summary(path: Path) -> pl.DataFrame:
 
 def project_summary(path: Path) -> pl.DataFrame:
     """(b): detection + parser + summary exactly as the worker runs them."""
+    from cells.parsers import PARSERS
     from cells.parsers.summary import summarize_cycles
-    from lims.ingestion.base import ParseContext, detect_parser
+    from lims.ingestion import registry
+    from lims.ingestion.parsing import ParseContext
+    from lims.ingestion.registry import detect_parser
 
+    registry.register_parsers(PARSERS)  # what cells.apps does when Django starts
     head = path.open("rb").read(65536)
     parser = detect_parser(head, path.name, "cycler")
     assert parser is not None, "no parser for the generated CSV"
@@ -311,9 +315,13 @@ def vendor_paths() -> None:
     import fastnda
     from galvani import BioLogic
 
+    from cells.parsers import PARSERS
     from cells.parsers.summary import summarize_cycles
-    from lims.ingestion.base import ParseContext, get_parser
+    from lims.ingestion import registry
+    from lims.ingestion.parsing import ParseContext
+    from lims.ingestion.registry import get_parser
 
+    registry.register_parsers(PARSERS)
     mpr = FIXTURES / "biologic/navani_jdb11-1_c3_gcpl_5cycles_2V-3p8V_C-24_data_C09.mpr"
     ndax = FIXTURES / "neware/fastnda_nw4-120-1-6-53.ndax"
     cases = [

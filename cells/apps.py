@@ -5,4 +5,11 @@ class CellsConfig(AppConfig):
     name = "cells"
 
     def ready(self) -> None:
-        from cells import subscribers  # noqa: F401  (event consumers)
+        from cells import services, subscribers  # noqa: F401  (event consumers)
+        from cells.parsers import PARSERS
+        from lims.ingestion import registry
+
+        registry.register_parsers(PARSERS)
+        registry.register_handler(
+            "cycler", prepare=services.cycling_test_prepare, persist=services.cycling_test_persist
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -18,10 +19,11 @@ from django.db.models import Case, F, When
 from cells.choices import CellType
 from cells.models import Cell, CycleRecord, CyclingTest, PerformanceRecord
 from cells.parsers.summary import summary_plan
-from cells.parsers.types import CyclerData, polars_parse_error
+from cells.parsers.types import CyclerData
 from lims.events.services import event_emit
 from lims.ingestion import storage
-from lims.ingestion.services import IngestOutcome
+from lims.ingestion.registry import IngestOutcome
+from lims.ingestion.text import polars_parse_error
 from lims.models import IngestionJob, Project
 
 SUMMARY_VERSION = "1"
@@ -116,8 +118,21 @@ def _conventions(cell: Cell | None, data_conventions: dict[str, Any]) -> dict[st
     }
 
 
-def cycling_test_ingest(*, job: IngestionJob, data: CyclerData) -> IngestOutcome:
-    """Store a parsed cycler file: Parquet series, cycle rows, performance record."""
+@dataclass(frozen=True)
+class PreparedCycler:
+    """What the slow phase made of a cycler file: its Parquet series and cycle summary."""
+
+    data: CyclerData
+    series_relpath: str
+    summary: pl.DataFrame
+    rows: int
+    conventions: dict[str, Any]
+    series_s: float
+
+
+def cycling_test_prepare(*, job: IngestionJob, data: CyclerData) -> PreparedCycler:
+    """Phase 1 of the cycler handler, outside any transaction: one streaming pass writes the
+    Parquet series and computes the per-cycle summary."""
     raw = job.raw_file
     rel = storage.series_relpath(raw.sha256, job.parser_name, job.parser_version)
     path = storage.absolute(rel)
@@ -136,7 +151,14 @@ def cycling_test_ingest(*, job: IngestionJob, data: CyclerData) -> IngestOutcome
     series_s = time.monotonic() - started
     rows = int(summary["rows"].sum()) if summary.height else 0
     conventions = {**data.conventions, **_carried_over(path)}
+    return PreparedCycler(data, rel, summary, rows, conventions, series_s)
 
+
+def cycling_test_persist(*, job: IngestionJob, prepared: PreparedCycler) -> IngestOutcome:
+    """Phase 2, inside the job's transaction: the test, its cycle rows, record and event."""
+    started = time.monotonic()
+    data, summary, rows = prepared.data, prepared.summary, prepared.rows
+    raw = job.raw_file
     params = job.params or {}
     cell_code = (params.get("cell") or "").strip()
     cell = None
@@ -158,9 +180,9 @@ def cycling_test_ingest(*, job: IngestionJob, data: CyclerData) -> IngestOutcome
             "vendor": data.vendor,
             "protocol": str(params.get("protocol") or data.metadata.get("protocol") or ""),
             "started_at": _start_time(data.metadata),
-            "series_path": rel,
+            "series_path": prepared.series_relpath,
             "row_count": rows,
-            "conventions": conventions,
+            "conventions": prepared.conventions,
             "metadata": data.metadata,
             "warnings": data.warnings,
         },
@@ -179,8 +201,8 @@ def cycling_test_ingest(*, job: IngestionJob, data: CyclerData) -> IngestOutcome
         "performance_record": record.pk if record else None,
     }
     result["timings_s"] = {
-        "series_and_summary": round(series_s, 3),
-        "database": round(time.monotonic() - started - series_s, 3),
+        "series_and_summary": round(prepared.series_s, 3),
+        "database": round(time.monotonic() - started, 3),
     }
     if note:
         result["note"] = note

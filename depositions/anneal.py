@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from depositions.choices import CheckStatus, SegmentKind
-from lims.ingestion.base import ParseError
+from lims.ingestion.parsing import ParseError
 
 DEFAULT_TOLERANCE_K = 5.0
 PARSER_NAME = "furnace-csv"

@@ -8,3 +8,12 @@ class DepositionsConfig(AppConfig):
 
     def ready(self) -> None:
         from depositions import catalogue  # noqa: F401  (catalogue pages)
+        from depositions.aldlogs import services as log_services
+        from depositions.aldlogs.parsers import PARSERS
+        from lims.ingestion import registry
+
+        registry.register_parsers(PARSERS)
+        registry.register_handler(
+            "ald_log", prepare=log_services.ald_log_prepare, persist=log_services.ald_log_ingest
+        )
+        registry.register_mapping_resolver(log_services.tool_log_mapping)

@@ -52,7 +52,8 @@ from depositions.models import (
 )
 from lims.events.services import event_emit
 from lims.ingestion import storage
-from lims.ingestion.base import ParseError
+from lims.ingestion.parsing import ParseError
+from lims.ingestion.text import stored_encoding
 from lims.models import Instrument, Project, RawFile
 from samples.choices import MaterialClass, OperationKind, SampleKind, SampleState, Unit
 from samples.models import MaterialLot, Sample
@@ -1143,7 +1144,7 @@ def furnace_log_attach(
         defaults={
             "size": blob.size,
             "original_name": filename[:500],
-            "encoding": storage.detect_encoding(blob.head),
+            "encoding": stored_encoding(blob.head),
             "storage_path": blob.relpath,
             "project": treatment.project,
             "uploaded_by": user if getattr(user, "is_authenticated", False) else None,

@@ -1,3 +1,3 @@
-from lims.celery import app as celery_app
-
-__all__ = ("celery_app",)
+"""Project package. The Celery app (``lims.celery``) is loaded by ``LimsConfig.ready()`` and
+found by ``celery -A lims``; importing ``lims`` itself loads nothing, so the pure parts
+(``lims.ingestion.parsing``, ``registry``, ``text``) stay free of Django and Celery."""

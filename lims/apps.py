@@ -6,6 +6,6 @@ class LimsConfig(AppConfig):
     verbose_name = "LIMS core"
 
     def ready(self) -> None:
-        from lims import changelog
+        from lims import celery, changelog  # noqa: F401  (the Celery app every task uses)
 
         changelog.connect_signals()

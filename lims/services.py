@@ -12,7 +12,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from lims.ingestion.base import ParseError, get_parser
+from lims.ingestion.parsing import ParseError
+from lims.ingestion.registry import get_parser
 from lims.models import (
     ColumnMapping,
     EventDelivery,

@@ -12,6 +12,8 @@ echo "== ruff"
 .venv/bin/ruff format --check .
 echo "== mypy"
 .venv/bin/mypy lims cells samples depositions
+echo "== import contracts"
+.venv/bin/lint-imports --no-cache
 bash scripts/services.sh
 # System packages the tests use: Debian's Chromium (browser tests) and mdbtools (Arbin .res
 # fallback reader). Installed here, never by hand, so a new machine passes too.

@@ -1,8 +1,8 @@
 """Cycler file parsers: pure functions from an instrument file to canonical polars data.
 
-Importing this package registers every parser with ``lims.ingestion.base`` (the registry
-imports it on first use). No Django here: parsers and the summary run in tests and benchmarks
-without settings or a database.
+``PARSERS`` lists them; ``cells.apps`` registers them with ``lims.ingestion.registry``.
+No Django here: parsers and the summary run in tests and benchmarks without settings or a
+database.
 """
 
 from cells.parsers.arbin import ArbinCsvParser, ArbinResParser, ArbinXlsxParser
@@ -14,9 +14,24 @@ from cells.parsers.neware import NewareCsvParser, NewareNdaParser
 from cells.parsers.summary import SUMMARY_SCHEMA, summarize_cycles
 from cells.parsers.types import CANONICAL_COLUMNS, CANONICAL_SCHEMA, CyclerData
 
+PARSERS = (
+    ArbinCsvParser,
+    ArbinResParser,
+    ArbinXlsxParser,
+    BdfParser,
+    BiologicMprParser,
+    BiologicMptParser,
+    CanonicalCsvParser,
+    GenericParser,
+    MaccorParser,
+    NewareCsvParser,
+    NewareNdaParser,
+)
+
 __all__ = [
     "CANONICAL_COLUMNS",
     "CANONICAL_SCHEMA",
+    "PARSERS",
     "SUMMARY_SCHEMA",
     "ArbinCsvParser",
     "ArbinResParser",

@@ -21,9 +21,9 @@ import polars as pl
 
 from cells.parsers.mapping import AliasTable, resolve_aliases
 from cells.parsers.tabular import check_required, frame_to_cycler, read_excel_sheets, text_to_cycler
-from cells.parsers.textio import read_head, read_layout, sniff_lines
-from cells.parsers.types import CyclerData, describe_exception
-from lims.ingestion.base import ParseContext, ParseError, register
+from cells.parsers.types import CyclerData
+from lims.ingestion.parsing import ParseContext, ParseError
+from lims.ingestion.text import describe_exception, read_head, read_layout, sniff_lines
 
 logger = logging.getLogger(__name__)
 TABLE = "Channel_Normal_Table"
@@ -56,7 +56,6 @@ def _arbin_header_score(line: str) -> int:
     return sum(1 for key in _KEYS if key in keys)
 
 
-@register
 class ArbinCsvParser:
     """Arbin MITS CSV export (``Data_Point,Test_Time,...`` or ``Test_Time(s),Current(A),...``)."""
 
@@ -104,7 +103,6 @@ def _data_sheets(names: list[str]) -> list[str]:
     return sorted((n for n in names if n.lower().startswith("channel")), key=order)
 
 
-@register
 class ArbinXlsxParser:
     """Arbin XLSX export: ``Global_Info`` sheet plus ``Channel_*`` data sheets."""
 
@@ -181,7 +179,6 @@ def _ole_to_iso(days: Any) -> str | None:
         return None
 
 
-@register
 class ArbinResParser:
     """Arbin ``.res`` (MS Access) via access_parser, falling back to mdbtools' ``mdb-export``."""
 

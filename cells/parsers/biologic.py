@@ -16,7 +16,11 @@ from typing import Any, ClassVar
 import numpy as np
 import polars as pl
 
-from cells.parsers.textio import (
+from cells.parsers.types import CyclerData, canonical_eager, canonical_frame
+from cells.parsers.units import split_label, unit_factor
+from lims.ingestion.parsing import ParseContext, ParseError
+from lims.ingestion.text import (
+    describe_exception,
     finalize,
     read_head,
     read_layout,
@@ -24,9 +28,6 @@ from cells.parsers.textio import (
     sniff_lines,
     truncated_tail_warning,
 )
-from cells.parsers.types import CyclerData, canonical_eager, canonical_frame, describe_exception
-from cells.parsers.units import split_label, unit_factor
-from lims.ingestion.base import ParseContext, ParseError, register
 
 MPR_MAGIC = b"BIO-LOGIC MODULAR FILE\x1a"
 MPT_MAGIC = ("EC-Lab ASCII FILE", "BT-Lab ASCII FILE")
@@ -149,7 +150,6 @@ def _check_biologic(exprs: dict[str, pl.Expr], columns: list[str], where: str) -
         )
 
 
-@register
 class BiologicMprParser:
     """EC-Lab/BT-Lab binary ``.mpr`` read with galvani (datalab-org fork)."""
 
@@ -260,7 +260,6 @@ def _mpt_header_index(lines: list[str]) -> int | None:
     return None
 
 
-@register
 class BiologicMptParser:
     """EC-Lab ``.mpt`` text export (latin-1, tab separated, locale decimal commas)."""
 

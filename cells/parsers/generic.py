@@ -21,9 +21,9 @@ from cells.parsers.mapping import (
     resolve_aliases,
 )
 from cells.parsers.tabular import check_required, frame_to_cycler, read_excel_sheets, text_to_cycler
-from cells.parsers.textio import read_head, read_layout, sniff_lines
 from cells.parsers.types import CANONICAL_COLUMNS, CyclerData
-from lims.ingestion.base import ParseContext, ParseError, register
+from lims.ingestion.parsing import ParseContext, ParseError
+from lims.ingestion.text import read_head, read_layout, sniff_lines
 
 ZIP_MAGIC = b"PK\x03\x04"
 
@@ -87,9 +87,10 @@ def _bind(
     return bound
 
 
-@register
 class GenericParser:
     """Any delimited text or XLSX table, driven by ``ctx.metadata["column_mapping"]``."""
+
+    specificity = 0  # reads any table through a column map: vendor parsers win ties
 
     name: ClassVar[str] = "generic"
     version: ClassVar[str] = "1.0.0"
@@ -146,7 +147,6 @@ _BDF_CORE = re.compile(
 )
 
 
-@register
 class BdfParser:
     """Battery Data Format CSV (``*.bdf.csv``): the generic engine with the BDF vocabulary."""
 
@@ -185,7 +185,6 @@ class BdfParser:
         )
 
 
-@register
 class CanonicalCsvParser:
     """The LIMS's own CSV: exactly the canonical column names, read lazily (10 M-row files)."""
 

@@ -24,13 +24,9 @@ from cells.parsers.mapping import (
     resolve_aliases,
 )
 from cells.parsers.tabular import check_required, text_to_cycler
-from cells.parsers.textio import (
-    TextLayout,
-    read_layout,
-    sniff_lines,
-)
 from cells.parsers.types import CyclerData
-from lims.ingestion.base import ParseContext, ParseError, register
+from lims.ingestion.parsing import ParseContext, ParseError
+from lims.ingestion.text import TextLayout, read_layout, sniff_lines
 
 MACCOR_ALIASES: AliasTable = (
     ("time_s", ("test", "testtime", "testtimes", "testsec", "testmin", "totaltime"), "s"),
@@ -63,7 +59,6 @@ def _header_index(lines: list[str]) -> int | None:
     return None
 
 
-@register
 class MaccorParser:
     """Maccor tab-separated text export with a ``Today's Date`` preamble (or none)."""
 

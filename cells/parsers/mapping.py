@@ -26,7 +26,7 @@ from cells.parsers.units import (
     split_label,
     unit_factor,
 )
-from lims.ingestion.base import ParseError
+from lims.ingestion.parsing import ParseError
 
 # Single unsigned counters split into charge/discharge by the sign of the current.
 SPLIT_QUANTITIES = frozenset({"capacity_ah", "energy_wh"})

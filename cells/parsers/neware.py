@@ -23,10 +23,10 @@ import polars as pl
 
 from cells.parsers.mapping import AliasTable, resolve_aliases
 from cells.parsers.tabular import check_required, text_to_cycler
-from cells.parsers.textio import read_head, read_layout, sniff_lines
-from cells.parsers.types import CyclerData, canonical_eager, describe_exception
+from cells.parsers.types import CyclerData, canonical_eager
 from cells.parsers.units import split_label
-from lims.ingestion.base import ParseContext, ParseError, register
+from lims.ingestion.parsing import ParseContext, ParseError
+from lims.ingestion.text import describe_exception, read_head, read_layout, sniff_lines
 
 NDA_MAGIC = b"NEWARE"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -50,7 +50,6 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-@register
 class NewareNdaParser:
     """Neware ``.nda`` (BTS 7/8/9 binaries) and ``.ndax`` (zip of .ndc streams) via fastnda."""
 
@@ -248,7 +247,6 @@ def _neware_header_score(line: str) -> int:
     return len(keys & _CSV_KEYS)
 
 
-@register
 class NewareCsvParser:
     """Neware BTSDA 'record layer' CSV export (A/Ah or mA/mAh, ``hh:mm:ss`` times)."""
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from cells.parsers.types import CANONICAL_SCHEMA, collect_or_raise
+from cells.parsers.types import CANONICAL_SCHEMA
+from lims.ingestion.text import collect_or_raise
 
 SUMMARY_SCHEMA: dict[str, pl.DataType] = {
     "cycle_index": pl.Int64(),

@@ -14,9 +14,15 @@ from cells.parsers.mapping import (
     derived_step,
     source_dtype,
 )
-from cells.parsers.textio import TextLayout, finalize, scan_table, truncated_tail_warning
-from cells.parsers.types import CyclerData, canonical_eager, canonical_frame, describe_exception
-from lims.ingestion.base import ParseError
+from cells.parsers.types import CyclerData, canonical_eager, canonical_frame
+from lims.ingestion.parsing import ParseError
+from lims.ingestion.text import (
+    TextLayout,
+    describe_exception,
+    finalize,
+    scan_table,
+    truncated_tail_warning,
+)
 
 REQUIRED = ("time_s", "current_a", "voltage_v")
 

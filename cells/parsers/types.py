@@ -7,14 +7,13 @@ need to know which instrument wrote a file; everything vendor-specific is record
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
 
-from lims.ingestion.base import ParseError
+from lims.ingestion.text import collect_or_raise, polars_parse_error
 
 CANONICAL_SCHEMA: dict[str, pl.DataType] = {
     "time_s": pl.Float64(),
@@ -76,56 +75,3 @@ def canonical_eager(frame: pl.DataFrame, exprs: Mapping[str, pl.Expr]) -> pl.Dat
         return frame.select(canonical_select(exprs))
     except pl.exceptions.PolarsError as exc:
         raise polars_parse_error(exc) from exc
-
-
-def collect_or_raise(
-    frame: pl.LazyFrame, *, source: str | None = None, streaming: bool = True
-) -> pl.DataFrame:
-    """Collect a lazy frame, turning polars' data errors into ParseError with a location."""
-    try:
-        return frame.collect(engine="streaming" if streaming else "auto")
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise polars_parse_error(exc, source=source) from exc
-
-
-def describe_exception(exc: BaseException, limit: int = 300) -> str:
-    """``Type: message`` on one line, shortened: library messages can span screens."""
-    text = " ".join(str(exc).split())
-    full = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return full if len(full) <= limit else full[: limit - 3] + "..."
-
-
-def polars_parse_error(exc: BaseException, *, source: str | None = None) -> ParseError:
-    """Summarise a polars error: first message line plus the byte offset / line it names."""
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else type(exc).__name__
-    offset = _polars_error_offset(text)
-    location = None
-    if offset is not None:
-        location = f"near byte offset {offset}"
-        line = _line_of_offset(source, offset) if source else None
-        if line is not None:
-            location = f"near line {line} (byte offset {offset})"
-    return ParseError(f"unreadable data: {first}", location=location)
-
-
-_OFFSET = re.compile(r"offset in the file is (\d+) bytes")
-
-
-def _polars_error_offset(message: str) -> int | None:
-    match = _OFFSET.search(message)
-    return int(match.group(1)) if match else None
-
-
-def _line_of_offset(path: str, offset: int) -> int | None:
-    """1-based line containing byte ``offset`` (computed on the error path only)."""
-    count = 0
-    try:
-        with open(path, "rb") as handle:
-            remaining = offset
-            while remaining > 0 and (chunk := handle.read(min(remaining, 1 << 20))):
-                count += chunk.count(b"\n")
-                remaining -= len(chunk)
-    except OSError:
-        return None
-    return count + 1

@@ -7,8 +7,8 @@ lets one alias table per vendor survive new software versions.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from lims.ingestion import text
+from lims.ingestion.text import Label
 
 # quantity -> unit -> (scale, offset): canonical = raw * scale + offset
 QUANTITY_UNITS: dict[str, dict[str, tuple[float, float]]] = {
@@ -155,60 +155,6 @@ def unit_factor(quantity: str, unit: str) -> tuple[float, float] | None:
     return QUANTITY_UNITS[family].get(canonical)
 
 
-@dataclass(frozen=True)
-class Label:
-    """A column header split into a comparison key and the unit it states (if any)."""
-
-    raw: str
-    name: str
-    unit: str | None
-
-    @property
-    def key(self) -> str:
-        return name_key(self.name)
-
-
-_BRACKETS = {")": "(", "]": "["}
-_BDF_MACHINE_UNITS = (
-    ("_ampere_hour", "Ah"),
-    ("_watt_hour", "Wh"),
-    ("_millisecond", "ms"),
-    ("_second", "s"),
-    ("_ampere", "A"),
-    ("_volt", "V"),
-    ("_celsius", "degC"),
-    ("_degc", "degC"),
-    ("_ah", "Ah"),
-    ("_wh", "Wh"),
-    ("_pascal", "Pa"),
-)
-
-
 def split_label(raw: str) -> Label:
-    """Split ``Current(A)``, ``Current [A]``, ``Current / A``, ``I/mA`` into name and unit."""
-    text = raw.strip().strip('"').strip()
-    if text and text[-1] in _BRACKETS:
-        opening = text.rfind(_BRACKETS[text[-1]])
-        if opening > 0:
-            return Label(raw, text[:opening].strip(), text[opening + 1 : -1].strip() or None)
-    if " / " in text:
-        name, _, unit = text.rpartition(" / ")
-        return Label(raw, name.strip(), unit.strip() or None)
-    if "/" in text:
-        name, _, unit = text.rpartition("/")
-        if normalize_unit(unit) is not None:
-            return Label(raw, name.strip(), unit.strip())
-    lowered = text.lower()
-    for suffix, unit in _BDF_MACHINE_UNITS:
-        if lowered.endswith(suffix) and len(lowered) > len(suffix):
-            return Label(raw, text[: -len(suffix)], unit)
-    return Label(raw, text, None)
-
-
-_KEY_DROP = re.compile(r"[\W_]+")
-
-
-def name_key(name: str) -> str:
-    """Comparison key: case-folded letters and digits, any script (``Charge_Capacity`` ->
-    ``chargecapacity``, ``充电容量`` stays ``充电容量``)."""
-    return _KEY_DROP.sub("", name.casefold())
+    """The toolkit's header split, knowing the cycler units (``I/mA`` splits, ``a/b`` not)."""
+    return text.split_label(raw, is_unit=lambda unit: normalize_unit(unit) is not None)

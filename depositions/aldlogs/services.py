@@ -28,8 +28,9 @@ from depositions.models import DepositionRun, PulseEvent, RunCheck, RunLogFile, 
 from depositions.services import run_start
 from lims.events.services import event_emit
 from lims.ingestion import storage
-from lims.ingestion.base import ParseContext, get_parser
-from lims.ingestion.services import IngestOutcome, ingest_submit, job_requeue
+from lims.ingestion.parsing import ParseContext
+from lims.ingestion.registry import IngestOutcome, get_parser
+from lims.ingestion.services import ingest_submit, job_requeue
 from lims.models import ColumnMapping, IngestionJob
 from lims.selectors import scope_to_user
 
@@ -154,7 +155,7 @@ def tool_log_mapping(
     *, project: Any, params: dict[str, Any], kind: str | None, instrument: Any
 ) -> ColumnMapping | None:
     """The saved channel map of the ALD tool a file comes from (its instrument token, else the
-    run it names): how plain CSV/TSV tool logs are read (settings.LIMS_INGEST_DEFAULT_MAPPINGS).
+    run it names): how plain CSV/TSV tool logs are read (a registry mapping resolver).
     The map itself, not its name: it belongs to the tool's project, maybe not the upload's."""
     if kind not in (None, "ald_log"):
         return None
@@ -193,9 +194,16 @@ def _recheck_readers(run: DepositionRun) -> list[int]:
     return [job.pk for job in jobs if job_requeue(job=job)]
 
 
+def ald_log_prepare(*, job: IngestionJob, data: Any) -> Any:
+    """First phase of the ``ald_log`` handler: nothing yet. Pulses and checks depend on the
+    run's companions, read under the run lock in :func:`ald_log_ingest`."""
+    return data
+
+
 @transaction.atomic
-def ald_log_ingest(*, job: IngestionJob, data: Any) -> IngestOutcome:
-    """The ingestion handler for ``kind=ald_log`` (settings.LIMS_INGEST_HANDLERS)."""
+def ald_log_ingest(*, job: IngestionJob, prepared: Any) -> IngestOutcome:
+    """Second phase of the ``ald_log`` handler (registered in ``depositions.apps``)."""
+    data = prepared
     raw = job.raw_file
     log_file, _ = RunLogFile.objects.select_for_update().get_or_create(
         raw_file=raw,

@@ -23,7 +23,7 @@ from rest_framework.parsers import BaseParser, DataAndFiles
 from streaming_form_data import StreamingFormDataParser
 from streaming_form_data.targets import BaseTarget, ValueTarget
 
-from lims.ingestion.base import SNIFF_BYTES
+from lims.ingestion.parsing import SNIFF_BYTES
 
 CHUNK = 1024 * 1024
 FIELDS = ("kind", "cell", "run", "project", "metadata")

@@ -29,7 +29,7 @@ from lims.api.serializers import (
     ProjectSerializer,
 )
 from lims.ingestion import services
-from lims.ingestion.base import ParseError
+from lims.ingestion.parsing import ParseError
 from lims.models import ColumnMapping, IngestionJob, Instrument
 
 

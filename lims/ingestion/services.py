@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from typing import IO, Any
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
 from lims.events.services import event_emit
-from lims.ingestion import storage
-from lims.ingestion.base import ParseContext, ParseError, detect_parser, get_parser
+from lims.ingestion import registry, storage
+from lims.ingestion.parsing import ParseContext, ParseError
+from lims.ingestion.registry import detect_parser, get_parser
+from lims.ingestion.text import known_codec, stored_encoding
 from lims.models import ColumnMapping, IngestionJob, Instrument, Project, RawFile
 from lims.taskbase import TRANSIENT_ERRORS
 
@@ -28,14 +27,6 @@ log = logging.getLogger(__name__)
 
 UNRECOGNISED = "unrecognised"
 KINDS = ("cycler", "eis", "ald_log", "furnace_log")
-
-
-@dataclass(frozen=True)
-class IngestOutcome:
-    """What a domain handler reports back: the job's final status and result links."""
-
-    status: str
-    result: dict[str, Any]
 
 
 def _job_payload(job: IngestionJob) -> dict[str, Any]:
@@ -83,7 +74,7 @@ def ingest_submit(
                 "size": blob.size,
                 "original_name": filename[:500],
                 "content_type": content_type[:200],
-                "encoding": storage.detect_encoding(blob.head),
+                "encoding": stored_encoding(blob.head),
                 "storage_path": blob.relpath,
                 "project": project,
                 "uploaded_by": user if user is not None and user.is_authenticated else None,
@@ -117,12 +108,10 @@ def _default_mapping(
     *, project: Project, params: dict[str, Any], kind: str | None, instrument: Instrument | None
 ) -> Any:
     """A file no parser recognises, from a source that has a saved map (an ALD tool's channel
-    map): the first resolver in ``settings.LIMS_INGEST_DEFAULT_MAPPINGS`` returning one wins.
-    Resolvers live in the domain apps (lims does not know what a tool is)."""
-    for path in settings.LIMS_INGEST_DEFAULT_MAPPINGS:
-        saved = import_string(path)(
-            project=project, params=params, kind=kind, instrument=instrument
-        )
+    map): the first registered resolver returning one wins. Resolvers live in the domain apps
+    (lims does not know what a tool is)."""
+    for resolver in registry.mapping_resolvers():
+        saved = resolver(project=project, params=params, kind=kind, instrument=instrument)
         if saved is not None:  # the map itself: it may belong to the tool's project
             params["metadata"] = {
                 **(params.get("metadata") or {}),
@@ -212,15 +201,25 @@ def job_run(*, job_id: int) -> IngestionJob | None:
         ctx = ParseContext(
             filename=raw.original_name,
             size=raw.size,
-            encoding=raw.encoding or None,
+            encoding=known_codec(raw.encoding),
             metadata=job.params.get("metadata") or {},
         )
+        handler = registry.get_handler(parser.kind)
         data = parser.parse(path, ctx)
         job_progress(job_id=job.pk, progress=50)
-        handler = import_string(settings.LIMS_INGEST_HANDLERS[parser.kind])
+        # Phase 1, outside any transaction: the slow part (series, summaries, checks) holds
+        # no locks and no connection in a transaction.
+        prepared = handler.prepare(job=job, data=data)
+        prepared_s = time.monotonic() - started
+        job_progress(job_id=job.pk, progress=90)
+        # Phase 2: rows, records, events and the job's final status commit together.
         with transaction.atomic():
-            outcome: IngestOutcome = handler(job=job, data=data)
+            outcome = handler.persist(job=job, prepared=prepared)
             outcome.result["parse_seconds"] = round(time.monotonic() - started, 3)
+            outcome.result["phases_s"] = {
+                "prepare": round(prepared_s, 3),
+                "persist": round(time.monotonic() - started - prepared_s, 3),
+            }
             _finish(job, status=outcome.status, result=outcome.result)
     except TRANSIENT_ERRORS:
         # Infrastructure hiccup, not a bad file: put the job back and let the task retry.
@@ -230,8 +229,8 @@ def job_run(*, job_id: int) -> IngestionJob | None:
         _fail(job, exc.describe(raw.original_name))
     except ValidationError as exc:
         _fail(job, f"{raw.original_name}: {'; '.join(exc.messages)}")
-    except KeyError as exc:
-        _fail(job, f"{raw.original_name}: no ingestion handler for this kind of file ({exc})")
+    except registry.NoHandler as exc:
+        _fail(job, f"{raw.original_name}: {exc}")
     except Exception as exc:
         log.exception("ingestion job %s crashed", job.pk)
         _fail(job, f"{raw.original_name}: unexpected {type(exc).__name__} while ingesting: {exc}")

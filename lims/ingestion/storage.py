@@ -11,7 +11,7 @@ from typing import IO, Any
 
 from django.conf import settings
 
-from lims.ingestion.base import SNIFF_BYTES
+from lims.ingestion.parsing import SNIFF_BYTES
 
 CHUNK = 1024 * 1024
 
@@ -111,17 +111,3 @@ def store_upload(upload: Any) -> StoredBlob:
 def read_head(relpath: str) -> bytes:
     with absolute(relpath).open("rb") as fh:
         return fh.read(SNIFF_BYTES)
-
-
-def detect_encoding(head: bytes) -> str:
-    """Text encoding of a file's first bytes, or "binary"; never assumes UTF-8."""
-    if not head:
-        return ""
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return "utf-16"
-    if b"\x00" in head[:4096]:
-        return "binary"
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(head[:16384]).best()
-    return best.encoding if best is not None else "binary"

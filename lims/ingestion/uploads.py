@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
 
-from lims.ingestion.base import SNIFF_BYTES
+from lims.ingestion.parsing import SNIFF_BYTES
 
 
 class LimitedTemporaryFileUploadHandler(TemporaryFileUploadHandler):

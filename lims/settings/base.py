@@ -155,13 +155,6 @@ FILE_UPLOAD_HANDLERS = ["lims.ingestion.uploads.LimitedTemporaryFileUploadHandle
 FILE_UPLOAD_TEMP_DIR = os.environ.get("LIMS_UPLOAD_TEMP_DIR") or str(DATA_DIR / "tmp")
 Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 
-# Which domain service takes a parsed file of each kind.
-LIMS_INGEST_HANDLERS = {
-    "cycler": "cells.services.cycling_test_ingest",
-    "ald_log": "depositions.aldlogs.services.ald_log_ingest",
-}
-# Saved maps for files no parser recognises, by source (see lims.ingestion.services).
-LIMS_INGEST_DEFAULT_MAPPINGS = ["depositions.aldlogs.services.tool_log_mapping"]
 LIMS_WEBHOOK_TIMEOUT_S = float(os.environ.get("LIMS_WEBHOOK_TIMEOUT_S", "10"))
 LIMS_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("LIMS_WEBHOOK_MAX_ATTEMPTS", "8"))
 LIMS_WEBHOOK_BACKOFF_S = float(os.environ.get("LIMS_WEBHOOK_BACKOFF_S", "5"))

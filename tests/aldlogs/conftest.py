@@ -25,7 +25,7 @@ from depositions.aldlogs.parsers.types import (
     RunSummary,
 )
 from depositions.expansion import BlockSpec, RecipeSpec, StepSpec, SubCycleSpec
-from lims.ingestion.base import ParseContext
+from lims.ingestion.parsing import ParseContext
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ald"
 LABVIEW = FIXTURES / "labview_qcm_run"

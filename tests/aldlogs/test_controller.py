@@ -12,7 +12,7 @@ from depositions.aldlogs.parsers.controller import parse_controller_log
 from depositions.aldlogs.parsers.types import AldLog, ControllerRecipe
 from depositions.aldlogs.plans import plan_from_controller_recipe
 from depositions.aldlogs.pulses import align_to_plan, detect_pulses, planned_doses
-from lims.ingestion.base import ParseError
+from lims.ingestion.parsing import ParseError
 from tests.aldlogs.conftest import EVENTLOG, ctx_for, labview_recipe
 
 

@@ -12,11 +12,11 @@ from collections import Counter
 
 import pytest
 
-import depositions.aldlogs.parsers  # noqa: F401  (registers the parsers)
 from depositions.aldlogs.checks import NO_DATA, run_checks
 from depositions.aldlogs.parsers.types import AldLog
 from depositions.aldlogs.pulses import detect_pulses
-from lims.ingestion.base import SNIFF_BYTES, detect_parser, get_parser
+from lims.ingestion.parsing import SNIFF_BYTES
+from lims.ingestion.registry import detect_parser, get_parser
 from tests.aldlogs.conftest import CONTROLLER, EVENTLOG, ctx_for
 
 SESSIONS = CONTROLLER / "synthetic_controller_eventlog_sessions.log"

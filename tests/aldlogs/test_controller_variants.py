@@ -27,7 +27,7 @@ from depositions.aldlogs.parsers.controller import (
 from depositions.aldlogs.parsers.types import AldLog, ControllerRecipe
 from depositions.aldlogs.plans import plan_from_controller_recipe
 from depositions.aldlogs.pulses import detect_pulses, planned_doses
-from lims.ingestion.base import ParseError
+from lims.ingestion.parsing import ParseError
 from tests.aldlogs.conftest import EVENTLOG, RECIPE_CSV, ctx_for
 
 TEXT = EVENTLOG.read_text(encoding="ascii")

@@ -15,6 +15,7 @@ from depositions.aldlogs import checks, pulses
 from depositions.aldlogs.parsers import labview, tabular
 from depositions.aldlogs.parsers.tabular import ColumnSpec
 from depositions.aldlogs.parsers.types import Channel
+from lims.ingestion import text
 
 
 def _chunked(values: np.ndarray, pieces: int = 7) -> pl.Series:
@@ -105,7 +106,7 @@ def test_binary_offset() -> None:
     allowed = set(b"\t\n\r\x0b\x0c\x1a") | set(range(0x20, 0x100))
     for head in (b"plain\ttext\n", b"ab\x00cd\x01", b"\xba\xb2 ok\x1b", b""):
         first = next((i for i, byte in enumerate(head) if byte not in allowed), None)
-        assert tabular._binary_offset(head) == first
+        assert text.binary_offset(head) == first
 
 
 def test_series_from_fills_nan_only_where_there_is_some() -> None:

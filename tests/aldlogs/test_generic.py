@@ -14,7 +14,7 @@ from depositions.aldlogs.parsers.generic import GenericAldLogParser, parse_gener
 from depositions.aldlogs.parsers.types import AldLog, Channel
 from depositions.aldlogs.pulses import DetectionOptions, detect_pulses
 from depositions.expansion import BlockSpec, RecipeSpec, StepSpec, SubCycleSpec
-from lims.ingestion.base import ParseError
+from lims.ingestion.parsing import ParseError
 from tests.aldlogs.conftest import ctx_for
 
 TORR_PER_MBAR = 100 / 133.322368

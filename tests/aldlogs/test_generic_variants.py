@@ -20,7 +20,7 @@ import pytest
 
 from depositions.aldlogs.parsers.generic import parse_generic_log
 from depositions.aldlogs.parsers.types import AldLog
-from lims.ingestion.base import ParseError
+from lims.ingestion.parsing import ParseError
 from tests.aldlogs.conftest import ctx_for
 
 TORR_PER_MBAR = 100 / 133.322368

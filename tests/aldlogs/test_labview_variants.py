@@ -31,7 +31,8 @@ from depositions.aldlogs.parsers.labview import (
 from depositions.aldlogs.parsers.types import AldLog, ExecutionStep, PulseEvent
 from depositions.aldlogs.plans import plan_from_execution_table
 from depositions.aldlogs.pulses import detect_pulses, planned_doses
-from lims.ingestion.base import ParseContext, ParseError, get_parser
+from lims.ingestion.parsing import ParseContext, ParseError
+from lims.ingestion.registry import get_parser
 from tests.aldlogs.conftest import (
     DATALOG,
     DOSES,

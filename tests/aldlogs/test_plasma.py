@@ -12,7 +12,7 @@ import pytest
 from depositions.aldlogs.checks import CheckReport, run_checks
 from depositions.aldlogs.pulses import detect_pulses, planned_doses
 from depositions.expansion import BlockSpec, RecipeSpec, StepSpec, SubCycleSpec
-from lims.ingestion.base import get_parser
+from lims.ingestion.registry import get_parser
 from tests.aldlogs.conftest import ctx_for
 
 PERIOD = 0.1

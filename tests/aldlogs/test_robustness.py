@@ -20,7 +20,8 @@ from depositions.aldlogs.parsers.labview import (
 )
 from depositions.aldlogs.parsers.types import AldLog
 from depositions.aldlogs.pulses import detect_pulses
-from lims.ingestion.base import ParseContext, ParseError, all_parsers
+from lims.ingestion.parsing import ParseContext, ParseError
+from lims.ingestion.registry import all_parsers
 from tests.aldlogs.conftest import (
     DATALOG,
     DOSES,

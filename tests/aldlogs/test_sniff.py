@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-import depositions.aldlogs.parsers  # noqa: F401  (registers the parsers)
-from lims.ingestion.base import SNIFF_BYTES, all_parsers, detect_parser
+from lims.ingestion.parsing import SNIFF_BYTES
+from lims.ingestion.registry import all_parsers, detect_parser
 from tests.aldlogs.conftest import (
     CYCLER,
     DATALOG,

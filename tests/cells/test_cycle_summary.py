@@ -14,7 +14,8 @@ from polars.testing import assert_frame_equal
 
 from cells.parsers import CANONICAL_SCHEMA, CyclerData, summarize_cycles
 from cells.parsers.summary import SUMMARY_SCHEMA
-from lims.ingestion.base import SNIFF_BYTES, ParseContext, detect_parser
+from lims.ingestion.parsing import SNIFF_BYTES, ParseContext
+from lims.ingestion.registry import detect_parser
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cycler"
 
@@ -244,7 +245,7 @@ def test_summary_rejects_non_canonical_input() -> None:
 
 def test_streamed_file_summary_equals_in_memory(tmp_path: Path, monkeypatch) -> None:
     """A large canonical CSV stays lazy through parse; the streamed summary is exact."""
-    from cells.parsers import textio
+    from lims.ingestion import text as textio
 
     rows = 120_000
     frame = pl.DataFrame(

@@ -15,15 +15,8 @@ import pytest
 
 import cells.parsers
 from cells.parsers import CANONICAL_SCHEMA, CyclerData, summarize_cycles
-from lims.ingestion.base import (
-    SNIFF_BYTES,
-    ParseContext,
-    ParseError,
-    Parser,
-    all_parsers,
-    detect_parser,
-    get_parser,
-)
+from lims.ingestion.parsing import SNIFF_BYTES, ParseContext, ParseError, Parser
+from lims.ingestion.registry import all_parsers, detect_parser, get_parser
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cycler"
 MPR_GCPL = FIXTURES / "biologic/navani_jdb11-1_c3_gcpl_5cycles_2V-3p8V_C-24_data_C09.mpr"
@@ -696,7 +689,7 @@ def test_garbage_value_reports_the_line(tmp_path: Path) -> None:
 def test_late_garbage_in_a_streamed_file_surfaces_as_parse_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cells.parsers import textio
+    from lims.ingestion import text as textio
 
     rows = ["time_s,current_a,voltage_v"] + [f"{i},0.1,3.5" for i in range(1_500_000)]
     rows[-10] = "1499990,0.1,oops"
@@ -716,7 +709,7 @@ def test_early_garbage_in_a_large_file_fails_in_parse(
 ) -> None:
     """Large files are parsed lazily, but their head is read at once: a bad file fails its job
     before anything is stored, and only the head's bytes are read for that."""
-    from cells.parsers import textio
+    from lims.ingestion import text as textio
 
     rows = ["time_s,current_a,voltage_v"] + [f"{i},0.1,3.5" for i in range(200_000)]
     rows[6] = "5,0.1,oops"

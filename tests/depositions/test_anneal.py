@@ -11,7 +11,7 @@ from depositions.anneal import (
     parse_furnace_log,
     planned_profile,
 )
-from lims.ingestion.base import ParseError
+from lims.ingestion.parsing import ParseError
 from tests.depositions.factories import furnace_csv
 
 LI3PO4_ANNEAL = [  # 600 degC for 2 h in O2 = ramp + dwell (+ controlled cool)

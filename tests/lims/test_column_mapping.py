@@ -82,7 +82,7 @@ def test_unknown_mapping_name_is_refused_before_anything_is_stored(project):
 def test_mapping_needs_columns_and_a_known_parser(project):
     from django.core.exceptions import ValidationError
 
-    from lims.ingestion.base import ParseError
+    from lims.ingestion.parsing import ParseError
 
     with pytest.raises(ValidationError):
         lims_services.column_mapping_save(project=project, name="bad", mapping={"x": 1})

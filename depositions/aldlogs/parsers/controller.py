@@ -45,7 +45,6 @@ from typing import Any, ClassVar
 import numpy as np
 import polars as pl
 
-from cells.parsers.textio import bom_encoding, sniff_lines
 from depositions.aldlogs.parsers.tabular import TextHead, dedupe, read_text
 from depositions.aldlogs.parsers.types import (
     AldLog,
@@ -56,7 +55,8 @@ from depositions.aldlogs.parsers.types import (
     RecipeRow,
 )
 from depositions.aldlogs.parsers.units import conversion, split_header, time_scale
-from lims.ingestion.base import SNIFF_BYTES, ParseContext, ParseError, register
+from lims.ingestion.parsing import SNIFF_BYTES, ParseContext, ParseError
+from lims.ingestion.text import bom_encoding, sniff_lines
 
 VERSION = "1.3.0"
 PRESSURE_CHANNEL = "chamber pressure"
@@ -1150,7 +1150,6 @@ def _log_score(head: bytes) -> float:
     return 0.95 if words >= 2 else 0.0
 
 
-@register
 class ControllerEventLogParser:
     """Controller event log (``set valve 1to 1``, ``The pressure is X``)."""
 
@@ -1165,7 +1164,6 @@ class ControllerEventLogParser:
         return parse_controller_log(Path(path), ctx)
 
 
-@register
 class ControllerRecipeParser:
     """Controller recipe CSV (device columns incl. ``aldvN``, ``-1`` = no change, a delay)."""
 

@@ -39,8 +39,6 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from cells.parsers.textio import NULL_VALUES, ascii_compatible, bom_encoding, guess_decimal_comma
-from cells.parsers.types import polars_parse_error
 from depositions.aldlogs.parsers.tabular import (
     ColumnSpec,
     TextHead,
@@ -57,7 +55,14 @@ from depositions.aldlogs.parsers.tabular import (
 )
 from depositions.aldlogs.parsers.types import CANONICAL_UNITS, ROLES, AldLog, Channel
 from depositions.aldlogs.parsers.units import conversion, split_header, time_scale
-from lims.ingestion.base import ParseContext, ParseError, register
+from lims.ingestion.parsing import ParseContext, ParseError
+from lims.ingestion.text import (
+    NULL_VALUES,
+    ascii_compatible,
+    bom_encoding,
+    guess_decimal_comma,
+    polars_parse_error,
+)
 
 VERSION = "1.1.0"
 _NUMBER = re.compile(r"^[-+]?(?:\d+[.,]?\d*|[.,]\d+)(?:[eE][-+]?\d+)?$|^(?:nan|NaN|inf)$")
@@ -479,9 +484,10 @@ def parse_generic_log(path: Path, ctx: ParseContext, channel_map: dict[str, Any]
     )
 
 
-@register
 class GenericAldLogParser:
     """Delimited time series + ``ctx.metadata['channel_map']``; never wins a sniff."""
+
+    specificity = 0  # reads any table through a column map: vendor parsers win ties
 
     name: ClassVar[str] = "generic_ald_log"
     version: ClassVar[str] = VERSION

@@ -38,7 +38,6 @@ from typing import Any, ClassVar
 import numpy as np
 import polars as pl
 
-from cells.parsers.textio import guess_decimal_comma, sniff_lines
 from depositions.aldlogs.parsers.tabular import (
     TIMESTAMP_FORMATS,
     ColumnSpec,
@@ -76,7 +75,8 @@ from depositions.aldlogs.parsers.units import (
     split_header,
     time_scale,
 )
-from lims.ingestion.base import ParseContext, ParseError, register
+from lims.ingestion.parsing import ParseContext, ParseError
+from lims.ingestion.text import guess_decimal_comma, sniff_lines
 
 VERSION = "1.1.0"
 # Digital outputs: FieldPoint/cRIO ``Mod8/do1``, DAQmx ``cDAQ1Mod5/port0/line1``.
@@ -1340,7 +1340,6 @@ def _companions_from_ctx(ctx: ParseContext) -> list[Path]:
     return [Path(p) for p in paths]
 
 
-@register
 class LabviewDatalogParser:
     """LabVIEW ``*_DataLog.txt``; companions named in ``ctx.metadata['companion_paths']``."""
 
@@ -1381,7 +1380,6 @@ class _TableParser(ABC):
         return self.read(Path(path), ctx)
 
 
-@register
 class LabviewExecutionTableParser(_TableParser):
     name: ClassVar[str] = "labview_execution_table"
 
@@ -1392,7 +1390,6 @@ class LabviewExecutionTableParser(_TableParser):
         return parse_execution_table(path, ctx)
 
 
-@register
 class LabviewExecutionArrayParser(_TableParser):
     """``*_ExecutionArray.txt`` of newer builds: the recipe as numbers (precursors by their
     position in the summary's port list, named when merged with the doses or the summary)."""
@@ -1407,7 +1404,6 @@ class LabviewExecutionArrayParser(_TableParser):
         return parse_execution_array(path, ctx)
 
 
-@register
 class LabviewDosesParser(_TableParser):
     name: ClassVar[str] = "labview_doses"
 
@@ -1418,7 +1414,6 @@ class LabviewDosesParser(_TableParser):
         return parse_doses_table(path, ctx)
 
 
-@register
 class LabviewSummaryParser:
     name: ClassVar[str] = "labview_summary"
     version: ClassVar[str] = VERSION

@@ -23,16 +23,17 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from cells.parsers.textio import (
+from depositions.aldlogs.parsers.types import Channel
+from lims.ingestion.parsing import ParseContext, ParseError
+from lims.ingestion.text import (
     NULL_VALUES,
     ascii_compatible,
+    binary_offset,
     bom_encoding,
     detect_encoding,
+    polars_parse_error,
     read_head,
 )
-from cells.parsers.types import polars_parse_error
-from depositions.aldlogs.parsers.types import Channel
-from lims.ingestion.base import ParseContext, ParseError
 
 HEAD_BYTES = 256 * 1024
 MAX_TEXT_BYTES = 64 * 1024 * 1024  # companion files and event logs are decoded whole
@@ -52,68 +53,6 @@ class TextHead:
     warnings: list[str] = field(default_factory=list)
 
 
-def _single_byte_latin(head: bytes) -> str | None:
-    """cp1252 / latin-1 for text that is ASCII with isolated high bytes (``º``, ``²``, ``µ``).
-
-    Statistical detectors take a few degree and superscript signs in a long ASCII header for a
-    CJK double-byte code page; in those, high bytes come in pairs. Isolated ones mean a
-    Western single-byte code page: cp1252 when its 0x80-0x9F bytes are defined, else latin-1.
-    """
-    cut = head[: head.rfind(b"\n") + 1] or head
-    data = np.frombuffer(cut, dtype=np.uint8)
-    high = data >= 0x80
-    n_high = int(high.sum())
-    if not n_high:
-        return None
-    paired = int((high[1:] & high[:-1]).sum())
-    if paired * 4 > n_high:
-        return None
-    try:
-        cut.decode("cp1252")
-        return "cp1252"
-    except UnicodeDecodeError:
-        return "latin-1"
-
-
-_TEXT_BYTES = b"\t\n\r\x0b\x0c\x1a" + bytes(range(0x20, 0x100))
-
-
-def _binary_offset(head: bytes) -> int | None:
-    """Offset of the first byte no text export contains (NUL, most C0 controls)."""
-    bad = head.translate(None, _TEXT_BYTES)  # the bytes outside the set, in file order
-    return head.index(bad[:1]) if bad else None
-
-
-def _utf16_without_bom(head: bytes) -> str | None:
-    """ASCII text in UTF-16 leaves NUL in every other byte."""
-    data = np.frombuffer(head[: 4096 - (len(head[:4096]) % 2)], dtype=np.uint8)
-    if data.size < 8:
-        return None
-    even, odd = data[0::2] == 0, data[1::2] == 0
-    if odd.mean() > 0.4 and even.mean() < 0.02:
-        return "utf-16-le"
-    if even.mean() > 0.4 and odd.mean() < 0.02:
-        return "utf-16-be"
-    return None
-
-
-def _detect(head: bytes) -> str:
-    """BOM, UTF-16 pattern, valid UTF-8, Western single-byte, else charset_normalizer."""
-    bom = bom_encoding(head)
-    if bom:
-        return bom[0]
-    utf16 = _utf16_without_bom(head)
-    if utf16:
-        return utf16
-    cut = head[: head.rfind(b"\n") + 1] or head
-    try:
-        cut.decode("utf-8")
-        return "utf-8"
-    except UnicodeDecodeError:
-        pass
-    return _single_byte_latin(head) or detect_encoding(head)
-
-
 def _encoding_for(head: bytes, declared: str | None, warnings: list[str]) -> str:
     """Declared encoding if it decodes the head, else the detected one (with a warning)."""
     if declared:
@@ -124,13 +63,13 @@ def _encoding_for(head: bytes, declared: str | None, warnings: list[str]) -> str
             cut[bom[1] if bom else 0 :].decode(name)
             return name
         except UnicodeDecodeError as exc:
-            found = _detect(head)
+            found = detect_encoding(head)
             warnings.append(
                 f"declared encoding {declared!r} does not decode the file (byte "
                 f"0x{cut[exc.start]:02x} at offset {exc.start}); read as {found}"
             )
             return found
-    return _detect(head)
+    return detect_encoding(head)
 
 
 def open_text(path: Path, ctx: ParseContext, head_bytes: int = HEAD_BYTES) -> TextHead:
@@ -144,7 +83,7 @@ def open_text(path: Path, ctx: ParseContext, head_bytes: int = HEAD_BYTES) -> Te
     head = read_head(path, head_bytes)
     warnings: list[str] = []
     encoding = _encoding_for(head, ctx.encoding, warnings)
-    offset = None if encoding.startswith(("utf-16", "utf-32")) else _binary_offset(head)
+    offset = None if encoding.startswith(("utf-16", "utf-32")) else binary_offset(head)
     if offset is not None:
         raise ParseError(
             f"binary content (byte 0x{head[offset]:02x}) where a text log was expected",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from cells.parsers.units import split_label
+from lims.ingestion.text import split_label
 
 TORR_PER_PA = 1.0 / 133.322368
 
@@ -155,7 +155,7 @@ def time_scale(unit: str | None) -> float | None:
 
 def split_header(label: str) -> tuple[str, str | None]:
     """``Chamber Pressure [Torr]`` -> (``Chamber Pressure``, ``Torr``)."""
-    parsed = split_label(label)
+    parsed = split_label(label, is_unit=lambda unit: family_of_unit(unit) is not None)
     return parsed.name or label.strip(), parsed.unit
 
 

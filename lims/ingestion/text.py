@@ -1,4 +1,6 @@
-"""Reading delimited text exports without trusting their encoding or loading them whole.
+"""The text toolkit every parser and the raw-file store share (no Django, no domain app).
+
+Reading delimited text exports without trusting their encoding or loading them whole.
 
 Instrument software writes ISO-8859-1, Windows code pages, GB2312, UTF-8 with or without BOM
 and sometimes UTF-16. The header is decoded here with the detected encoding; the data rows
@@ -19,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import charset_normalizer
+import numpy as np
 import polars as pl
 
-from cells.parsers.types import collect_or_raise, polars_parse_error
-from lims.ingestion.base import ParseContext, ParseError
+from lims.ingestion.parsing import ParseContext, ParseError
 
 HEAD_BYTES = 256 * 1024
 # Files up to this size are fully parsed (and so fully validated) inside parse(); larger
@@ -56,28 +58,35 @@ def bom_encoding(head: bytes) -> tuple[str, int] | None:
     return None
 
 
-def _utf16_guess(head: bytes) -> str | None:
-    """UTF-16 without BOM: ASCII text leaves NUL in every other byte."""
-    sample = head[:4096]
+def _wide_guess(head: bytes) -> str | None:
+    """UTF-16/32 without BOM: ASCII text leaves NUL bytes in a fixed pattern."""
+    sample = head[: 4096 - (len(head[:4096]) % 4)]
     if len(sample) < 8:
         return None
-    even, odd = sample[0::2], sample[1::2]
-    even_nul, odd_nul = even.count(0) / len(even), odd.count(0) / len(odd)
-    if odd_nul > 0.4 and even_nul < 0.02:
+    data = np.frombuffer(sample, dtype=np.uint8) == 0
+    lanes = [float(data[i::4].mean()) for i in range(4)]
+    if lanes[0] < 0.02 and min(lanes[1:]) > 0.4:
+        return "utf-32-le"
+    if lanes[3] < 0.02 and min(lanes[:3]) > 0.4:
+        return "utf-32-be"
+    even, odd = float(data[0::2].mean()), float(data[1::2].mean())
+    if odd > 0.4 and even < 0.02:
         return "utf-16-le"
-    if even_nul > 0.4 and odd_nul < 0.02:
+    if even > 0.4 and odd < 0.02:
         return "utf-16-be"
     return None
 
 
+_TEXT_BYTES = bytes(_ALLOWED_CONTROL) + bytes(range(0x20, 0x100))
+
+
 def binary_offset(head: bytes) -> int | None:
     """Offset of the first byte that cannot occur in a text export (None for text)."""
-    if bom_encoding(head) or _utf16_guess(head):
+    if bom_encoding(head) or _wide_guess(head):
         return None
-    for offset, byte in enumerate(head[:HEAD_BYTES]):
-        if byte < 0x20 and byte not in _ALLOWED_CONTROL:
-            return offset
-    return None
+    head = head[:HEAD_BYTES]
+    bad = head.translate(None, _TEXT_BYTES)  # the bytes outside the set, in file order
+    return head.index(bad[:1]) if bad else None
 
 
 def sniff_text(head: bytes, encodings: tuple[str, ...] = ()) -> str | None:
@@ -89,7 +98,7 @@ def sniff_text(head: bytes, encodings: tuple[str, ...] = ()) -> str | None:
     found = bom_encoding(head)
     if found:
         return head[found[1] :].decode(found[0], errors="ignore")
-    guess = _utf16_guess(head)
+    guess = _wide_guess(head)
     if guess:
         return head.decode(guess, errors="ignore")
     if binary_offset(head) is not None:
@@ -111,10 +120,11 @@ def sniff_lines(head: bytes, limit: int = 300, encodings: tuple[str, ...] = ()) 
 
 
 def detect_encoding(head: bytes, declared: str | None = None) -> str:
-    """Encoding of a text head.
+    """Encoding of a text head: the one rule set for every parser and the raw-file store.
 
-    Declared, else BOM, else the UTF-16 NUL pattern, else UTF-8 if the bytes validate as
-    UTF-8, else charset_normalizer's best guess.
+    Declared (if it names a codec), else BOM, else the UTF-16/32 NUL pattern, else UTF-8 if
+    the bytes validate, else a Western single-byte page for ASCII with isolated high bytes,
+    else charset_normalizer's best guess (cp1252 when it has none).
     """
     if declared:
         try:
@@ -124,16 +134,60 @@ def detect_encoding(head: bytes, declared: str | None = None) -> str:
     found = bom_encoding(head)
     if found:
         return found[0]
-    guess = _utf16_guess(head)
+    guess = _wide_guess(head)
     if guess:
         return guess
     cut = head[: head.rfind(b"\n") + 1] or head
     try:
         cut.decode("utf-8")
+        return "utf-8"
     except UnicodeDecodeError:
-        best = charset_normalizer.from_bytes(cut[:65536]).best()
-        return codecs.lookup(best.encoding).name if best else "cp1252"
-    return "utf-8"
+        pass
+    latin = _single_byte_latin(cut)
+    if latin:
+        return latin
+    best = charset_normalizer.from_bytes(cut[:65536]).best()
+    return codecs.lookup(best.encoding).name if best else "cp1252"
+
+
+def stored_encoding(head: bytes) -> str:
+    """What the raw-file store records: a codec name for text, "" for binary or empty files
+    (never a pseudo-codec a parser would later be asked to decode with)."""
+    if not head or binary_offset(head) is not None:
+        return ""
+    return detect_encoding(head)
+
+
+def known_codec(name: str | None) -> str | None:
+    """``name`` if Python knows the codec, else None (stored values predate this rule)."""
+    if not name:
+        return None
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return None
+
+
+def _single_byte_latin(cut: bytes) -> str | None:
+    """cp1252 / latin-1 for text that is ASCII with isolated high bytes (``º``, ``²``, ``µ``).
+
+    Statistical detectors take a few degree and superscript signs in a long ASCII header for a
+    CJK double-byte code page; in those, high bytes come in pairs. Isolated ones mean a
+    Western single-byte code page: cp1252 when its 0x80-0x9F bytes are defined, else latin-1.
+    """
+    data = np.frombuffer(cut, dtype=np.uint8)
+    high = data >= 0x80
+    n_high = int(high.sum())
+    if not n_high:
+        return None
+    paired = int((high[1:] & high[:-1]).sum())
+    if paired * 4 > n_high:
+        return None
+    try:
+        cut.decode("cp1252")
+        return "cp1252"
+    except UnicodeDecodeError:
+        return "latin-1"
 
 
 def ascii_compatible(encoding: str) -> bool:
@@ -360,3 +414,125 @@ def truncated_tail_warning(layout: TextLayout) -> str | None:
             "the file looks truncated, its last row is incomplete"
         )
     return None
+
+
+# -- errors from libraries, summarised with a location --------------------------------
+
+
+def collect_or_raise(
+    frame: pl.LazyFrame, *, source: str | None = None, streaming: bool = True
+) -> pl.DataFrame:
+    """Collect a lazy frame, turning polars' data errors into ParseError with a location."""
+    try:
+        return frame.collect(engine="streaming" if streaming else "auto")
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise polars_parse_error(exc, source=source) from exc
+
+
+def describe_exception(exc: BaseException, limit: int = 300) -> str:
+    """``Type: message`` on one line, shortened: library messages can span screens."""
+    text = " ".join(str(exc).split())
+    full = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return full if len(full) <= limit else full[: limit - 3] + "..."
+
+
+def polars_parse_error(exc: BaseException, *, source: str | None = None) -> ParseError:
+    """Summarise a polars error: first message line plus the byte offset / line it names."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    offset = _polars_error_offset(text)
+    location = None
+    if offset is not None:
+        location = f"near byte offset {offset}"
+        line = _line_of_offset(source, offset) if source else None
+        if line is not None:
+            location = f"near line {line} (byte offset {offset})"
+    return ParseError(f"unreadable data: {first}", location=location)
+
+
+_OFFSET = re.compile(r"offset in the file is (\d+) bytes")
+
+
+def _polars_error_offset(message: str) -> int | None:
+    match = _OFFSET.search(message)
+    return int(match.group(1)) if match else None
+
+
+def _line_of_offset(path: str, offset: int) -> int | None:
+    """1-based line containing byte ``offset`` (computed on the error path only)."""
+    count = 0
+    try:
+        with open(path, "rb") as handle:
+            remaining = offset
+            while remaining > 0 and (chunk := handle.read(min(remaining, 1 << 20))):
+                count += chunk.count(b"\n")
+                remaining -= len(chunk)
+    except OSError:
+        return None
+    return count + 1
+
+
+# -- column labels --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Label:
+    """A column header split into a comparison key and the unit it states (if any)."""
+
+    raw: str
+    name: str
+    unit: str | None
+
+    @property
+    def key(self) -> str:
+        return name_key(self.name)
+
+
+_BRACKETS = {")": "(", "]": "["}
+_BDF_MACHINE_UNITS = (
+    ("_ampere_hour", "Ah"),
+    ("_watt_hour", "Wh"),
+    ("_millisecond", "ms"),
+    ("_second", "s"),
+    ("_ampere", "A"),
+    ("_volt", "V"),
+    ("_celsius", "degC"),
+    ("_degc", "degC"),
+    ("_ah", "Ah"),
+    ("_wh", "Wh"),
+    ("_pascal", "Pa"),
+)
+
+
+def split_label(raw: str, is_unit: Callable[[str], bool] = lambda unit: False) -> Label:
+    """Split ``Current(A)``, ``Current [A]``, ``Current / A``, ``I/mA`` into name and unit.
+
+    A bare ``/`` splits only where ``is_unit`` knows the right side (each parser family knows
+    its own units; ``Li/Li+`` is a name).
+    """
+    text = raw.strip().strip('"').strip()
+    if text and text[-1] in _BRACKETS:
+        opening = text.rfind(_BRACKETS[text[-1]])
+        if opening > 0:
+            return Label(raw, text[:opening].strip(), text[opening + 1 : -1].strip() or None)
+    if " / " in text:
+        name, _, unit = text.rpartition(" / ")
+        return Label(raw, name.strip(), unit.strip() or None)
+    if "/" in text:
+        name, _, unit = text.rpartition("/")
+        if is_unit(unit.strip()):
+            return Label(raw, name.strip(), unit.strip())
+    lowered = text.lower()
+    for suffix, unit in _BDF_MACHINE_UNITS:
+        if lowered.endswith(suffix) and len(lowered) > len(suffix):
+            return Label(raw, text[: -len(suffix)], unit)
+    return Label(raw, text, None)
+
+
+_KEY_DROP = re.compile(r"[\W_]+")
+
+
+def name_key(name: str) -> str:
+    """Comparison key: case-folded letters and digits, any script (``Charge_Capacity`` ->
+    ``chargecapacity``, ``充电容量`` stays ``充电容量``)."""
+    return _KEY_DROP.sub("", name.casefold())
