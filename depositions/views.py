@@ -228,7 +228,8 @@ def run_detail(request: HttpRequest, code: str) -> HttpResponse:
         else:
             messages.success(request, f"Run {run.code} completed; coated samples recorded.")
         return redirect("depositions:run-detail", code=run.code)
-    log_files = list(run.log_files.select_related("raw_file", "job"))
+    log_files = log_selectors.run_log_files(run=run)
+    segments = log_selectors.run_segments(run=run)
     context = {
         "run": run,
         "summary": (run.recipe_snapshot or {}).get("summary", {}),
@@ -237,11 +238,12 @@ def run_detail(request: HttpRequest, code: str) -> HttpResponse:
         "gpc": [g.as_dict() for g in selectors.run_gpc(run=run)],
         "form": form,
         "thickness_form": ThicknessForm(),
-        "checks": run.checks.select_related("log__raw_file"),
+        "checks": run.checks.select_related("log__raw_file", "segment"),
         "pulse_summary": log_selectors.run_pulse_summary(run=run),
         "trace": log_selectors.run_trace(run=run),
         "log_files": log_files,
-        "several_data_logs": sum(1 for f in log_files if f.series_path) > 1,
+        "segments": segments,
+        "several_data_logs": len(segments) > 1,
         "upload_form": RunLogUploadForm(),
         "link_form": RunLogLinkForm(run=run),
     }
@@ -288,7 +290,9 @@ def run_log_link(request: HttpRequest, code: str) -> HttpResponse:
     if form.is_valid():
         log_file = form.cleaned_data["log_file"]
         try:
-            log_services.run_log_link(log_file=log_file, run=run)
+            log_services.run_log_link(
+                log_file=log_file, run=run, segment=form.cleaned_data.get("segment")
+            )
         except ValidationError as exc:
             messages.error(request, "; ".join(exc.messages))
         else:

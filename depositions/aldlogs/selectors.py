@@ -7,18 +7,52 @@ from typing import Any
 import polars as pl
 from django.db.models import Avg, Count, F, Q
 
-from depositions.models import DepositionRun, PulseEvent, RunPrecursor
+from depositions.models import (
+    DepositionRun,
+    PulseEvent,
+    RunLogFile,
+    RunLogSegment,
+    RunPrecursor,
+)
 from depositions.selectors import with_qc
 from lims.ingestion import storage
 from lims.selectors import scope_to_user
 
 
+def run_segments(*, run: DepositionRun) -> list[RunLogSegment]:
+    """The parts of tool logs that belong to the run (a whole data log, or one session of an
+    appended controller log), newest log first."""
+    return list(
+        RunLogSegment.objects.filter(run=run)
+        .select_related("log__raw_file")
+        .annotate(sessions=Count("log__segments"))
+        .order_by("-log__created_at", "-index")
+    )
+
+
+def run_log_files(*, run: DepositionRun) -> list[RunLogFile]:
+    """The tool logs of a run: linked as a whole, or holding one of its sessions."""
+    return list(
+        RunLogFile.objects.filter(Q(run=run) | Q(segments__run=run))
+        .distinct()
+        .select_related("raw_file", "job")
+        .order_by("-created_at")
+    )
+
+
 def run_trace(*, run: DepositionRun, max_points: int = 5000) -> dict[str, Any] | None:
-    """Chamber pressure of the run's newest data log (downsampled for display, never for checks)
-    with every pulse marked by source."""
-    log = run.log_files.exclude(series_path="").order_by("-created_at").first()
-    if log is None:
+    """Chamber pressure of the run's newest data-log segment (downsampled for display, never
+    for checks) with every pulse of that segment marked by source."""
+    segment = (
+        RunLogSegment.objects.filter(run=run)
+        .exclude(log__series_path="")
+        .select_related("log")
+        .order_by("-log__created_at", "-index")
+        .first()
+    )
+    if segment is None:
         return None
+    log = segment.log
     pressure = next((c for c in log.channels if c.get("role") == "pressure"), None)
     temps = [c["name"] for c in log.channels if c.get("role") == "temperature"][:4]
     qcm = next((c["name"] for c in log.channels if c.get("role") == "qcm_mass"), None)
@@ -26,17 +60,20 @@ def run_trace(*, run: DepositionRun, max_points: int = 5000) -> dict[str, Any] |
         (
             c["name"]
             for c in log.channels
-            if c.get("role") == "power" and log.pulses.filter(channel=c["name"]).exists()
+            if c.get("role") == "power" and segment.pulses.filter(channel=c["name"]).exists()
         ),
         None,
     )
     columns = ["time_s"] + ([pressure["name"]] if pressure else []) + temps
     columns += [c for c in (qcm, plasma) if c]
-    frame = pl.scan_parquet(storage.absolute(log.series_path)).select(columns).collect()
+    scan = pl.scan_parquet(storage.absolute(log.series_path))
+    if "segment" in scan.collect_schema().names():  # a log of several sessions
+        scan = scan.filter(pl.col("segment") == segment.index)
+    frame = scan.select(columns).collect()
     step = max(1, -(-frame.height // max_points))  # ceil: never more than max_points
     frame = frame.gather_every(step)
     pulses = list(
-        log.pulses.order_by("start_s").values(
+        segment.pulses.order_by("start_s").values(
             "source", "index", "start_s", "width_s", "peak", "baseline", "dead", "power_w"
         )
     )
@@ -51,6 +88,8 @@ def run_trace(*, run: DepositionRun, max_points: int = 5000) -> dict[str, Any] |
         "power_name": plasma,
         "pulses": pulses,
         "downsampled_every": step,
+        "log": log.pk,
+        "segment": segment.index,
     }
 
 
