@@ -628,3 +628,52 @@ def test_the_sweep_measures_a_requeued_job_from_its_requeue(
     job.refresh_from_db()
     stale = timezone.now() - timedelta(seconds=settings.LIMS_STUCK_AFTER_S)
     assert job.queued_at > stale  # not re-sent by the next sweep
+
+
+@pytest.mark.django_db
+def test_a_companion_stored_between_prepare_and_persist_is_merged_in_persist(
+    fixture_path, project, labview_run, django_capture_on_commit_callbacks
+):
+    """Two-phase handler: prepare reads the companions without a lock; a companion committed
+    before persist (its re-check finds the data log's job running and queues nothing) must
+    still reach the data log's checks. Persist reads the inputs again under the run lock."""
+    from django.db import transaction
+
+    from depositions.aldlogs.services import ald_log_ingest, ald_log_prepare
+    from lims.ingestion import storage
+    from lims.ingestion.parsing import ParseContext
+    from lims.ingestion.registry import get_parser
+
+    capture = django_capture_on_commit_callbacks
+    rel = f"{LABVIEW}_DataLog.txt"
+    with (fixture_path / rel).open("rb") as fh, capture(execute=False):
+        job, _ = ingest.ingest_submit(
+            stream=fh, filename=rel.rsplit("/", 1)[-1], project=project, params={"run": "LV-RUN1"}
+        )
+    IngestionJob.objects.filter(pk=job.pk).update(status="running")  # the worker took it
+    job.refresh_from_db()
+    raw = job.raw_file
+    data = get_parser(job.parser_name).parse(
+        storage.absolute(raw.storage_path), ParseContext(filename=raw.original_name, size=raw.size)
+    )
+    prepared = ald_log_prepare(job=job, data=data)
+
+    summary = _ingest(fixture_path, project, f"{LABVIEW}_Summary.txt", capture, run="LV-RUN1")
+    assert summary.result["rechecks_queued"] == []  # the data log's job is running
+
+    with transaction.atomic(), capture(execute=False):
+        outcome = ald_log_ingest(job=job, prepared=prepared)
+    assert outcome.result["checked_again_in_persist"] is True
+    names = set(RunCheck.objects.filter(run=labview_run).values_list("name", flat=True))
+    assert "temperature_setpoint:Furnace Temp" in names  # from the summary
+    log = RunLogFile.objects.get(run=labview_run, parser_name="labview_datalog")
+    assert [c["file"] for c in log.metadata["companions"]] == [summary.raw_file.original_name]
+
+    # nothing changed since: the next pass keeps what prepare computed
+    again = ald_log_prepare(job=job, data=data)
+    with transaction.atomic(), capture(execute=False):
+        outcome = ald_log_ingest(job=job, prepared=again)
+    assert "checked_again_in_persist" not in outcome.result
+    assert "temperature_setpoint:Furnace Temp" in set(
+        RunCheck.objects.filter(run=labview_run).values_list("name", flat=True)
+    )
