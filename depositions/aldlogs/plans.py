@@ -12,6 +12,9 @@ from depositions.aldlogs.parsers.labview import step_kind
 from depositions.aldlogs.parsers.types import ControllerRecipe, ExecutionTable, RecipeRow
 from depositions.expansion import PlannedStep
 
+# A plan is a list of steps in memory: more recipe rows than this is not a run anyone planned.
+MAX_PLANNED_ROWS = 2_000_000
+
 
 def plan_from_execution_table(table: ExecutionTable) -> list[PlannedStep]:
     """The execution table as a planned sequence (doses then purges, offsets summed).
@@ -72,6 +75,12 @@ def plan_from_controller_recipe(
     """
     if loops < 1:
         raise ValueError("loops must be >= 1")
+    if loops * max(len(recipe.rows), 1) > MAX_PLANNED_ROWS:
+        # the loop count may come from a log ("run the loops this many times N")
+        raise ValueError(
+            f"{loops} loops of {len(recipe.rows)} rows are more than the {MAX_PLANNED_ROWS:,} "
+            "recipe rows a plan is built for"
+        )
     labels = valve_labels or {}
     custom = column_to_valve or {}
     mapping = {

@@ -94,7 +94,7 @@ _MESSAGES: tuple[tuple[str, str], ...] = (
     ("pressure", r"(?i)^the pressure is\s*[:=]?\s*(?P<b>.*?)\s*$"),
     ("sleep", rf"(?i)^going to sleep for\s*(?P<b>{_NUM})\s*sec"),
     ("setpoint", rf"(?i)^set mfc at\s*(?P<a>.+?)\s*to\s*(?P<b>{_NUM})\s*$"),
-    ("loops", r"(?i)^user asked to run the loops this many times\s*(?P<b>\d+)"),
+    ("loops", r"(?i)^user asked to run the loops this many times\s*(?P<b>\d{1,9})\b"),
     ("start", r"(?i)^starting a new run"),
     ("finish", r"(?i)^(run finished|run complete|finished the run|run done)"),
     ("recipe_dump", r"(?i)^here is the recipe"),
@@ -112,7 +112,7 @@ _ALARM_LEVELS = {
     "CRITICAL": "error",
     "FATAL": "error",
 }
-_VALVE_COLUMN = re.compile(r"^ald\s*_?v(?:alve)?\s*_?(\d+)$", re.IGNORECASE)
+_VALVE_COLUMN = re.compile(r"^ald\s*_?v(?:alve)?\s*_?(\d{1,9})$", re.IGNORECASE)
 _DELAY_COLUMN = re.compile(r"^(delay|sleep|wait|dwell|time|duration)\b", re.IGNORECASE)
 _DECIMAL_COMMA = re.compile(r"^[-+]?\d*,\d+(?:[eE][-+]?\d+)?$")
 
@@ -266,7 +266,7 @@ def _valve_name(address: str | None) -> str:
     text = (address or "").strip()
     if not text:
         return UNNAMED_VALVE
-    return f"valve {int(text)}" if text.isdigit() else f"valve {text}"
+    return f"valve {int(text)}" if text.isdigit() and len(text) <= 9 else f"valve {text[:40]}"
 
 
 _DUMP_CELL = re.compile(rf"{_NUM}|\bnan\b", re.IGNORECASE)
@@ -698,6 +698,12 @@ def _declared_recipe(text: str, line: int, warnings: list[str]) -> list[list[flo
         )
         return None
     rows = _recipe_dump(text)
+    if any(math.isinf(x) for row in rows for x in row):
+        warnings.append(
+            f"the recipe array printed at line {line} holds an infinite number: "
+            "not kept as the declared recipe"
+        )
+        return None
     if len({len(r) for r in rows}) > 1:
         warnings.append(
             f"the recipe array printed at line {line} has rows of different lengths: "
@@ -936,7 +942,7 @@ def _series(
 
 
 def _natural(name: str) -> tuple[str, int]:
-    match = re.search(r"(\d+)$", name)
+    match = re.search(r"(\d{1,9})$", name)
     return (name[: match.start()] if match else name, int(match.group(1)) if match else -1)
 
 
@@ -951,9 +957,14 @@ def _period(times: np.ndarray, resolution: float = 1.0) -> float | None:
 # --- recipe CSV ---------------------------------------------------------------------------------
 
 
-def _cells(line: str, separator: str) -> list[str]:
+def _cells(line: str, separator: str, number: int) -> list[str]:
     """The fields of one CSV line (quotes honoured: ``"0,05"`` stays one field)."""
-    row = next(csv.reader([line], delimiter=separator), [])
+    try:
+        row = next(csv.reader([line], delimiter=separator), [])
+    except csv.Error as exc:  # an unclosed quote, a field above csv's limit
+        raise ParseError(
+            f"unreadable CSV line: {str(exc)[:200]}", location=f"line {number}"
+        ) from exc
     return [cell.strip().strip('"').strip() for cell in row]
 
 
@@ -970,12 +981,12 @@ def parse_controller_recipe(path: Path, ctx: ParseContext) -> ControllerRecipe:
         raise ParseError("the recipe file has no lines", location="line 1")
     header_at, header = lines[0]
     sep = "\t" if "\t" in header else ";" if header.count(";") > header.count(",") else ","
-    raw = _cells(header, sep)
+    raw = _cells(header, sep, header_at + 1)
     if any(_NUM_ONLY.match(c) for c in raw):
         raise ParseError(
             "the first line is not a header of column names", location=f"line {header_at + 1}"
         )
-    body = [(i, _cells(line, sep)) for i, line in lines[1:]]
+    body = [(i, _cells(line, sep, i + 1)) for i, line in lines[1:]]
     notes: list[str] = []
     trailing = 0
     while len(raw) > 1 and raw[-1] == "":

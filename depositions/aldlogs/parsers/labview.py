@@ -657,9 +657,15 @@ def _step_warnings(steps: Sequence[int], what: str) -> list[str]:
         out.append(f"{what}: step numbers repeated: {_ranges(repeated)}")
     if any(b < a for a, b in itertools.pairwise(steps)):
         out.append(f"{what}: step numbers out of order")
-    missing = sorted(set(range(1, max(steps) + 1)) - set(counts))
-    if missing:
-        out.append(f"{what}: steps {_ranges(missing)} missing ({len(missing)} rows)")
+    # the gaps between the numbers present, never a list as long as the largest number (a
+    # step 9999999999 in a 275-byte table would otherwise build a 10-billion-element set)
+    present = [n for n in sorted(counts) if n >= 1]
+    gaps = [(a + 1, b - 1) for a, b in itertools.pairwise([0, *present]) if b - a > 1]
+    if gaps:
+        missing = sum(b - a + 1 for a, b in gaps)
+        shown = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in gaps[:8])
+        more = ", ..." if len(gaps) > 8 else ""
+        out.append(f"{what}: steps {shown}{more} missing ({missing} rows)")
     return out
 
 
@@ -878,9 +884,11 @@ _STATUS = re.compile(
     re.IGNORECASE,
 )
 _ALARM_WORDS = re.compile(r"(abort|alarm|error|fail|interlock|emergency|stopped)", re.IGNORECASE)
-_STEPS_DONE = re.compile(r"(\d+)\s*(?:/|of)\s*(\d+)")
+# at most 9 digits: a longer "count" is not one (and int() refuses 4300+ digits anyway)
+_STEPS_DONE = re.compile(r"(?<!\d)(\d{1,9})\s*(?:/|of)\s*(\d{1,9})(?!\d)")
 _STEPS_EXECUTED = re.compile(
-    r"^(\d+)\s+(?:of\s+(\d+)\s+)?steps?\s+(?:executed|completed|done|run)\b", re.IGNORECASE
+    r"^(\d{1,9})\s+(?:of\s+(\d{1,9})\s+)?steps?\s+(?:executed|completed|done|run)\b",
+    re.IGNORECASE,
 )
 _KEY_VALUE = re.compile(r"^([A-Za-z][^:\t]{0,60}?)\s*:\s+(\S.*)$")
 # free text the operator typed: never a status, never an alarm, may run over several lines
