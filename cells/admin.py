@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from cells.models import Cell, CycleRecord, CyclingTest, PerformanceRecord
+from cells.models import Cell, CycleRecord, CyclerSidecar, CyclingTest, PerformanceRecord
 
 
 @admin.register(Cell)
@@ -48,3 +48,12 @@ class PerformanceRecordAdmin(admin.ModelAdmin):
     list_display = ["test", "first_discharge_mah", "initial_ce", "retention_pct", "computed_at"]
     search_fields = ["test__cell__code", "raw_sha256"]
     readonly_fields = [f.name for f in PerformanceRecord._meta.fields]
+
+
+@admin.register(CyclerSidecar)
+class CyclerSidecarAdmin(admin.ModelAdmin):
+    list_display = ["id", "kind", "raw_file", "key", "project", "created_at"]
+    list_filter = ["kind", "project"]
+    search_fields = ["key", "alt_key", "raw_file__original_name", "raw_file__sha256"]
+    readonly_fields = [f.name for f in CyclerSidecar._meta.fields]
+    filter_horizontal = ["tests"]

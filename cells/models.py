@@ -240,3 +240,33 @@ class PerformanceRecord(models.Model):
 
     def __str__(self) -> str:
         return f"performance of {self.test}"
+
+
+class CyclerSidecar(models.Model):
+    """A file that describes cycling tests without being one (Arbin ``_Metadata.csv``, BioLogic
+    ``.mps`` settings, a Novonix header-only file): stored as it arrived and attached to the
+    tests of its project whose file names it matches, whichever of them arrives first."""
+
+    project = models.ForeignKey("lims.Project", on_delete=models.PROTECT, related_name="+")
+    raw_file = models.OneToOneField(
+        "lims.RawFile", on_delete=models.PROTECT, related_name="cycler_sidecar"
+    )
+    job = models.ForeignKey(
+        "lims.IngestionJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(max_length=40)
+    vendor = models.CharField(max_length=50, blank=True)
+    key = models.CharField(
+        max_length=255, db_index=True, help_text="Lower-case file stem of the tests it matches"
+    )
+    alt_key = models.CharField(max_length=255, blank=True, db_index=True)
+    channel = models.CharField(max_length=50, blank=True)
+    content = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    tests = models.ManyToManyField(CyclingTest, blank=True, related_name="sidecars")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.raw_file.original_name}"

@@ -18,15 +18,20 @@ from django.db.models import Case, F, When
 
 from cells.choices import CellType
 from cells.models import Cell, CycleRecord, CyclingTest, PerformanceRecord
-from cells.parsers.summary import summary_plan
+from cells.parsers.sidecars import SidecarData
+from cells.parsers.summary import check_summary, summary_plan
 from cells.parsers.types import CyclerData
+from cells.sidecars import sidecar_persist, sidecars_attach_to_test
 from lims.events.services import event_emit
 from lims.ingestion import storage
+from lims.ingestion.parsing import ParseError
 from lims.ingestion.registry import IngestOutcome
 from lims.ingestion.text import polars_parse_error
 from lims.models import IngestionJob, Project
 
-SUMMARY_VERSION = "1"
+# 2: a counter's first value is its baseline (carried-over counters are not in cycle 1)
+SUMMARY_VERSION = "2"
+PER_CYCLE_FILE = "the file's own per-cycle records, stored as written (the file has no series)"
 
 
 def _cell_payload(cell: Cell) -> dict[str, Any]:
@@ -102,13 +107,21 @@ def _ratio(num: float | None, den: float | None) -> float | None:
     return num / den
 
 
+CAPACITY_RULE = (
+    "charge that flowed in this file during the cycle (mAh): reset-aware increments of the "
+    "capacity counters from the file's first row on; a counter the file starts with flowed "
+    "before this file and is not counted (see carried_over_*)"
+)
+
+
 def _conventions(cell: Cell | None, data_conventions: dict[str, Any]) -> dict[str, Any]:
     anode_half = cell is not None and cell.cell_type == CellType.ANODE_HALF
     return {
         **data_conventions,
         "current_sign": "positive = charge",
         "cycle_index": "cycle written in the file minus the first one + 1",
-        "capacity": "reset-aware increments of the instrument's capacity columns",
+        "capacity": data_conventions.get("per_cycle_file") or CAPACITY_RULE,
+        "capacity_source": data_conventions.get("capacity", "the file's capacity columns"),
         "coulombic_efficiency": "charge/discharge (anode half cell)"
         if anode_half
         else "discharge/charge (cathode-limited)",
@@ -130,9 +143,21 @@ class PreparedCycler:
     series_s: float
 
 
-def cycling_test_prepare(*, job: IngestionJob, data: CyclerData) -> PreparedCycler:
+def cycling_test_prepare(
+    *, job: IngestionJob, data: CyclerData | SidecarData
+) -> PreparedCycler | SidecarData:
     """Phase 1 of the cycler handler, outside any transaction: one streaming pass writes the
     Parquet series and computes the per-cycle summary."""
+    # -- per-cycle files and sidecars (cycler-formats) ------------------------------------
+    # A sidecar has nothing to prepare; a per-cycle file (``data.cycles``) has no series: its
+    # cycle table is stored as the vendor wrote it instead of a summary of the series.
+    if isinstance(data, SidecarData):
+        return data
+    if data.cycles is not None:
+        check_summary(data.cycles)  # the same refusals as a summary of a series
+        conventions = {**data.conventions, "per_cycle_file": PER_CYCLE_FILE}
+        return PreparedCycler(data, "", data.cycles, 0, conventions, 0.0)
+    # -------------------------------------------------------------------------------------
     raw = job.raw_file
     rel = storage.series_relpath(raw.sha256, job.parser_name, job.parser_version)
     path = storage.absolute(rel)
@@ -144,6 +169,10 @@ def cycling_test_prepare(*, job: IngestionJob, data: CyclerData) -> PreparedCycl
     sink = data.series.sink_parquet(tmp, compression="zstd", compression_level=1, lazy=True)
     try:
         _, summary = pl.collect_all([sink, summary_plan(data.series)], engine="streaming")
+        check_summary(summary)  # no rows, no cycle number, cycle numbers beyond 32 bits
+    except ParseError:
+        tmp.unlink(missing_ok=True)
+        raise
     except (pl.exceptions.PolarsError, OSError) as exc:
         tmp.unlink(missing_ok=True)
         raise polars_parse_error(exc, source=str(storage.absolute(raw.storage_path))) from exc
@@ -154,8 +183,12 @@ def cycling_test_prepare(*, job: IngestionJob, data: CyclerData) -> PreparedCycl
     return PreparedCycler(data, rel, summary, rows, conventions, series_s)
 
 
-def cycling_test_persist(*, job: IngestionJob, prepared: PreparedCycler) -> IngestOutcome:
+def cycling_test_persist(
+    *, job: IngestionJob, prepared: PreparedCycler | SidecarData
+) -> IngestOutcome:
     """Phase 2, inside the job's transaction: the test, its cycle rows, record and event."""
+    if isinstance(prepared, SidecarData):  # cycler-formats: a sidecar is never a test
+        return sidecar_persist(job=job, data=prepared)
     started = time.monotonic()
     data, summary, rows = prepared.data, prepared.summary, prepared.rows
     raw = job.raw_file
@@ -188,6 +221,7 @@ def cycling_test_persist(*, job: IngestionJob, prepared: PreparedCycler) -> Inge
         },
     )
     _cycles_store(test=test, summary=summary)
+    sidecars_attach_to_test(test=test)  # cycler-formats: sidecars that arrived before it
     record = cycling_test_derive(test=test, reason="ingested")
     event_emit(
         topic="cells.cycling_test.imported",
@@ -225,24 +259,24 @@ def _start_time(metadata: dict[str, Any]) -> datetime | None:
 
 
 def _carried_over(series: Path) -> dict[str, str]:
-    """Counters a file starts with (an export cut from a longer test), said side by side.
+    """Counters a file starts with (an export cut from a longer test, a restarted channel).
 
-    The first cycle counts them (the first row contributes its value); peers that count only
-    the increase inside the file report the first cycle minus these.
+    Metadata only: the summary takes a counter's first value as its baseline, so cycle 1
+    holds what flowed in this file. Said here so the instrument's running total is not lost.
     """
-    first = (
-        pl.scan_parquet(series)
-        .select("charge_capacity_ah", "discharge_capacity_ah")
-        .head(1)
-        .collect()
-    )
+    columns = ("charge_capacity_ah", "discharge_capacity_ah")
+    scan = pl.scan_parquet(series).select(columns)
+    first = scan.head(1).collect()  # one row group, not the file
+    if first.height and any(first[c][0] is None for c in columns):  # leading gaps: look on
+        first = scan.select(pl.col(c).drop_nulls().first() for c in columns).collect()
     out: dict[str, str] = {}
-    for column, label in (("charge_capacity_ah", "charge"), ("discharge_capacity_ah", "discharge")):
+    for column, label in zip(columns, ("charge", "discharge"), strict=True):
         value = first[column][0] if first.height else None
         if value:
             out[f"carried_over_{label}_mah"] = (
-                f"{value * 1000:.6g} mAh on the file's first row: counted in cycle 1; "
-                f"cycle 1 {label} without it = first-cycle value minus {value * 1000:.6g} mAh"
+                f"{value * 1000:.6g} mAh: the {label} counter's first value in the file, "
+                "charge that flowed before this file (an excerpt of a longer test or a "
+                "restarted channel); not counted in cycle 1 or any cycle"
             )
     return out
 

@@ -10,6 +10,8 @@ class DepositionsConfig(AppConfig):
         from depositions import catalogue  # noqa: F401  (catalogue pages)
         from depositions.aldlogs import services as log_services
         from depositions.aldlogs.parsers import PARSERS
+        from depositions.furnace import services as furnace
+        from depositions.furnace.parser import FurnaceCsvParser
         from lims.ingestion import registry
 
         registry.register_parsers(PARSERS)
@@ -17,3 +19,7 @@ class DepositionsConfig(AppConfig):
             "ald_log", prepare=log_services.ald_log_prepare, persist=log_services.ald_log_ingest
         )
         registry.register_mapping_resolver(log_services.tool_log_mapping)
+        registry.register_parser(FurnaceCsvParser())
+        registry.register_handler(
+            "furnace_log", prepare=furnace.furnace_log_prepare, persist=furnace.furnace_log_persist
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -19,8 +20,9 @@ from depositions.choices import (
     StepKind,
     ThicknessMethod,
 )
+from depositions.furnace import selectors as furnace_selectors
 from depositions.models import Recipe, RunLogFile, Tool
-from lims.models import Instrument, Project
+from lims.models import IngestionJob, Instrument, Project
 from lims.selectors import projects_for_user, scope_to_user
 
 
@@ -178,6 +180,38 @@ class RunLogUploadForm(forms.Form):
         label="Tool log files",
         help_text="Data log, event log, summary, execution table, QCM table: any order, any names",
     )
+
+
+class AnnealLogUploadForm(forms.Form):
+    logs = _MultipleFileField(
+        allow_empty_file=True,
+        label="Furnace log files",
+        help_text="time and temperature columns (CSV, TSV, ; or spaces); units from the header",
+    )
+    tolerance_k = forms.DecimalField(
+        max_digits=6,
+        decimal_places=2,
+        min_value=Decimal("0.01"),
+        required=False,
+        label="Tolerance (K)",
+        help_text="band around each dwell's target; empty: 5 K",
+    )
+
+
+class AnnealLogLinkForm(forms.Form):
+    job = forms.ModelChoiceField(
+        queryset=IngestionJob.objects.none(), label="Unlinked furnace log", empty_label=None
+    )
+
+    def __init__(self, *args: Any, treatment: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["job"]
+        field.queryset = furnace_selectors.unlinked_furnace_jobs(  # type: ignore[attr-defined]
+            project=treatment.project_id
+        )
+        field.label_from_instance = (  # type: ignore[attr-defined]
+            lambda j: f"{j.raw_file.original_name} (job {j.pk}, {j.created_at:%Y-%m-%d %H:%M})"
+        )
 
 
 class RunLogLinkForm(forms.Form):

@@ -731,6 +731,14 @@ class FurnaceLog(models.Model):
         PostTreatment, on_delete=models.CASCADE, related_name="furnace_logs"
     )
     raw_file = models.ForeignKey("lims.RawFile", on_delete=models.PROTECT, related_name="+")
+    job = models.OneToOneField(
+        "lims.IngestionJob",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="furnace_log",
+        help_text="The ingestion job that checked it (a re-run checks it again, in place)",
+    )
     parser_version = models.CharField(max_length=20)
     tolerance_k = models.DecimalField(max_digits=6, decimal_places=2)
     points = models.PositiveIntegerField()

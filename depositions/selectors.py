@@ -26,14 +26,12 @@ from django.db.models.functions import Coalesce
 
 from depositions import dose, expansion
 from depositions.aldlogs.checks import LOG_ONLY_CHECKS
-from depositions.anneal import Profile, SegmentSpec, planned_profile
 from depositions.choices import LoadRole, StepPhase
 from depositions.filtersets import (
     ChemicalFilterSet,
     CompositionMeasurementFilterSet,
     DepositionRunFilterSet,
     FilmPropertyFilterSet,
-    FurnaceLogFilterSet,
     PostTreatmentFilterSet,
     PrecursorLotFilterSet,
     ProcessReferenceFilterSet,
@@ -260,12 +258,6 @@ def post_treatment_list(*, user: Any, filters: Filters = None) -> QuerySet[PostT
     )
     qs = scope_to_user(qs, user=user)
     return PostTreatmentFilterSet(filters or {}, queryset=qs.order_by("-created_at")).qs
-
-
-def furnace_log_list(*, user: Any, filters: Filters = None) -> QuerySet[FurnaceLog]:
-    qs = FurnaceLog.objects.select_related("treatment", "raw_file", "attached_by")
-    qs = scope_to_user(qs, user=user, field="treatment__project")
-    return FurnaceLogFilterSet(filters or {}, queryset=qs.order_by("-created_at")).qs
 
 
 # --- recipes <-> the pure expansion -----------------------------------------------------------
@@ -562,25 +554,3 @@ def run_gpc(*, run: DepositionRun) -> list[MeasuredGPC]:
     )
     results = [measured_gpc(measurement=m, run=run) for m in measurements]
     return [r for r in results if r is not None]
-
-
-# --- anneals -------------------------------------------------------------------------------------
-
-
-def segment_specs(rows: list[AnnealSegment]) -> list[SegmentSpec]:
-    return [
-        SegmentSpec(
-            kind=r.kind,
-            target_c=float(r.target_c),
-            rate_k_per_min=_f(r.rate_k_per_min),
-            duration_min=_f(r.duration_min),
-        )
-        for r in sorted(rows, key=_order)
-    ]
-
-
-def treatment_profile(*, treatment: PostTreatment) -> Profile:
-    return planned_profile(
-        segment_specs(list(treatment.segments.all())),
-        start_c=float(treatment.start_temperature_c),
-    )

@@ -11,15 +11,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import IO, Any
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from depositions import anneal, expansion, references, selectors
+from depositions import expansion, references, selectors
 from depositions.choices import LoadRole, LotStatus, RunStatus, StepPhase, TreatmentStatus
+from depositions.furnace import selectors as furnace_selectors
+from depositions.furnace.profile import planned_profile
 from depositions.inputs import (
     AnnealInput,
     BlockInput,
@@ -34,7 +36,6 @@ from depositions.models import (
     CompositionMeasurement,
     DepositionRun,
     FilmProperty,
-    FurnaceLog,
     PostTreatment,
     PrecursorLot,
     ProcessReference,
@@ -51,10 +52,7 @@ from depositions.models import (
     ToolSource,
 )
 from lims.events.services import event_emit
-from lims.ingestion import storage
-from lims.ingestion.parsing import ParseError
-from lims.ingestion.text import stored_encoding
-from lims.models import Instrument, Project, RawFile
+from lims.models import Instrument, Project
 from samples.choices import MaterialClass, OperationKind, SampleKind, SampleState, Unit
 from samples.models import MaterialLot, Sample
 from samples.services import OutputSpec, operation_record
@@ -1018,7 +1016,7 @@ def _segments_write(
     for row in rows:
         row.full_clean(exclude=["treatment"])
     try:
-        anneal.planned_profile(selectors.segment_specs(rows), start_c=float(start_c))
+        planned_profile(furnace_selectors.segment_specs(rows), start_c=float(start_c))
     except ValueError as exc:
         raise ValidationError({"segments": str(exc)}) from exc
     treatment.segments.all().delete()
@@ -1120,90 +1118,3 @@ def post_treatment_complete(
         },
     )
     return treatment
-
-
-@transaction.atomic
-def furnace_log_attach(
-    *,
-    treatment: PostTreatment,
-    stream: IO[bytes],
-    filename: str,
-    tolerance_k: Decimal = Decimal(str(anneal.DEFAULT_TOLERANCE_K)),
-    user: Any = None,
-) -> FurnaceLog:
-    """Store a furnace log (content addressed, like every raw file) and check it now.
-
-    The result is kept with the plan it was checked against: a later edit of the segments does
-    not rewrite history; attach the log again to re-check.
-    """
-    if tolerance_k <= 0:
-        raise ValidationError({"tolerance_k": "must be above zero"})
-    blob = storage.store_upload(stream)
-    raw, _ = RawFile.objects.get_or_create(
-        sha256=blob.sha256,
-        defaults={
-            "size": blob.size,
-            "original_name": filename[:500],
-            "encoding": stored_encoding(blob.head),
-            "storage_path": blob.relpath,
-            "project": treatment.project,
-            "uploaded_by": user if getattr(user, "is_authenticated", False) else None,
-            "instrument": treatment.furnace,
-        },
-    )
-    try:
-        series = anneal.parse_furnace_log(storage.absolute(raw.storage_path).read_bytes())
-    except ParseError as exc:
-        raise ValidationError({"file": exc.describe(filename)}) from exc
-    segments = list(treatment.segments.order_by("order"))
-    profile = anneal.planned_profile(
-        selectors.segment_specs(segments), start_c=float(treatment.start_temperature_c)
-    )
-    results = anneal.furnace_log_check(
-        profile=profile,
-        times_s=series.times_s,
-        temperatures_c=series.temperatures_c,
-        tolerance_k=float(tolerance_k),
-    )
-    checks = [r.as_dict() for r in results]
-    if series.warnings:
-        checks.append(
-            {
-                "name": "log_parse",
-                "status": "warn",
-                "value": None,
-                "threshold": None,
-                "details": "; ".join(series.warnings),
-            }
-        )
-    log = _clean_save(
-        FurnaceLog(
-            treatment=treatment,
-            raw_file=raw,
-            parser_version=f"{anneal.PARSER_NAME}-{anneal.PARSER_VERSION}",
-            tolerance_k=tolerance_k,
-            points=len(series.times_s),
-            overall=anneal.overall_status(results),
-            checks=checks,
-            plan=[
-                {
-                    "kind": s.kind,
-                    "target_c": s.target_c,
-                    "rate_k_per_min": s.rate_k_per_min,
-                    "duration_min": s.duration_min,
-                }
-                for s in segments
-            ],
-            attached_by=user if getattr(user, "is_authenticated", False) else None,
-        )
-    )
-    event_emit(
-        topic="depositions.post_treatment.log_checked",
-        payload={
-            **_treatment_payload(treatment),
-            "furnace_log": log.pk,
-            "raw_sha256": raw.sha256,
-            "overall": log.overall,
-        },
-    )
-    return log

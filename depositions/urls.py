@@ -22,5 +22,8 @@ urlpatterns = [
     path("anneals/", views.anneal_list, name="anneal-list"),
     path("anneals/new/", views.anneal_create, name="anneal-create"),
     path("anneals/<str:code>/", views.anneal_detail, name="anneal-detail"),
+    path("anneals/<str:code>/logs/", views.anneal_logs_upload, name="anneal-logs-upload"),
+    path("anneals/<str:code>/logs/link/", views.anneal_log_link, name="anneal-log-link"),
+    path("anneals/<str:code>/recheck/", views.anneal_recheck, name="anneal-recheck"),
     path("precursor-lots/<int:pk>/runs/", views.precursor_lot_runs, name="precursor-lot-runs"),
 ]

@@ -21,6 +21,8 @@ from depositions.choices import QC_VERDICTS
 from depositions.forms import (
     AnnealForm,
     AnnealInputFormSet,
+    AnnealLogLinkForm,
+    AnnealLogUploadForm,
     BlockFormSet,
     CompleteRunForm,
     LoadFormSet,
@@ -34,6 +36,8 @@ from depositions.forms import (
     ThicknessForm,
     ToolThresholdsForm,
 )
+from depositions.furnace import selectors as furnace_selectors
+from depositions.furnace import services as furnace_services
 from depositions.inputs import AnnealInput, BlockInput, SegmentInput, StepInput, SubCycleInput
 from depositions.models import DepositionRun, PrecursorLot
 from lims.export import csv_response
@@ -355,7 +359,7 @@ def anneal_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def anneal_detail(request: HttpRequest, code: str) -> HttpResponse:
-    treatment = get_object_or_404(selectors.post_treatment_list(user=request.user), code=code)
+    treatment = _anneal(request, code)
     inputs = AnnealInputFormSet(request.POST or None, prefix="in")
     if request.method == "POST" and inputs.is_valid():
         try:
@@ -375,18 +379,91 @@ def anneal_detail(request: HttpRequest, code: str) -> HttpResponse:
         else:
             messages.success(request, f"Anneal {treatment.code} completed.")
         return redirect("depositions:anneal-detail", code=treatment.code)
-    profile = selectors.treatment_profile(treatment=treatment)
+    profile = furnace_selectors.treatment_profile(treatment=treatment)
     context = {
         "treatment": treatment,
         "segments": treatment.segments.all(),
         "profile": profile.as_dict(),
         "inputs": inputs,
-        "logs": treatment.furnace_logs.all(),
+        "logs": furnace_selectors.treatment_logs(treatment=treatment),
+        "pending_jobs": [
+            {"job": job, "why": job.error or (job.result or {}).get("note", "")}
+            for job in furnace_selectors.treatment_pending_jobs(treatment=treatment)
+        ],
+        "upload_form": AnnealLogUploadForm(),
+        "link_form": AnnealLogLinkForm(treatment=treatment),
         "outputs": treatment.operation.outputs.select_related("sample")
         if treatment.operation is not None
         else [],
     }
     return render(request, "depositions/anneal_detail.html", context)
+
+
+def _anneal(request: HttpRequest, code: str) -> Any:
+    return get_object_or_404(selectors.post_treatment_list(user=request.user), code=code)
+
+
+@login_required
+@require_POST
+def anneal_logs_upload(request: HttpRequest, code: str) -> HttpResponse:
+    """Furnace logs for this anneal: each is stored and queued like every raw file."""
+    treatment = _anneal(request, code)
+    form = AnnealLogUploadForm(request.POST, request.FILES)
+    if getattr(request, "lims_upload_too_large", False):
+        messages.error(request, "The upload is larger than the limit: push it to /api/v1/ingest/.")
+    elif not form.is_valid():
+        messages.error(request, "; ".join(str(e) for errs in form.errors.values() for e in errs))
+    else:
+        for upload in form.cleaned_data["logs"]:
+            try:
+                job, created = furnace_services.furnace_log_submit(
+                    treatment=treatment,
+                    stream=upload,
+                    filename=upload.name,
+                    user=request.user,
+                    tolerance_k=form.cleaned_data["tolerance_k"],
+                    content_type=upload.content_type or "",
+                )
+            except ValidationError as exc:
+                messages.error(request, f"{upload.name}: {'; '.join(exc.messages)}")
+                continue
+            if created:
+                messages.info(request, f"{upload.name}: queued (job {job.pk}).")
+            elif job.project_id == treatment.project_id:
+                messages.info(request, f"{upload.name}: already stored (job {job.pk}).")
+            else:  # the same bytes in a project this anneal does not belong to: name nothing
+                messages.warning(request, f"{upload.name}: already stored in another project.")
+    return redirect("depositions:anneal-detail", code=treatment.code)
+
+
+@login_required
+@require_POST
+def anneal_log_link(request: HttpRequest, code: str) -> HttpResponse:
+    treatment = _anneal(request, code)
+    form = AnnealLogLinkForm(request.POST, treatment=treatment)
+    if form.is_valid():
+        job = form.cleaned_data["job"]
+        try:
+            furnace_services.furnace_log_link(job=job, treatment=treatment)
+        except ValidationError as exc:
+            messages.error(request, "; ".join(exc.messages))
+        else:
+            messages.success(request, f"{job.raw_file.original_name} linked; checking it.")
+    else:
+        messages.error(request, "Choose an unlinked furnace log of this anneal's project.")
+    return redirect("depositions:anneal-detail", code=treatment.code)
+
+
+@login_required
+@require_POST
+def anneal_recheck(request: HttpRequest, code: str) -> HttpResponse:
+    treatment = _anneal(request, code)
+    queued = furnace_services.furnace_log_recheck(treatment=treatment)
+    messages.info(
+        request,
+        f"{len(queued)} log(s) queued for checking." if queued else "Nothing to check again.",
+    )
+    return redirect("depositions:anneal-detail", code=treatment.code)
 
 
 @login_required

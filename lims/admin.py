@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from lims.models import (
@@ -73,13 +75,43 @@ class RawFileAdmin(ReadOnlyAdmin):
 
 @admin.register(IngestionJob)
 class IngestionJobAdmin(admin.ModelAdmin):
-    list_display = ["id", "raw_file", "parser_name", "status", "progress", "attempts", "created_at"]
+    """Jobs change only through the services: the re-run action queues finished jobs and
+    running ones whose worker died (lease expired) again; live ones are left alone."""
+
+    list_display = [
+        "id",
+        "raw_file",
+        "parser_name",
+        "status",
+        "progress",
+        "attempts",
+        "lost_attempts",
+        "lease_expires_at",
+        "created_at",
+    ]
     list_filter = ["status", "kind", "parser_name", "project"]
-    search_fields = ["raw_file__original_name", "raw_file__sha256", "error"]
+    search_fields = ["raw_file__original_name", "raw_file__sha256", "error", "leased_by"]
     readonly_fields = [f.name for f in IngestionJob._meta.fields]
+    actions = ["rerun"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    @admin.action(description="Re-run selected jobs (finished, or running with an expired lease)")
+    def rerun(self, request: HttpRequest, queryset: QuerySet[IngestionJob]) -> None:
+        from lims.ingestion.services import job_rerun
+
+        queued, refused = 0, []
+        for job in queryset:
+            try:
+                job_rerun(job=job)
+                queued += 1
+            except ValidationError as exc:
+                refused.append(f"job {job.pk}: {'; '.join(exc.messages)}")
+        if queued:
+            self.message_user(request, f"{queued} job(s) queued again.", messages.SUCCESS)
+        for line in refused:
+            self.message_user(request, line, messages.WARNING)
 
 
 @admin.register(OutboxEvent)

@@ -19,6 +19,7 @@ class UploadForm(forms.Form):
     )
     cell = forms.CharField(required=False, max_length=64, help_text="Cell code to link to")
     run = forms.CharField(required=False, max_length=64, help_text="Deposition run code")
+    anneal = forms.CharField(required=False, max_length=64, help_text="Anneal code (furnace log)")
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -27,17 +27,27 @@ from lims.models import (
 
 
 def sweep_stuck() -> dict[str, int]:
-    """Re-dispatch jobs, events and deliveries that a lost message or a dead worker left behind."""
+    """Re-dispatch jobs, events and deliveries that a lost message or a dead worker left behind.
+
+    A running job whose lease expired (its worker stopped renewing it) goes back to pending
+    and is dispatched again, or fails once its workers died ``LIMS_JOB_MAX_LOST`` times.
+    """
     from lims.events.tasks import event_relay, webhook_deliver
+    from lims.ingestion.services import job_reclaim
     from lims.ingestion.tasks import ingest_job_run
 
     now = timezone.now()
     stale = now - timedelta(seconds=settings.LIMS_STUCK_AFTER_S)
-    # A running job older than the hard time limit belongs to a worker that died.
-    dead = now - timedelta(seconds=1800 + 120)
-    IngestionJob.objects.filter(status=IngestionJob.Status.RUNNING, started_at__lt=dead).update(
-        status=IngestionJob.Status.PENDING
+    unleased = now - timedelta(seconds=settings.LIMS_JOB_LEASE_S)
+    lost_ids = list(
+        IngestionJob.objects.filter(status=IngestionJob.Status.RUNNING)
+        .filter(
+            Q(lease_expires_at__lt=now)
+            | Q(lease_expires_at__isnull=True, started_at__lt=unleased)  # from before leases
+        )
+        .values_list("pk", flat=True)[:500]
     )
+    reclaimed = sum(job_reclaim(job_id=job_id) for job_id in lost_ids)
     job_ids = list(
         IngestionJob.objects.filter(
             status=IngestionJob.Status.PENDING, queued_at__lt=stale
@@ -60,7 +70,8 @@ def sweep_stuck() -> dict[str, int]:
         event_relay.delay(str(event_id))
     for delivery_id in delivery_ids:
         webhook_deliver.delay(delivery_id)
-    return {"jobs": len(job_ids), "events": len(event_ids), "deliveries": len(delivery_ids)}
+    jobs = len(job_ids) + reclaimed
+    return {"jobs": jobs, "events": len(event_ids), "deliveries": len(delivery_ids)}
 
 
 def worker_heartbeat(*, hostname: str | None = None) -> WorkerHeartbeat:

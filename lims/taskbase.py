@@ -7,12 +7,15 @@ service's job to record (a failed ingestion job, a failed delivery).
 
 from __future__ import annotations
 
+import logging
+import resource
 import uuid
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
 from celery import shared_task
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from lims.changelog import change_context
@@ -25,10 +28,31 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger(__name__)
+
+
+def cap_child_memory(**_: Any) -> None:
+    """Cap a pool child's data memory (``worker_process_init``): an allocation past the cap
+    raises MemoryError in that child (a failed job) before the machine's OOM killer acts.
+    ``--max-memory-per-child`` only recycles a child after its task ends."""
+    limit_mb = settings.LIMS_WORKER_MEMORY_LIMIT_MB
+    if limit_mb <= 0:
+        return
+    hard = resource.getrlimit(resource.RLIMIT_DATA)[1]
+    limit = limit_mb * 1024 * 1024
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+    log.info("worker child memory capped at %s MiB (RLIMIT_DATA)", limit // 1024 // 1024)
 
 
 def lims_task(
-    name: str, *, max_retries: int = 5, soft_time_limit: int = 1800, context: str = "ingest"
+    name: str,
+    *,
+    max_retries: int = 5,
+    soft_time_limit: int = 1800,
+    time_limit: int | None = None,
+    context: str = "ingest",
 ) -> Callable[[F], Any]:
     def decorator(func: F) -> Any:
         @wraps(func)
@@ -44,8 +68,11 @@ def lims_task(
             retry_jitter=True,
             max_retries=max_retries,
             soft_time_limit=soft_time_limit,
-            time_limit=soft_time_limit + 60,
+            time_limit=time_limit or soft_time_limit + 60,
             acks_late=True,
+            # a child killed mid-task (OOM killer, SIGKILL) returns its message to the queue;
+            # the job's lease and its count of lost attempts stop a poison file
+            reject_on_worker_lost=True,
         )(run)
 
     return decorator

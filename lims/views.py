@@ -34,7 +34,7 @@ def upload(request: HttpRequest) -> HttpResponse:
         form.add_error("file", "file larger than the upload limit")
     elif request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        params = {k: data[k] for k in ("cell", "run") if data.get(k)}
+        params = {k: data[k] for k in ("cell", "run", "anneal") if data.get(k)}
         try:
             job, created = services.ingest_submit(
                 stream=data["file"],

@@ -116,6 +116,7 @@ def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[subpro
             "tests.celery_worker",
             "worker",
             "--concurrency=2",
+            "--max-memory-per-child=1500000",
             "--queues=lims",
             "--loglevel=INFO",
             "--hostname=test-worker@%h",

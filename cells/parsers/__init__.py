@@ -6,11 +6,19 @@ database.
 """
 
 from cells.parsers.arbin import ArbinCsvParser, ArbinResParser, ArbinXlsxParser
+from cells.parsers.batteryarchive import (
+    BatteryArchiveCycleParser,
+    BatteryArchiveTimeseriesParser,
+)
 from cells.parsers.biologic import BiologicMprParser, BiologicMptParser
 from cells.parsers.generic import BdfParser, CanonicalCsvParser, GenericParser
+from cells.parsers.landt import LandtParser
 from cells.parsers.maccor import MaccorParser
 from cells.parsers.mapping import ColumnSpec, parse_mapping
-from cells.parsers.neware import NewareCsvParser, NewareNdaParser
+from cells.parsers.neware import NewareCsvParser, NewareLayeredCsvParser, NewareNdaParser
+from cells.parsers.novonix import NovonixParser
+from cells.parsers.pec import PecCsvParser
+from cells.parsers.sidecars import SIDECAR_PARSERS, SidecarData
 from cells.parsers.summary import SUMMARY_SCHEMA, summarize_cycles
 from cells.parsers.types import CANONICAL_COLUMNS, CANONICAL_SCHEMA, CyclerData
 
@@ -26,6 +34,13 @@ PARSERS = (
     MaccorParser,
     NewareCsvParser,
     NewareNdaParser,
+    NewareLayeredCsvParser,
+    BatteryArchiveCycleParser,
+    BatteryArchiveTimeseriesParser,
+    PecCsvParser,
+    NovonixParser,
+    LandtParser,
+    *SIDECAR_PARSERS,
 )
 
 __all__ = [
@@ -36,6 +51,8 @@ __all__ = [
     "ArbinCsvParser",
     "ArbinResParser",
     "ArbinXlsxParser",
+    "BatteryArchiveCycleParser",
+    "BatteryArchiveTimeseriesParser",
     "BdfParser",
     "BiologicMprParser",
     "BiologicMptParser",
@@ -43,9 +60,14 @@ __all__ = [
     "ColumnSpec",
     "CyclerData",
     "GenericParser",
+    "LandtParser",
     "MaccorParser",
     "NewareCsvParser",
+    "NewareLayeredCsvParser",
     "NewareNdaParser",
+    "NovonixParser",
+    "PecCsvParser",
+    "SidecarData",
     "parse_mapping",
     "summarize_cycles",
 ]

@@ -3,19 +3,25 @@
 Arbin writes current in A (positive = charge), voltage in V, test time in s and
 ``Charge_Capacity``/``Discharge_Capacity`` in Ah that keep counting through a cycle's steps
 (MITS Pro resets them at each new ``Cycle_Index``); exports may start with counters carried
-over from an earlier part of the test. ``Cycle_Index`` and ``Step_Index`` are kept as written.
+over from an earlier part of the test (the summary takes them as the baseline, not as cycle 1).
+``Cycle_Index`` and ``Step_Index`` are kept as written.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
+import resource
+import selectors
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 
 import polars as pl
 
@@ -46,7 +52,8 @@ ARBIN_CONVENTIONS = {
     "cycle": "Cycle_Index as written (1-based)",
     "step": "Step_Index as written (schedule step)",
     "capacity": "Charge_/Discharge_Capacity (Ah) as written: cumulative within a cycle, "
-    "reset at a new cycle; an export may start with counters carried over",
+    "reset at a new cycle; an export may start with counters carried over (metadata, not "
+    "counted: see carried_over_*)",
 }
 _KEYS = ("datapoint", "testtime", "cycleindex", "stepindex", "chargecapacity", "current")
 
@@ -60,7 +67,7 @@ class ArbinCsvParser:
     """Arbin MITS CSV export (``Data_Point,Test_Time,...`` or ``Test_Time(s),Current(A),...``)."""
 
     name: ClassVar[str] = "arbin_csv"
-    version: ClassVar[str] = "1.0.0"
+    version: ClassVar[str] = "1.1.0"
     kind: ClassVar[str] = "cycler"
 
     def sniff(self, head: bytes, filename: str) -> float:
@@ -98,7 +105,9 @@ def _data_sheets(names: list[str]) -> list[str]:
     """Arbin splits long tests over ``Channel_<n>_1``, ``Channel_<n>_2``... in order."""
 
     def order(name: str) -> tuple[int, ...]:
-        return tuple(int(n) for n in re.findall(r"\d+", name))
+        # A sheet name is text from the file: at most 18 digits per number (int() refuses
+        # numbers of thousands of digits with a ValueError).
+        return tuple(int(n[:18]) for n in re.findall(r"\d+", name))
 
     return sorted((n for n in names if n.lower().startswith("channel")), key=order)
 
@@ -107,7 +116,7 @@ class ArbinXlsxParser:
     """Arbin XLSX export: ``Global_Info`` sheet plus ``Channel_*`` data sheets."""
 
     name: ClassVar[str] = "arbin_xlsx"
-    version: ClassVar[str] = "1.0.0"
+    version: ClassVar[str] = "1.1.0"
     kind: ClassVar[str] = "cycler"
 
     def sniff(self, head: bytes, filename: str) -> float:
@@ -183,7 +192,7 @@ class ArbinResParser:
     """Arbin ``.res`` (MS Access) via access_parser, falling back to mdbtools' ``mdb-export``."""
 
     name: ClassVar[str] = "arbin_res"
-    version: ClassVar[str] = "1.0.0"
+    version: ClassVar[str] = "1.1.0"
     kind: ClassVar[str] = "cycler"
 
     def sniff(self, head: bytes, filename: str) -> float:
@@ -275,6 +284,100 @@ def _res_metadata(db: Any) -> dict[str, Any]:
     return {k: _json_safe(v) for k, v in out.items() if v not in (None, "")}
 
 
+# mdb-export on a damaged database can loop, printing a warning per row it cannot decode
+# (a byte-flipped .res wrote about 1 GB of warnings per 10 s) or rows without end. Its
+# output is streamed and bounded, never captured whole: these limits end it with a reason.
+MDB_STDERR_LIMIT = 1 << 20  # bytes of warnings before the database counts as damaged
+MDB_STDERR_KEPT = 4096  # bytes of them kept for the error message
+MDB_MEMORY_LIMIT = 2 << 30  # address space of the child
+MDB_TIMEOUT_S = 600.0
+
+
+def mdb_output_limit(size: int) -> int:
+    """Bytes of CSV mdb-export may write for a database of ``size`` bytes.
+
+    Access stores a reading in 4-8 bytes, CSV text in 10-20: a sound table's export is about
+    the database's size (0.6x for the fixture); 8x plus 64 MiB is far beyond any sound file.
+    """
+    return 8 * size + (64 << 20)
+
+
+class BoundedRunError(Exception):
+    """A child process went past one of its limits and was killed."""
+
+
+def run_bounded(
+    command: list[str],
+    stdout: IO[bytes],
+    *,
+    max_stdout: int,
+    max_stderr: int = MDB_STDERR_LIMIT,
+    keep_stderr: int = MDB_STDERR_KEPT,
+    timeout_s: float = MDB_TIMEOUT_S,
+    max_memory: int = MDB_MEMORY_LIMIT,
+) -> tuple[int, bytes]:
+    """Run ``command`` with stdout to a file and stderr streamed; kill it past any limit.
+
+    Returns the exit code and the first ``keep_stderr`` bytes of stderr. Raises
+    :class:`BoundedRunError` (naming the limit) when the child writes ``max_stdout`` bytes of
+    output or more, more than ``max_stderr`` bytes of warnings, or runs past ``timeout_s``.
+    Memory: the child's address space is capped (Linux) so it cannot take the worker down.
+    """
+    proc = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE
+    )
+    assert proc.stderr is not None
+    _cap_child(proc.pid, max_memory=max_memory, max_file=max_stdout)
+    kept = bytearray()
+    written = 0
+    deadline = time.monotonic() + timeout_s
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(proc.stderr, selectors.EVENT_READ)
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise BoundedRunError(f"no result after {timeout_s:.0f} s")
+                if os.fstat(stdout.fileno()).st_size >= max_stdout:
+                    raise BoundedRunError(f"{max_stdout} bytes of output or more")
+                if not selector.select(timeout=min(remaining, 0.5)):
+                    continue
+                chunk = os.read(proc.stderr.fileno(), 1 << 16)
+                if not chunk:
+                    break  # the child closed stderr: it has ended (or is about to)
+                written += len(chunk)
+                if len(kept) < keep_stderr:
+                    kept += chunk[: keep_stderr - len(kept)]
+                if written > max_stderr:
+                    raise BoundedRunError(f"more than {max_stderr} bytes of warnings")
+        code = proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+    except subprocess.TimeoutExpired as exc:
+        proc.kill()
+        proc.wait()
+        raise BoundedRunError(f"no result after {timeout_s:.0f} s") from exc
+    except BoundedRunError:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        proc.stderr.close()
+    if os.fstat(stdout.fileno()).st_size >= max_stdout or code == -signal.SIGXFSZ:
+        raise BoundedRunError(f"{max_stdout} bytes of output or more")
+    return code, bytes(kept)
+
+
+def _cap_child(pid: int, *, max_memory: int, max_file: int) -> None:
+    """Address space and output file size limits on a running child (Linux; else none)."""
+    prlimit = getattr(resource, "prlimit", None)
+    if prlimit is None:
+        return
+    for limit, value in ((resource.RLIMIT_AS, max_memory), (resource.RLIMIT_FSIZE, max_file)):
+        try:
+            prlimit(pid, limit, (value, value))
+        except (OSError, ValueError):  # the child already ended, or the limit is not allowed
+            logger.debug("could not set limit %s on child %s", limit, pid, exc_info=True)
+
+
 def _read_with_mdbtools(path: Path, cause: ParseError) -> pl.DataFrame:
     exe = shutil.which("mdb-export")
     if exe is None:
@@ -283,31 +386,33 @@ def _read_with_mdbtools(path: Path, cause: ParseError) -> pl.DataFrame:
             "(install mdbtools, e.g. `apt-get install mdbtools`)",
             location=cause.location,
         )
+    where = f"table {TABLE}"
     with tempfile.NamedTemporaryFile(suffix=".csv") as out:
         try:
-            done = subprocess.run(
+            code, warnings = run_bounded(
                 [exe, str(path), TABLE],
-                stdout=out,
-                stderr=subprocess.PIPE,
-                timeout=600,
-                check=False,
+                out,
+                max_stdout=mdb_output_limit(path.stat().st_size),
             )
-        except (OSError, subprocess.SubprocessError) as exc:
+        except BoundedRunError as exc:
             raise ParseError(
-                f"{cause.message}; mdb-export failed too: {exc}", location=f"table {TABLE}"
+                f"{cause.message}; mdb-export was stopped: {exc} (the database is damaged)",
+                location=where,
             ) from exc
-        if done.returncode != 0:
-            message = " ".join(done.stderr.decode(errors="replace").split())[:300]
+        except OSError as exc:
             raise ParseError(
-                f"{cause.message}; mdb-export failed too: {message or f'exit {done.returncode}'}",
-                location=f"table {TABLE}",
+                f"{cause.message}; mdb-export failed too: {exc}", location=where
+            ) from exc
+        if code != 0:
+            message = " ".join(warnings.decode(errors="replace").split())[:300]
+            raise ParseError(
+                f"{cause.message}; mdb-export failed too: {message or f'exit {code}'}",
+                location=where,
             )
         try:
             frame = pl.read_csv(out.name, infer_schema_length=None)
         except pl.exceptions.PolarsError as exc:
-            raise ParseError(
-                f"mdb-export output unreadable: {exc}", location=f"table {TABLE}"
-            ) from exc
+            raise ParseError(f"mdb-export output unreadable: {exc}", location=where) from exc
     if frame.height == 0:
-        raise ParseError(f"{TABLE} has no rows", location=f"table {TABLE}")
+        raise ParseError(f"{TABLE} has no rows", location=where)
     return frame

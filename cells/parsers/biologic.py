@@ -2,8 +2,10 @@
 
 EC-Lab current is positive for oxidation of the working electrode, i.e. charge of a cathode
 half cell: kept as written. ``Q charge/discharge/mA.h`` is signed and resets at every half
-cycle; it is split by sign into the canonical unsigned charge/discharge columns. ``.mpr`` has
-no ``cycle number`` column, so the cycle is ``half cycle // 2``; ``.mpt`` exports have it.
+cycle; it is split by sign into the canonical unsigned charge/discharge columns. Cycles come
+from the file's own counter: ``cycle number`` (``.mpt``), else ``half cycle // 2`` (``.mpr``
+has no cycle number), else (OCV, Modulo Bat sequences exported without either) derived from
+the current with rests counted as no half cycle. A file without current is voltage-only.
 """
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ from typing import Any, ClassVar
 import numpy as np
 import polars as pl
 
-from cells.parsers.types import CyclerData, canonical_eager, canonical_frame
+from cells.parsers.types import (
+    CyclerData,
+    canonical_eager,
+    canonical_frame,
+    derived_cycle,
+    drop_blank_rows,
+    integrated_capacity,
+)
 from cells.parsers.units import split_label, unit_factor
 from lims.ingestion.parsing import ParseContext, ParseError
 from lims.ingestion.text import (
@@ -32,6 +41,10 @@ from lims.ingestion.text import (
 MPR_MAGIC = b"BIO-LOGIC MODULAR FILE\x1a"
 MPT_MAGIC = ("EC-Lab ASCII FILE", "BT-Lab ASCII FILE")
 
+NO_CURRENT = (
+    "none: the file has no current column (e.g. an OCV record): a voltage-only test, "
+    "without capacities or charge/discharge"
+)
 BIOLOGIC_CONVENTIONS = {
     "current_sign": "as written: EC-Lab current is positive for oxidation (charge of a cathode)",
     "step": "Ns (technique sequence index) as written",
@@ -88,6 +101,8 @@ def biologic_expressions(columns: list[str], conventions: dict[str, str]) -> dic
         setpoint = pl.col("control/V/mA").cast(pl.Float64) / 1000.0
         exprs["current_a"] = pl.when(mode == 1).then(setpoint).when(mode == 3).then(0.0)
         conventions["current"] = "derived: control/V/mA set point in CC mode (file has no I)"
+    else:
+        conventions["current"] = NO_CURRENT
 
     if "cycle number" in columns:
         exprs["cycle"] = pl.col("cycle number")
@@ -118,6 +133,9 @@ def biologic_expressions(columns: list[str], conventions: dict[str, str]) -> dic
         exprs["charge_capacity_ah"] = step.clip(lower_bound=0.0).cum_sum()
         exprs["discharge_capacity_ah"] = (-step).clip(lower_bound=0.0).cum_sum()
         conventions["capacity"] = "cumulated from dq (file has no Q charge/discharge)"
+    else:
+        integrated_capacity(exprs, conventions)
+    derived_cycle(exprs, conventions)  # OCV/MB exports without cycle number or half cycle
 
     e_charge = _find(labels, ("Energy charge",), "charge_energy_wh")
     e_discharge = _find(labels, ("Energy discharge",), "discharge_energy_wh")
@@ -154,7 +172,7 @@ class BiologicMprParser:
     """EC-Lab/BT-Lab binary ``.mpr`` read with galvani (datalab-org fork)."""
 
     name: ClassVar[str] = "biologic_mpr"
-    version: ClassVar[str] = "1.0.0"
+    version: ClassVar[str] = "1.1.0"
     kind: ClassVar[str] = "cycler"
 
     def sniff(self, head: bytes, filename: str) -> float:
@@ -190,6 +208,8 @@ class BiologicMprParser:
         frame = _mpr_frame(mpr, used)
         series = canonical_eager(frame, exprs)
         notes = [f"galvani: {w.message}" for w in caught] + _sign_check(series, frame)
+        if conventions.get("current") == NO_CURRENT:
+            notes.append("no current column: read as a voltage-only test (no capacities)")
         metadata = _mpr_metadata(mpr, columns)
         return CyclerData(series.lazy(), "biologic", conventions, metadata, notes)
 
@@ -252,8 +272,8 @@ def _mpt_header_index(lines: list[str]) -> int | None:
         for line in lines[1:4]:
             match = _NB_HEADER.search(line)
             if match:
-                index = int(match.group(1)) - 1
-                return index if index < len(lines) else None
+                index = int(match.group(1)) - 1  # the count includes the column line
+                return index if 0 < index < len(lines) else None
     for index, line in enumerate(lines[:200]):
         if "time/s" in line and "\t" in line:
             return index
@@ -264,7 +284,7 @@ class BiologicMptParser:
     """EC-Lab ``.mpt`` text export (latin-1, tab separated, locale decimal commas)."""
 
     name: ClassVar[str] = "biologic_mpt"
-    version: ClassVar[str] = "1.0.0"
+    version: ClassVar[str] = "1.1.0"
     kind: ClassVar[str] = "cycler"
 
     def sniff(self, head: bytes, filename: str) -> float:
@@ -288,7 +308,7 @@ class BiologicMptParser:
         exprs = biologic_expressions(columns, conventions)
         _check_biologic(exprs, columns, f"line {layout.header_line + 1}")
         used = {name for expr in exprs.values() for name in expr.meta.root_names()}
-        frame = scan_table(layout, {name: pl.Float64() for name in used})
+        frame = drop_blank_rows(scan_table(layout, {name: pl.Float64() for name in used}), used)
         series = finalize(canonical_frame(frame, exprs), layout)
         metadata: dict[str, Any] = {
             "source_columns": list(layout.raw_columns),
@@ -297,8 +317,10 @@ class BiologicMptParser:
             "header_line": layout.header_line + 1,
         }
         metadata.update(_mpt_preamble(layout.preamble))
-        tail = truncated_tail_warning(layout)
-        return CyclerData(series, "biologic", conventions, metadata, [tail] if tail else [])
+        notes = [tail] if (tail := truncated_tail_warning(layout)) else []
+        if conventions.get("current") == NO_CURRENT:
+            notes.append("no current column: read as a voltage-only test (no capacities)")
+        return CyclerData(series, "biologic", conventions, metadata, notes)
 
 
 def _mpt_preamble(lines: tuple[str, ...]) -> dict[str, Any]:

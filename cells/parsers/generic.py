@@ -93,7 +93,7 @@ class GenericParser:
     specificity = 0  # reads any table through a column map: vendor parsers win ties
 
     name: ClassVar[str] = "generic"
-    version: ClassVar[str] = "1.0.0"
+    version: ClassVar[str] = "1.1.0"  # 1.1.0: capacity baseline, derived cycles (summary 2)
     kind: ClassVar[str] = "cycler"
 
     def sniff(self, head: bytes, filename: str) -> float:
@@ -151,7 +151,7 @@ class BdfParser:
     """Battery Data Format CSV (``*.bdf.csv``): the generic engine with the BDF vocabulary."""
 
     name: ClassVar[str] = "bdf_csv"
-    version: ClassVar[str] = "1.0.0"
+    version: ClassVar[str] = "1.1.0"  # 1.1.0: capacity baseline, derived cycles (summary 2)
     kind: ClassVar[str] = "cycler"
 
     def sniff(self, head: bytes, filename: str) -> float:
@@ -189,7 +189,7 @@ class CanonicalCsvParser:
     """The LIMS's own CSV: exactly the canonical column names, read lazily (10 M-row files)."""
 
     name: ClassVar[str] = "lims_csv"
-    version: ClassVar[str] = "1.0.0"
+    version: ClassVar[str] = "1.1.0"  # 1.1.0: capacity baseline, derived cycles (summary 2)
     kind: ClassVar[str] = "cycler"
     required: ClassVar[frozenset[str]] = frozenset({"time_s", "current_a", "voltage_v"})
 

@@ -63,7 +63,7 @@ class MaccorParser:
     """Maccor tab-separated text export with a ``Today's Date`` preamble (or none)."""
 
     name: ClassVar[str] = "maccor_txt"
-    version: ClassVar[str] = "1.0.0"
+    version: ClassVar[str] = "1.1.0"
     kind: ClassVar[str] = "cycler"
 
     def sniff(self, head: bytes, filename: str) -> float:

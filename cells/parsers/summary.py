@@ -1,17 +1,24 @@
 """Per-cycle summary of a canonical series, in one streaming polars pass.
 
-Capacities come from the instrument's own capacity columns, not from integrating current:
-that is what the instrument reported and what peers compare. Those columns reset per step or
-per cycle depending on the vendor, so the summary sums reset-aware increments over
-consecutive rows: ``d = v[i] - v[i-1]``, and ``d = v[i]`` when the value dropped (a reset).
-The first row of the file contributes its own value.
+Capacity is the charge that flowed in this file during the cycle. It comes from the
+instrument's own capacity counters (what the instrument reported and what peers compare);
+a file without any gets counters integrated from its current at parse time. The counters
+reset per step, half cycle or cycle depending on the vendor, so the summary sums reset-aware
+increments over consecutive rows: ``d = v[i] - v[i-1]``, and ``d = v[i]`` when the value
+dropped (a reset). The first value of a counter in the file is its baseline and contributes
+nothing: a counter the file starts with (an export cut from a longer test, a restarted
+channel) is charge that flowed before this file. The increment of row ``i`` belongs to row
+``i``'s cycle, so the interval that ends on a cycle's first row counts in that cycle.
 """
 
 from __future__ import annotations
 
+from typing import cast
+
 import polars as pl
 
 from cells.parsers.types import CANONICAL_SCHEMA
+from lims.ingestion.parsing import ParseError
 from lims.ingestion.text import collect_or_raise
 
 SUMMARY_SCHEMA: dict[str, pl.DataType] = {
@@ -44,8 +51,10 @@ _COUNTERS = {
 def with_increments(rows: pl.LazyFrame) -> pl.LazyFrame:
     """Add reset-aware per-row increments of the counter columns.
 
-    Nulls are carried forward first so a gap never re-adds the whole running value. Built in
-    stages (fill, difference, choose) so each intermediate is computed once.
+    Nulls are carried forward first so a gap never re-adds the whole running value. The first
+    value of a counter (the file's first row, or the first after leading gaps) is its baseline:
+    increment 0. Built in stages (fill, difference, choose) so each intermediate is computed
+    once.
     """
     return (
         rows.with_columns(pl.col(c).forward_fill() for c in _COUNTERS)
@@ -56,7 +65,7 @@ def with_increments(rows: pl.LazyFrame) -> pl.LazyFrame:
             pl.when(pl.col(f"{i}_d") < 0)
             .then(pl.col(c))
             .otherwise(pl.col(f"{i}_d"))
-            .fill_null(pl.col(c))  # first row of the file: its own value
+            .fill_null(pl.when(pl.col(c).is_not_null()).then(0.0))  # first value: baseline
             .alias(i)
             for c, i in _COUNTERS.items()
         )
@@ -117,6 +126,36 @@ def summary_plan(series: pl.LazyFrame) -> pl.LazyFrame:
         )
         .select([pl.col(name).cast(dtype) for name, dtype in SUMMARY_SCHEMA.items()])
     )
+
+
+# Cycle numbers are stored as 32-bit integers (and cycle_index from 1): a file's own numbers
+# must fit, whatever it writes.
+_INT32_MAX = 2**31 - 1
+
+
+def check_summary(summary: pl.DataFrame) -> None:
+    """Refuse a summary that cannot be stored as cycle rows, with the reason.
+
+    No rows (every line was blank), a cycle column that has no value in any row, or cycle
+    numbers beyond 32 bits (a corrupt or mis-mapped column) are the file's fault, said so here
+    rather than as a database error.
+    """
+    if summary.height == 0:
+        raise ParseError("no data rows (only blank lines after the header?)", location="data")
+    cycles = summary.get_column("cycle")
+    if cycles.null_count():
+        raise ParseError(
+            "the cycle column has no value in any row: map another column as cycle or none "
+            "(a file without a cycle counter gets cycles derived from its current)",
+            location="cycle column",
+        )
+    low, high = cast(int, cycles.min()), cast(int, cycles.max())
+    if low < -_INT32_MAX or high > _INT32_MAX or high - low >= _INT32_MAX:
+        raise ParseError(
+            f"cycle numbers from {low} to {high} are out of range (at most 32-bit integers "
+            "spanning fewer than 2**31 cycles): not a cycle counter",
+            location="cycle column",
+        )
 
 
 def _streams_from_storage(series: pl.LazyFrame) -> bool:

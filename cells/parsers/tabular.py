@@ -14,7 +14,14 @@ from cells.parsers.mapping import (
     derived_step,
     source_dtype,
 )
-from cells.parsers.types import CyclerData, canonical_eager, canonical_frame
+from cells.parsers.types import (
+    CyclerData,
+    canonical_eager,
+    canonical_frame,
+    derived_cycle,
+    drop_blank_rows,
+    integrated_capacity,
+)
 from lims.ingestion.parsing import ParseError
 from lims.ingestion.text import (
     TextLayout,
@@ -70,11 +77,11 @@ def text_to_cycler(
     """
     samples = _column_samples(layout)
     dtypes = {spec.source: source_dtype(spec, samples.get(spec.source, [])) for spec in specs}
-    frame = scan_table(layout, dtypes)
+    frame = drop_blank_rows(scan_table(layout, dtypes), _row_markers(specs))
     exprs = canonical_expressions(specs, dtypes, samples)
     if overrides is not None:
         exprs.update(overrides(dtypes))
-    _derive_step(exprs, conventions)
+    _derive_missing(exprs, conventions)
     series = finalize(canonical_frame(frame, exprs), layout)
     tail = truncated_tail_warning(layout)
     if tail:
@@ -108,17 +115,31 @@ def frame_to_cycler(
         for spec in specs
     }
     exprs = canonical_expressions(specs, schema, samples)
-    _derive_step(exprs, conventions)
+    _derive_missing(exprs, conventions)
+    frame = drop_blank_rows(frame.lazy(), _row_markers(specs)).collect()
     series = canonical_eager(frame, exprs).lazy()
     conventions.update(build_conventions(specs))
     metadata.setdefault("source_columns", list(frame.columns))
     return CyclerData(series, vendor, conventions, metadata, warnings)
 
 
-def _derive_step(exprs: dict[str, pl.Expr], conventions: dict[str, str]) -> None:
+def _row_markers(specs: Sequence[ColumnSpec]) -> list[str]:
+    """Columns whose values make a row a measurement: time, current, voltage when mapped.
+
+    A blank line is null in all of them; testing these few instead of every mapped column
+    keeps the filter cheap on 10 M-row scans.
+    """
+    markers = [spec.source for spec in specs if spec.quantity in REQUIRED]
+    return markers or [spec.source for spec in specs]
+
+
+def _derive_missing(exprs: dict[str, pl.Expr], conventions: dict[str, str]) -> None:
+    """Step, capacity and cycle a file lacks, derived from its current (and said so)."""
     if "step" not in exprs and "current_a" in exprs:
         exprs["step"] = derived_step(exprs["current_a"])
         conventions["step"] = "derived: segment counter, +1 whenever the current sign changes"
+    integrated_capacity(exprs, conventions)
+    derived_cycle(exprs, conventions)
 
 
 def read_excel_sheets(

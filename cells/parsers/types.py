@@ -7,7 +7,7 @@ need to know which instrument wrote a file; everything vendor-specific is record
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,11 @@ class CyclerData:
 
     ``series`` is lazy so that very large CSV exports are streamed rather than loaded; binary
     formats (whose libraries read eagerly) wrap an in-memory frame.
+
+    ``cycles`` is set only by files that hold per-cycle records and no series (Battery Archive
+    ``*_cycle_data.csv``): the vendor's own cycle table in the columns of
+    ``summary.SUMMARY_SCHEMA``, stored as it is instead of summarising ``series`` (which is
+    then empty).
     """
 
     series: pl.LazyFrame
@@ -44,6 +49,7 @@ class CyclerData:
     conventions: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    cycles: pl.DataFrame | None = None
 
     def collect(self) -> pl.DataFrame:
         """Materialise ``series``; bad rows found late in a streamed file become ParseError."""
@@ -67,6 +73,73 @@ def canonical_select(exprs: Mapping[str, pl.Expr]) -> list[pl.Expr]:
 
 def canonical_frame(frame: pl.LazyFrame, exprs: Mapping[str, pl.Expr]) -> pl.LazyFrame:
     return frame.select(canonical_select(exprs))
+
+
+def drop_blank_rows(frame: pl.LazyFrame, columns: Iterable[str]) -> pl.LazyFrame:
+    """Drop rows in which every used column is empty: blank lines of a text export.
+
+    polars turns each blank line after the last row (Arbin CSVs often end with several) into a
+    row of nulls; such a row is no measurement and would count in ``rows``.
+    """
+    names = list(dict.fromkeys(columns))
+    if not names:
+        return frame
+    return frame.filter(pl.any_horizontal(pl.col(name).is_not_null() for name in names))
+
+
+INTEGRATED_CAPACITY = (
+    "derived: the file has no capacity column, so charge/discharge capacity is the time "
+    "integral of the current (trapezoid between rows of one step; across a step change the "
+    "new step's current over the whole interval), charge for current > 0, discharge for < 0"
+)
+
+
+def integrated_capacity(
+    exprs: dict[str, pl.Expr], conventions: dict[str, str], *, step: pl.Expr | None = None
+) -> None:
+    """Fill charge/discharge capacity from the current integral when a file has none.
+
+    The counters start at 0 on the first row and never reset; the summary differences them
+    like any instrument counter. ``step`` (or ``exprs["step"]``) keeps a step change from
+    averaging the old step's current into the new step's first interval.
+    """
+    if "charge_capacity_ah" in exprs or "discharge_capacity_ah" in exprs:
+        return
+    current, time = exprs.get("current_a"), exprs.get("time_s")
+    if current is None or time is None:
+        return
+    step = step if step is not None else exprs.get("step")
+    dt = (time - time.shift(1)).clip(lower_bound=0.0).fill_null(0.0)  # time going back: 0
+    mean = (current + current.shift(1)) / 2.0
+    if step is not None:
+        mean = pl.when(step == step.shift(1)).then(mean).otherwise(current)
+    dq = (mean.fill_null(current) * dt / 3600.0).fill_null(0.0)
+    exprs["charge_capacity_ah"] = dq.clip(lower_bound=0.0).cum_sum()
+    exprs["discharge_capacity_ah"] = (-dq).clip(lower_bound=0.0).cum_sum()
+    conventions["capacity"] = INTEGRATED_CAPACITY
+
+
+def derived_cycle(exprs: dict[str, pl.Expr], conventions: dict[str, str]) -> None:
+    """Give a file without a cycle counter one, so no cycle ever comes out without a number.
+
+    From the current (charge/discharge alternance, as EC-Lab defines it): a cycle starts with
+    each charge that follows a discharge. Rows without current are rests, never half cycles:
+    they belong to the half cycle before them. No current at all: the whole file is cycle 0.
+    """
+    if "cycle" in exprs:
+        return
+    current = exprs.get("current_a")
+    if current is None:
+        exprs["cycle"] = pl.lit(0, dtype=pl.Int64)
+        conventions["cycle"] = "none in the file and no current: the whole file is cycle 0"
+        return
+    direction = pl.when(current > 0).then(1).when(current < 0).then(-1).forward_fill()
+    starts = (direction == 1) & (direction.shift(1) == -1)
+    exprs["cycle"] = starts.fill_null(False).cum_sum().cast(pl.Int64)
+    conventions["cycle"] = (
+        "derived (the file has no cycle counter): 0-based, +1 at each charge that follows a "
+        "discharge; rows without current are rests and do not start half cycles"
+    )
 
 
 def canonical_eager(frame: pl.DataFrame, exprs: Mapping[str, pl.Expr]) -> pl.DataFrame:

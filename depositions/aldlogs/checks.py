@@ -1,6 +1,6 @@
 """Run checks: a deposition run's tool log against its expanded recipe.
 
-Each check returns the anneal module's :class:`~depositions.anneal.CheckResult` (name, status
+Each check returns the shared :class:`~depositions.qc.CheckResult` (name, status
 pass / warn / fail, value, threshold, details) wrapped in :class:`AldCheck`, which adds the
 checker version and the source or channel the check is about. Per-source checks are named
 ``<check>:<source>`` (``dead_pulses:TMA``).
@@ -41,7 +41,6 @@ from depositions.aldlogs.pulses import (
     expected_counts,
     mark_dead,
 )
-from depositions.anneal import CheckResult, overall_status
 from depositions.choices import StepKind
 from depositions.dose import (
     DEFAULT_SAFETY_FACTOR,
@@ -50,6 +49,7 @@ from depositions.dose import (
     required_umol,
 )
 from depositions.expansion import PlannedStep, RecipeSpec
+from depositions.qc import CheckResult, overall_status
 
 CHECKER_VERSION = "1.2.0"  # 1.2: "no data" verdict, loops run vs requested; 1.1: plasma_power
 STATS_ROWS = 20_000

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
@@ -10,6 +9,7 @@ from rest_framework import serializers
 
 from depositions import selectors
 from depositions.choices import QC_VERDICTS, SegmentKind
+from depositions.furnace import selectors as furnace_selectors
 from depositions.inputs import (
     AnnealInput,
     BlockInput,
@@ -585,6 +585,7 @@ class FurnaceLogSerializer(serializers.ModelSerializer):
         model = FurnaceLog
         fields = [
             "id",
+            "job",
             "raw_sha256",
             "filename",
             "parser_version",
@@ -634,7 +635,7 @@ class PostTreatmentSerializer(serializers.ModelSerializer):
 
     def get_profile(self, treatment: PostTreatment) -> dict[str, Any]:
         try:
-            return selectors.treatment_profile(treatment=treatment).as_dict()
+            return furnace_selectors.treatment_profile(treatment=treatment).as_dict()
         except ValueError as exc:
             return {"error": str(exc)}
 
@@ -660,13 +661,6 @@ class PostTreatmentCompleteSerializer(serializers.Serializer):
         data = dict(self.validated_data)
         data["inputs"] = [AnnealInput(**item) for item in data["inputs"]]
         return data
-
-
-class FurnaceLogUploadSerializer(serializers.Serializer):
-    file = serializers.FileField(allow_empty_file=True)
-    tolerance_k = serializers.DecimalField(
-        max_digits=6, decimal_places=2, required=False, min_value=Decimal("0.01")
-    )
 
 
 # --- tool logs ----------------------------------------------------------------------------------

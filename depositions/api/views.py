@@ -14,7 +14,6 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -643,34 +642,3 @@ class PostTreatmentViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
         except DjangoValidationError as exc:
             raise _drf(exc) from exc
         return Response(self.get_serializer(self._fresh(treatment)).data)
-
-    @extend_schema(
-        request={"multipart/form-data": s.FurnaceLogUploadSerializer},
-        responses={201: s.FurnaceLogSerializer},
-    )
-    @action(
-        detail=True,
-        methods=["post"],
-        url_path="furnace-log",
-        parser_classes=[MultiPartParser, FormParser],
-    )
-    def furnace_log(self, request: Request, code: str | None = None) -> Response:
-        """Attach a furnace thermocouple log; the reply carries the dwell checks."""
-        treatment = self.get_object()
-        form = s.FurnaceLogUploadSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        upload = form.validated_data["file"]
-        kwargs: dict[str, Any] = {}
-        if "tolerance_k" in form.validated_data:
-            kwargs["tolerance_k"] = form.validated_data["tolerance_k"]
-        try:
-            log = services.furnace_log_attach(
-                treatment=treatment,
-                stream=upload,
-                filename=upload.name or "furnace-log",
-                user=_person(request.user),
-                **kwargs,
-            )
-        except DjangoValidationError as exc:
-            raise _drf(exc) from exc
-        return Response(s.FurnaceLogSerializer(log).data, status=status.HTTP_201_CREATED)

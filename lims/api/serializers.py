@@ -14,6 +14,9 @@ class IngestRequestSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=KINDS, required=False)
     cell = serializers.CharField(required=False, allow_blank=True, max_length=64)
     run = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    anneal = serializers.CharField(
+        required=False, allow_blank=True, max_length=64, help_text="Anneal code (furnace logs)"
+    )
     project = serializers.SlugField(
         required=False, help_text="Project slug (people only; instruments use their own)"
     )

@@ -66,7 +66,9 @@ class IngestView(APIView):
                 project=project,
                 kind=data.get("kind"),
                 params={
-                    k: data[k] for k in ("cell", "run", "metadata") if data.get(k) not in (None, "")
+                    k: data[k]
+                    for k in ("cell", "run", "anneal", "metadata")
+                    if data.get(k) not in (None, "")
                 },
                 user=request.user if isinstance(request.user, AbstractBaseUser) else None,
                 instrument=getattr(request.user, "instrument", None),

@@ -6,17 +6,20 @@ unique constraints: ``RawFile.sha256`` and ``(raw_file, parser_name, parser_vers
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import IO, Any
 
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from lims.events.services import event_emit
-from lims.ingestion import registry, storage
+from lims.ingestion import lease, registry, storage
 from lims.ingestion.parsing import ParseContext, ParseError
 from lims.ingestion.registry import detect_parser, get_parser
 from lims.ingestion.text import known_codec, stored_encoding
@@ -156,7 +159,19 @@ def _finish(job: IngestionJob, *, status: str, error: str = "", result: dict[str
     job.progress = 100
     job.finished_at = now
     job.duration_s = (now - job.started_at).total_seconds() if job.started_at else None
-    job.save(update_fields=["status", "error", "result", "progress", "finished_at", "duration_s"])
+    job.leased_by, job.lease_expires_at = "", None
+    job.save(
+        update_fields=[
+            "status",
+            "error",
+            "result",
+            "progress",
+            "finished_at",
+            "duration_s",
+            "leased_by",
+            "lease_expires_at",
+        ]
+    )
     topic = "lims.job.failed" if status == IngestionJob.Status.FAILED else "lims.job.finished"
     event_emit(topic=topic, payload={**_job_payload(job), "error": error, "result": result})
 
@@ -165,24 +180,106 @@ def job_progress(*, job_id: int, progress: int) -> None:
     IngestionJob.objects.filter(pk=job_id).update(progress=max(0, min(progress, 99)))
 
 
-def job_run(*, job_id: int) -> IngestionJob | None:
-    """Parse a job's raw file and hand it to its domain handler. Never raises for bad files."""
+class LeaseLost(Exception):
+    """The job was taken back from this attempt (its lease expired): write nothing."""
+
+
+def _hold(job: IngestionJob, token: str) -> None:
+    """Lock the job row and check this attempt still holds it (inside a transaction)."""
+    held = (
+        IngestionJob.objects.select_for_update()
+        .filter(pk=job.pk, status=IngestionJob.Status.RUNNING, leased_by=token)
+        .exists()
+    )
+    if not held:
+        raise LeaseLost(f"job {job.pk} is no longer held by {token}")
+
+
+def _count_lost(job: IngestionJob) -> bool:
+    """Record that a running job's worker died; True when that ends the job (locked row)."""
+    if lease.ended_here(job.leased_by):
+        return False
+    job.lost_attempts += 1
+    job.save(update_fields=["lost_attempts"])
+    log.warning("ingestion job %s: its worker died (%s)", job.pk, job.leased_by or "unknown")
+    if job.lost_attempts < settings.LIMS_JOB_MAX_LOST:
+        return False
+    _finish(
+        job,
+        status=IngestionJob.Status.FAILED,
+        error=f"{job.raw_file.original_name}: the worker died while reading this file "
+        f"({job.lost_attempts} attempts); not retried",
+        result={},
+    )
+    return True
+
+
+def _claim(job_id: int) -> tuple[IngestionJob, str] | None:
+    """Take a pending job, or a running one nobody holds any more, under a new lease."""
     with transaction.atomic():
         job = (
             IngestionJob.objects.select_for_update(skip_locked=True)
             .select_related("raw_file")
-            .filter(pk=job_id, status=IngestionJob.Status.PENDING)
+            .filter(
+                pk=job_id,
+                status__in=[IngestionJob.Status.PENDING, IngestionJob.Status.RUNNING],
+            )
             .first()
         )
         if job is None:  # already taken, finished or gone: nothing to do (idempotent)
             return None
+        # a running job (a redelivered message) goes on only when its holder is gone
+        if job.status == IngestionJob.Status.RUNNING and (
+            not lease.is_stale(job) or _count_lost(job)
+        ):
+            return None
+        token = lease.new_token()
         job.status = IngestionJob.Status.RUNNING
         job.attempts += 1
         job.progress = 5
         job.started_at = timezone.now()
         job.error = ""
-        job.save(update_fields=["status", "attempts", "progress", "started_at", "error"])
+        job.leased_by, job.lease_expires_at = token, lease.expiry(job.started_at)
+        job.save(
+            update_fields=[
+                "status",
+                "attempts",
+                "progress",
+                "started_at",
+                "error",
+                "leased_by",
+                "lease_expires_at",
+            ]
+        )
+    return job, token
 
+
+def job_run(*, job_id: int) -> IngestionJob | None:
+    """Parse a job's raw file and hand it to its domain handler. Never raises for bad files.
+
+    The job is held under a lease a background thread renews while this runs; if the lease
+    was lost (the sweep gave the job to another attempt), this attempt writes nothing.
+    """
+    claimed = _claim(job_id)
+    if claimed is None:
+        return None
+    job, token = claimed
+    keeper = lease.LeaseKeeper(job.pk, token)
+    keeper.start()
+    try:
+        _run_held(job, token)
+    except LeaseLost:
+        log.warning("ingestion job %s: lease lost, this attempt's result is dropped", job.pk)
+        return None
+    finally:
+        keeper.stop()
+    if IngestionJob.objects.filter(pk=job.pk, requeue_requested=True).exists():
+        job_requeue(job=job)
+    job.refresh_from_db()
+    return job
+
+
+def _run_held(job: IngestionJob, token: str) -> None:
     raw = job.raw_file
     path = storage.absolute(raw.storage_path)
     started = time.monotonic()
@@ -214,6 +311,7 @@ def job_run(*, job_id: int) -> IngestionJob | None:
         job_progress(job_id=job.pk, progress=90)
         # Phase 2: rows, records, events and the job's final status commit together.
         with transaction.atomic():
+            _hold(job, token)
             outcome = handler.persist(job=job, prepared=prepared)
             outcome.result["parse_seconds"] = round(time.monotonic() - started, 3)
             outcome.result["phases_s"] = {
@@ -221,28 +319,81 @@ def job_run(*, job_id: int) -> IngestionJob | None:
                 "persist": round(time.monotonic() - started - prepared_s, 3),
             }
             _finish(job, status=outcome.status, result=outcome.result)
+    except LeaseLost:
+        raise
     except TRANSIENT_ERRORS:
-        # Infrastructure hiccup, not a bad file: put the job back and let the task retry.
-        IngestionJob.objects.filter(pk=job.pk).update(status=IngestionJob.Status.PENDING)
+        # Infrastructure hiccup, not a bad file: put the job back and let the task retry (if
+        # the database is away, the lease runs out and the sweep puts it back instead).
+        with contextlib.suppress(*TRANSIENT_ERRORS):
+            IngestionJob.objects.filter(pk=job.pk, leased_by=token).update(
+                status=IngestionJob.Status.PENDING, leased_by="", lease_expires_at=None
+            )
         raise
     except ParseError as exc:
-        _fail(job, exc.describe(raw.original_name))
+        _fail(job, exc.describe(raw.original_name), token)
     except ValidationError as exc:
-        _fail(job, f"{raw.original_name}: {'; '.join(exc.messages)}")
+        _fail(job, f"{raw.original_name}: {'; '.join(exc.messages)}", token)
     except registry.NoHandler as exc:
-        _fail(job, f"{raw.original_name}: {exc}")
+        _fail(job, f"{raw.original_name}: {exc}", token)
+    except MemoryError:
+        data = prepared = None  # let go of what was read before recording the failure
+        limit = settings.LIMS_WORKER_MEMORY_LIMIT_MB
+        cap = f" (limit {limit} MiB per worker process)" if limit else ""
+        _fail(job, f"{raw.original_name}: ran out of memory reading this file{cap}", token)
+    except SoftTimeLimitExceeded:
+        _fail(
+            job,
+            f"{raw.original_name}: reading this file took longer than "
+            f"{settings.LIMS_INGEST_SOFT_TIME_LIMIT_S} s; not retried",
+            token,
+        )
     except Exception as exc:
         log.exception("ingestion job %s crashed", job.pk)
-        _fail(job, f"{raw.original_name}: unexpected {type(exc).__name__} while ingesting: {exc}")
-    if IngestionJob.objects.filter(pk=job.pk, requeue_requested=True).exists():
-        job_requeue(job=job)
-    job.refresh_from_db()
-    return job
+        what = f"unexpected {type(exc).__name__} while ingesting: {exc}"
+        _fail(job, f"{raw.original_name}: {what}", token)
 
 
-def _fail(job: IngestionJob, message: str) -> None:
+def _fail(job: IngestionJob, message: str, token: str | None = None) -> None:
     with transaction.atomic():
+        if token is not None:
+            _hold(job, token)
         _finish(job, status=IngestionJob.Status.FAILED, error=message, result={})
+
+
+def job_reclaim(*, job_id: int) -> bool:
+    """Give a running job whose worker died back to the queue (the sweep calls this); True
+    when it was queued again. After ``LIMS_JOB_MAX_LOST`` such deaths it fails instead: a
+    poison file must not take a worker down forever."""
+    with transaction.atomic():
+        job = (
+            IngestionJob.objects.select_for_update(skip_locked=True)
+            .select_related("raw_file")
+            .filter(pk=job_id, status=IngestionJob.Status.RUNNING)
+            .first()
+        )
+        if job is None or not lease.is_stale(job) or _count_lost(job):
+            return False
+        _reset_pending(job)
+    _dispatch(job.pk)
+    return True
+
+
+def _reset_pending(job: IngestionJob) -> None:
+    job.status = IngestionJob.Status.PENDING
+    job.progress = 0
+    job.started_at = None
+    job.queued_at = timezone.now()
+    job.leased_by, job.lease_expires_at = "", None
+    job.save(
+        update_fields=[
+            "status",
+            "progress",
+            "started_at",
+            "queued_at",
+            "leased_by",
+            "lease_expires_at",
+        ]
+    )
 
 
 def _unrecognised_message(head: bytes, kind: str) -> str:
@@ -257,6 +408,13 @@ def job_rerun(*, job: IngestionJob) -> IngestionJob:
     """Reset a finished job to pending and dispatch it again (handlers are idempotent)."""
     with transaction.atomic():
         if not job_requeue(job=job):
+            job.refresh_from_db()
+            if job.status == IngestionJob.Status.RUNNING and job.lease_expires_at:
+                until = timezone.localtime(job.lease_expires_at).strftime("%H:%M:%S")
+                raise ValidationError(
+                    f"this job is running (its worker holds it until {until} and renews that "
+                    "while it works); a job whose worker died can be re-run after that"
+                )
             raise ValidationError("this job is already queued or running")
     job.refresh_from_db()
     return job
@@ -268,13 +426,15 @@ def job_requeue(*, job: IngestionJob, after_running: bool = False) -> bool:
     A pending job will read the database as it is when it runs: nothing to add. A running one
     may already have read what changed (new thresholds): with ``after_running`` it is queued
     once more when it finishes (callers whose change the handler reads under a lock it holds,
-    such as a run's companions, leave it alone).
+    such as a run's companions, leave it alone). A running job nobody holds any more (its
+    worker died, the lease expired) is queued again at once.
     """
     with transaction.atomic():
         job = IngestionJob.objects.select_for_update().get(pk=job.pk)
         if job.status == IngestionJob.Status.PENDING:
             return False
-        if job.status == IngestionJob.Status.RUNNING:
+        stale = lease.is_stale(job)
+        if job.status == IngestionJob.Status.RUNNING and not stale:
             if not after_running:
                 return False
             job.requeue_requested = True
@@ -288,6 +448,9 @@ def job_requeue(*, job: IngestionJob, after_running: bool = False) -> bool:
         job.finished_at = None
         job.queued_at = timezone.now()
         job.requeue_requested = False
+        job.leased_by, job.lease_expires_at = "", None
+        if not stale:  # a finished job starts a fresh count of worker deaths
+            job.lost_attempts = 0
         job.save(
             update_fields=[
                 "status",
@@ -298,6 +461,9 @@ def job_requeue(*, job: IngestionJob, after_running: bool = False) -> bool:
                 "parser_version",
                 "queued_at",
                 "requeue_requested",
+                "leased_by",
+                "lease_expires_at",
+                "lost_attempts",
             ]
         )
         pk = job.pk

@@ -65,6 +65,14 @@ class IngestionJob(models.Model):
     # asked to run again while running (new thresholds): queued once more when it finishes
     requeue_requested = models.BooleanField(default=False)
     started_at = models.DateTimeField(null=True, blank=True)
+    # A running job is held by one worker process until its lease ends; the worker renews it
+    # while it works, so an expired lease means the worker died (lims.services.sweep_stuck).
+    lease_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    leased_by = models.CharField(
+        max_length=200, blank=True, help_text="host:pid:attempt of the worker holding the lease"
+    )
+    # attempts whose worker died (killed, out of memory): after LIMS_JOB_MAX_LOST, failed
+    lost_attempts = models.PositiveIntegerField(default=0)
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_s = models.FloatField(null=True, blank=True)
 

@@ -159,6 +159,20 @@ LIMS_WEBHOOK_TIMEOUT_S = float(os.environ.get("LIMS_WEBHOOK_TIMEOUT_S", "10"))
 LIMS_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("LIMS_WEBHOOK_MAX_ATTEMPTS", "8"))
 LIMS_WEBHOOK_BACKOFF_S = float(os.environ.get("LIMS_WEBHOOK_BACKOFF_S", "5"))
 LIMS_STUCK_AFTER_S = int(os.environ.get("LIMS_STUCK_AFTER_S", "120"))
+# Running jobs hold a lease renewed by a heartbeat thread in the worker; the sweep (beat,
+# every LIMS_SWEEP_EVERY_S) puts a job whose lease expired back to pending, and fails it
+# after LIMS_JOB_MAX_LOST attempts whose worker died.
+LIMS_JOB_LEASE_S = float(os.environ.get("LIMS_JOB_LEASE_S", "120"))
+LIMS_JOB_LEASE_RENEW_S = float(os.environ.get("LIMS_JOB_LEASE_RENEW_S", "20"))
+LIMS_JOB_MAX_LOST = int(os.environ.get("LIMS_JOB_MAX_LOST", "3"))
+LIMS_SWEEP_EVERY_S = float(os.environ.get("LIMS_SWEEP_EVERY_S", "60"))
+# The ingest task's limits; the broker's visibility timeout sits just above the hard one.
+LIMS_INGEST_SOFT_TIME_LIMIT_S = int(os.environ.get("LIMS_INGEST_SOFT_TIME_LIMIT_S", "1800"))
+LIMS_INGEST_HARD_TIME_LIMIT_S = LIMS_INGEST_SOFT_TIME_LIMIT_S + 60
+# Hard cap on one pool child's data memory (RLIMIT_DATA, MiB; 0 = none): a file that needs
+# more ends as a MemoryError (a failed job) instead of the machine's OOM killer.
+# ``--max-memory-per-child`` on the worker command line recycles a child after a task.
+LIMS_WORKER_MEMORY_LIMIT_MB = int(os.environ.get("LIMS_WORKER_MEMORY_LIMIT_MB", "4096"))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -198,24 +212,29 @@ SPECTACULAR_SETTINGS = {
 _broker_dir = DATA_DIR / "broker"
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for sub in ("out", "processed"):
+    for sub in ("out", "processed", "control"):
         (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
         "data_folder_in": str(_broker_dir / "out"),
         "data_folder_out": str(_broker_dir / "out"),
         "processed_folder": str(_broker_dir / "processed"),
+        # kombu's default is ./control in the working directory (it ended up committed)
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # An unacknowledged message comes back after this: just above the longest task may run.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": LIMS_INGEST_HARD_TIME_LIMIT_S + 60}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
+# A pool child killed mid-task (OOM killer, SIGKILL) puts its message back instead of acking it.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_DEFAULT_QUEUE = "lims"
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("LIMS_TASK_QUEUE", "lims")
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
-    "sweep-stuck": {"task": "lims.sweep_stuck", "schedule": 60.0},
+    "sweep-stuck": {"task": "lims.sweep_stuck", "schedule": LIMS_SWEEP_EVERY_S},
     "worker-heartbeat": {"task": "lims.heartbeat", "schedule": 30.0},
 }
 

@@ -21,6 +21,9 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cycler"
 
 # file, parser chosen by content, rows, cycles, first-cycle charge / discharge mAh (None: "-")
 REFERENCE = [
+    # Starts with Charge_Capacity = 0.880 Ah carried over from before the excerpt: the
+    # reference, like us, counts only what flowed in the file (see the test below).
+    ("arbin/bdtk_arbin_example.csv", "arbin_csv", 2142, 2, 191.899, 1072.36),
     ("arbin/navani_arbin_example.res", "arbin_res", 2150, 5, 0.483515, 0.475156),
     (
         "arbin/navani_bs542_004_gr_li_50ua_50mv_1v_191020_Channel_11.xlsx",
@@ -30,7 +33,8 @@ REFERENCE = [
         5.7027,
         11.0549,
     ),
-    ("bdf/bdf_sample.bdf.csv", "bdf_csv", 3, 1, None, None),
+    # No capacity column: the integral of its 0.1 A over 2 s (the reference has none: "-").
+    ("bdf/bdf_sample.bdf.csv", "bdf_csv", 3, 1, 0.1 * 2 / 3.6, 0.0),
     ("biologic/bdf_GCPL-0.mpr", "biologic_mpr", 4, 1, 0.0, 0.0),
     ("biologic/navani_00_test_04_MB_C01.mpr", "biologic_mpr", 1501, 1, 0.0, 1.7953e-05),
     (
@@ -93,12 +97,12 @@ def test_reference_first_cycle_rows_and_cycles(
     assert_mah(first["discharge_mah"], discharge)
 
 
-def test_arbin_csv_counts_the_capacity_carried_into_the_file() -> None:
+def test_arbin_csv_does_not_count_the_capacity_carried_into_the_file() -> None:
     """The Arbin CSV excerpt starts with Charge_Capacity = 0.8800053 Ah on its first row.
 
-    Our convention (the first row contributes its value) gives 1071.90 mAh for cycle 1; the
-    reference (191.899 mAh) counts only the increase inside the file. Both are asserted: the
-    difference is exactly the carried-over first-row value. Discharge agrees (1072.36 mAh).
+    That counter flowed before the file (an excerpt of a longer test): cycle 1 holds only the
+    increase inside the file, 191.899 mAh as in the reference and every peer, not 1071.90.
+    The 880.005 mAh stay visible in the series (and in the test's conventions).
     """
     name, data = parse_fixture("arbin/bdtk_arbin_example.csv")
     assert name == "arbin_csv"
@@ -107,8 +111,8 @@ def test_arbin_csv_counts_the_capacity_carried_into_the_file() -> None:
     first = summary.row(0, named=True)
     carried_mah = data.collect()["charge_capacity_ah"][0] * 1000.0
     assert carried_mah == pytest.approx(880.0053)
-    assert_mah(first["charge_mah"], 1071.9038)
-    assert_mah(first["charge_mah"] - carried_mah, 191.899)  # the reference's convention
+    assert_mah(first["charge_mah"], 191.899)
+    assert first["charge_mah"] == pytest.approx(1071.9038 - carried_mah, rel=1e-9)
     assert_mah(first["discharge_mah"], 1072.36)
 
 
@@ -158,8 +162,9 @@ def test_reset_per_step_is_summed() -> None:
     assert row["discharge_wh"] == pytest.approx(3.5 * 0.3)
 
 
-def test_first_row_contributes_and_cumulative_counters_are_differenced() -> None:
+def test_first_value_is_the_baseline_and_cumulative_counters_are_differenced() -> None:
     # Arbin style: counters accumulate across cycles within the file (no reset at a cycle).
+    # The file starts at 0.2 Ah: flowed before the file, so cycle 1 counts 0.5 - 0.2 only.
     frame = series(
         time_s=[0.0, 1, 2, 3],
         cycle=[1, 1, 2, 2],
@@ -168,7 +173,16 @@ def test_first_row_contributes_and_cumulative_counters_are_differenced() -> None
         charge_capacity_ah=[0.2, 0.5, 0.7, 0.9],
     )
     summary = summarize_cycles(frame)
-    assert summary["charge_mah"].to_list() == pytest.approx([500.0, 400.0])
+    assert summary["charge_mah"].to_list() == pytest.approx([300.0, 400.0])
+    # Leading gaps: the first value that appears is the baseline, wherever it is.
+    late = series(
+        time_s=[0.0, 1, 2, 3],
+        cycle=[1, 1, 1, 1],
+        current_a=[1.0, 1, 1, 1],
+        voltage_v=[3.0] * 4,
+        charge_capacity_ah=[None, None, 0.7, 0.9],
+    )
+    assert summarize_cycles(late)["charge_mah"].to_list() == pytest.approx([200.0])
     assert summary["discharge_mah"].to_list() == [None, None]  # no discharge column at all
 
 
@@ -278,5 +292,6 @@ def test_streamed_file_summary_equals_in_memory(tmp_path: Path, monkeypatch) -> 
     in_memory = summarize_cycles(data.collect().lazy())
     assert_frame_equal(streamed, in_memory, rel_tol=1e-12)  # summation order only
     assert streamed.height == 120
-    assert streamed["charge_mah"].to_list() == pytest.approx([50.0] * 120)
+    # The counter reads 0.1 mAh on the file's first row (time 0): flowed before the file.
+    assert streamed["charge_mah"].to_list() == pytest.approx([49.9] + [50.0] * 119)
     assert streamed["discharge_mah"].to_list() == pytest.approx([50.0] * 120)

@@ -178,7 +178,7 @@ def test_cell_list_endpoint_runs_a_constant_number_of_queries(user_client, proje
 
 
 @pytest.mark.django_db
-def test_counters_carried_into_a_file_are_shown_beside_the_first_cycle(
+def test_counters_carried_into_a_file_are_metadata_not_cycle_1(
     fixture_path, project, cell, django_capture_on_commit_callbacks
 ):
     job = _ingest(
@@ -191,9 +191,11 @@ def test_counters_carried_into_a_file_are_shown_beside_the_first_cycle(
     assert job.status == "succeeded", job.error
     record = PerformanceRecord.objects.get()
     carried = record.conventions["carried_over_charge_mah"]
-    assert carried.startswith("880.005 mAh")
-    # our convention counts the carried counter; the reference (191.899 mAh) does not
-    assert record.first_charge_mah == pytest.approx(191.899 + 880.0053, rel=5e-3)
+    assert carried.startswith("880.005 mAh") and "not counted" in carried
+    assert record.conventions["capacity"].startswith("charge that flowed in this file")
+    assert "Charge_/Discharge_Capacity" in record.conventions["capacity_source"]
+    # cycle 1 holds what flowed in the file, as the reference and every peer count it
+    assert record.first_charge_mah == pytest.approx(191.899, rel=5e-3)
     assert record.first_discharge_mah == pytest.approx(1072.36, rel=5e-3)
 
 

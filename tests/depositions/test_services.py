@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
-from io import BytesIO, StringIO
+from io import StringIO
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from depositions import selectors, services
+from depositions.furnace import selectors as furnace_selectors
 from depositions.inputs import (
     AnnealInput,
     BlockInput,
@@ -21,19 +22,18 @@ from depositions.inputs import (
     SubCycleInput,
 )
 from depositions.models import (
-    FurnaceLog,
     ProcessReference,
     Recipe,
     RunPrecursor,
     SourceInstallation,
 )
 from depositions.references import read_rows
-from lims.models import OutboxEvent, RawFile
+from lims.models import OutboxEvent
 from samples import selectors as sample_selectors
 from samples import services as sample_services
 from samples.models import Sample
 from samples.services import OutputSpec
-from tests.depositions.factories import furnace_csv, make_al2o3, make_linbox
+from tests.depositions.factories import make_al2o3, make_linbox
 
 pytestmark = pytest.mark.django_db
 T0 = timezone.now().replace(microsecond=0) - timedelta(days=30)
@@ -338,7 +338,7 @@ def test_anneal_consumes_inputs_and_produces_annealed_outputs(project, nmc):
     treatment = services.post_treatment_create(
         project=project, code="AN-001", atmosphere="o2", furnace=furnace, segments=LI3PO4
     )
-    profile = selectors.treatment_profile(treatment=treatment)
+    profile = furnace_selectors.treatment_profile(treatment=treatment)
     assert profile.dwells[0].duration_s == 7200 and profile.total_s == 21000
     done = services.post_treatment_complete(
         treatment=treatment, inputs=[AnnealInput(sample=nmc, quantity=Decimal("2"))]
@@ -374,29 +374,6 @@ def test_anneal_segments_are_validated(project):
     with pytest.raises(ValidationError, match="Furnace"):
         furnace_wrong(
             project=project, code="AN-004", atmosphere="ar", furnace=cycler, segments=LI3PO4
-        )
-
-
-def test_furnace_log_is_stored_and_checked(project, user):
-    treatment = services.post_treatment_create(
-        project=project, code="AN-010", atmosphere="o2", segments=LI3PO4
-    )
-    log = services.furnace_log_attach(
-        treatment=treatment, stream=BytesIO(furnace_csv()), filename="an010.csv", user=user
-    )
-    assert (
-        log.overall == "pass" and log.points == (6900 + 7200 + 3600) // 30 + 1
-    )  # ramp + dwell + 1 h of log, every 30 s
-    assert {c["name"] for c in log.checks} >= {"dwell_1_duration", "dwell_1_temperature"}
-    assert RawFile.objects.filter(sha256=log.raw_file.sha256, original_name="an010.csv").exists()
-    short = services.furnace_log_attach(
-        treatment=treatment, stream=BytesIO(furnace_csv(hold_s=3600)), filename="short.csv"
-    )
-    assert short.overall == "fail"
-    assert FurnaceLog.objects.filter(treatment=treatment).count() == 2
-    with pytest.raises(ValidationError, match="no data rows"):
-        services.furnace_log_attach(
-            treatment=treatment, stream=BytesIO(b"time (s),T (C)\n"), filename="stub.csv"
         )
 
 

@@ -33,7 +33,7 @@ def one_segment_per_data_log(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("depositions", "0004_plasma_power_tool_log_map_qc_by_log"),
+        ("depositions", "0005_furnace_log_job"),
     ]
 
     operations = [
