@@ -23,7 +23,7 @@ import polars as pl
 from cells.parsers.direction import apply_direction, state_direction
 from cells.parsers.mapping import AliasTable, ColumnSpec, canonical_expressions, resolve_aliases
 from cells.parsers.tabular import (
-    _derive_step,
+    _derive_missing,
     build_conventions,
     check_required,
     read_excel_sheets,
@@ -191,7 +191,7 @@ class LandtParser:
         }
         exprs = _direction(specs, state, dict(frame.schema), samples)
         conventions = dict(CONVENTIONS)
-        _derive_step(exprs, conventions)
+        _derive_missing(exprs, conventions)
         conventions.update(build_conventions(specs))
         metadata: dict[str, Any] = {
             "export": "LANDdt workbook",

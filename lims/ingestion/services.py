@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from dataclasses import replace
 from typing import IO, Any
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -66,7 +67,10 @@ def ingest_submit(
     params = dict(params or {})
     mapped = _mapped_parser(project=project, params=params, kind=kind)
     blob = storage.store_upload(stream)
-    parser = mapped or detect_parser(blob.head, filename, kind)
+    sniffed = _sniff(blob, filename)  # inside a .gz / single-member .zip: the inner file
+    if sniffed.wrapper is not None:
+        params["unwrapped"] = sniffed.wrapper.provenance()
+    parser = mapped or detect_parser(sniffed.head, sniffed.filename, kind)
     if parser is None:
         parser = _default_mapping(project=project, params=params, kind=kind, instrument=instrument)
     parser_name, parser_version = (parser.name, parser.version) if parser else (UNRECOGNISED, "0")
@@ -77,7 +81,7 @@ def ingest_submit(
                 "size": blob.size,
                 "original_name": filename[:500],
                 "content_type": content_type[:200],
-                "encoding": stored_encoding(blob.head),
+                "encoding": stored_encoding(sniffed.head),
                 "storage_path": blob.relpath,
                 "project": project,
                 "uploaded_by": user if user is not None and user.is_authenticated else None,
@@ -105,6 +109,13 @@ def ingest_submit(
             event_emit(topic="lims.job.created", payload=_job_payload(job))
             transaction.on_commit(lambda: _dispatch(job.pk))
     return job, created
+
+
+def _sniff(blob: storage.StoredBlob, filename: str) -> storage.Sniffed:
+    try:
+        return storage.sniff_stored(blob, filename)
+    except ParseError as exc:  # a refused wrapper (several data files, over the limits)
+        raise ValidationError({"file": exc.describe(filename)}) from exc
 
 
 def _default_mapping(
@@ -285,7 +296,7 @@ def _run_held(job: IngestionJob, token: str) -> None:
     started = time.monotonic()
     try:
         if job.parser_name == UNRECOGNISED:
-            head = storage.read_head(raw.storage_path)
+            head = storage.read_head(raw.storage_path, raw.original_name)
             raise ParseError(_unrecognised_message(head, job.kind))
         parser = get_parser(job.parser_name)
         if parser.version != job.parser_version:
@@ -302,17 +313,23 @@ def _run_held(job: IngestionJob, token: str) -> None:
             metadata=job.params.get("metadata") or {},
         )
         handler = registry.get_handler(parser.kind)
-        data = parser.parse(path, ctx)
-        job_progress(job_id=job.pk, progress=50)
-        # Phase 1, outside any transaction: the slow part (series, summaries, checks) holds
-        # no locks and no connection in a transaction.
-        prepared = handler.prepare(job=job, data=data)
+        # A .gz / .zip upload is read from its inflated inner file, which lives until the
+        # prepare phase has consumed what the parser returned (lazy frames included).
+        with storage.parse_source(raw.storage_path, raw.original_name) as source:
+            ctx = replace(ctx, filename=source.filename, size=source.size)
+            data = parser.parse(source.path, ctx)
+            job_progress(job_id=job.pk, progress=50)
+            # Phase 1, outside any transaction: the slow part (series, summaries, checks)
+            # holds no locks and no connection in a transaction.
+            prepared = handler.prepare(job=job, data=data)
         prepared_s = time.monotonic() - started
         job_progress(job_id=job.pk, progress=90)
         # Phase 2: rows, records, events and the job's final status commit together.
         with transaction.atomic():
             _hold(job, token)
             outcome = handler.persist(job=job, prepared=prepared)
+            if source.unwrapped:  # provenance: what was read, with its counted size
+                outcome.result["unwrapped"] = source.unwrapped
             outcome.result["parse_seconds"] = round(time.monotonic() - started, 3)
             outcome.result["phases_s"] = {
                 "prepare": round(prepared_s, 3),

@@ -5,13 +5,16 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
 
-from lims.ingestion.parsing import SNIFF_BYTES
+from lims.ingestion import wrappers
+from lims.ingestion.parsing import SNIFF_BYTES, ParseError
 
 CHUNK = 1024 * 1024
 
@@ -108,6 +111,52 @@ def store_upload(upload: Any) -> StoredBlob:
     return StoredBlob(sha256=sha, size=size, relpath=rel, head=head)
 
 
-def read_head(relpath: str) -> bytes:
+def read_head(relpath: str, filename: str = "") -> bytes:
+    """The head detection saw: the inner file's for a readable wrapper."""
     with absolute(relpath).open("rb") as fh:
-        return fh.read(SNIFF_BYTES)
+        head = fh.read(SNIFF_BYTES)
+    if filename and head.startswith((wrappers.GZIP_MAGIC, *wrappers.ZIP_MAGICS)):
+        try:
+            wrapper = wrappers.inspect(absolute(relpath), filename, unpack_limits())
+        except ParseError:
+            return head
+        if wrapper is not None:
+            return wrapper.head
+    return head
+
+
+# -- compressed wrappers (wrappers.py) ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sniffed:
+    """What detection sees of a stored upload: the inner file's head and name if wrapped."""
+
+    head: bytes
+    filename: str
+    wrapper: wrappers.Wrapper | None
+
+
+def unpack_limits() -> wrappers.Limits:
+    return wrappers.Limits(
+        max_bytes=int(settings.LIMS_UNPACK_MAX_BYTES),
+        max_ratio=float(settings.LIMS_UNPACK_MAX_RATIO),
+    )
+
+
+def sniff_stored(blob: StoredBlob, filename: str) -> Sniffed:
+    """Head and name to detect the parser by; ParseError for a wrapper that is refused."""
+    if not blob.head.startswith((wrappers.GZIP_MAGIC, *wrappers.ZIP_MAGICS)):
+        return Sniffed(blob.head, filename, None)
+    wrapper = wrappers.inspect(absolute(blob.relpath), filename, unpack_limits())
+    if wrapper is None:
+        return Sniffed(blob.head, filename, None)
+    return Sniffed(wrapper.head, wrapper.inner_name, wrapper)
+
+
+@contextmanager
+def parse_source(relpath: str, filename: str) -> Iterator[wrappers.Source]:
+    """The file a parser reads for a stored raw file: itself, or its unwrapped inner file in
+    the store's ``tmp/`` (on disk, not a RAM-backed /tmp), removed on exit."""
+    with wrappers.opened(absolute(relpath), filename, unpack_limits(), root() / "tmp") as src:
+        yield src

@@ -151,6 +151,10 @@ STATICFILES_DIRS = [BASE_DIR / "static", ("vendor/plotly", _plotly_dir())]
 # Raw files (content addressed) and derived series (Parquet) live here.
 LIMS_STORAGE_DIR = Path(os.environ.get("LIMS_STORAGE_DIR", DATA_DIR / "store"))
 LIMS_UPLOAD_MAX_BYTES = int(os.environ.get("LIMS_UPLOAD_MAX_BYTES", 2 * 1024**3))
+# A .gz/.zip upload (or a zip-based format) may inflate to this many bytes, and to at most
+# this multiple of its own size (never below 64 MiB; 0 = no ratio limit): bombs fail fast.
+LIMS_UNPACK_MAX_BYTES = int(os.environ.get("LIMS_UNPACK_MAX_BYTES", 4 * 1024**3))
+LIMS_UNPACK_MAX_RATIO = float(os.environ.get("LIMS_UNPACK_MAX_RATIO", "200"))
 FILE_UPLOAD_HANDLERS = ["lims.ingestion.uploads.LimitedTemporaryFileUploadHandler"]
 FILE_UPLOAD_TEMP_DIR = os.environ.get("LIMS_UPLOAD_TEMP_DIR") or str(DATA_DIR / "tmp")
 Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,7 @@ from lims.ingestion.text import (
     ascii_compatible,
     binary_offset,
     bom_encoding,
+    check_line_lengths,
     detect_encoding,
     polars_parse_error,
     read_head,
@@ -94,6 +95,7 @@ def open_text(path: Path, ctx: ParseContext, head_bytes: int = HEAD_BYTES) -> Te
             f"binary content (byte 0x{head[offset]:02x}) where a text log was expected",
             location=f"byte offset {offset}",
         )
+    check_line_lengths(path)  # before a reader holds an over-long line in memory
     bom = bom_encoding(head)
     body = head[bom[1] :] if bom else head
     complete = len(head) >= size
