@@ -40,10 +40,9 @@ HEAD_BYTES = 256 * 1024
 MAX_TEXT_BYTES = 64 * 1024 * 1024  # companion files and event logs are decoded whole
 GAP_FACTOR = 3.0  # a time step above 3 sample periods is a gap
 # No tool-log line comes near this (a 40-channel data log row is ~400 bytes, a printed recipe
-# wraps at 75 characters): a longer one is a missing line break or another kind of file, and
-# is refused before it reaches a reader that would hold it (csv's field limit, a polars row).
+# wraps at 75 characters): a longer one is a missing line break or another kind of file. The
+# text toolkit's own bound (1 MiB) is for any text export; tool logs are refused sooner.
 MAX_LINE_BYTES = 64 * 1024
-_BLOCK = 1 << 20
 _CR_RUN = re.compile(rb"\r+\n")
 
 
@@ -95,7 +94,11 @@ def open_text(path: Path, ctx: ParseContext, head_bytes: int = HEAD_BYTES) -> Te
             f"binary content (byte 0x{head[offset]:02x}) where a text log was expected",
             location=f"byte offset {offset}",
         )
-    check_line_lengths(path)  # before a reader holds an over-long line in memory
+    # before a reader holds an over-long line (csv's field limit, a polars row) in memory;
+    # UTF-16/32 lines take up to 4 bytes a character between their 0x0A bytes
+    check_line_lengths(
+        path, MAX_LINE_BYTES * (4 if encoding.startswith(("utf-16", "utf-32")) else 1)
+    )
     bom = bom_encoding(head)
     body = head[bom[1] :] if bom else head
     complete = len(head) >= size
@@ -107,15 +110,14 @@ def open_text(path: Path, ctx: ParseContext, head_bytes: int = HEAD_BYTES) -> Te
 
 
 def read_text(path: Path, ctx: ParseContext) -> TextHead:
-    """The whole file decoded (companion tables, event logs); refuses absurdly large files and
-    lines longer than :data:`MAX_LINE_BYTES`."""
+    """The whole file decoded (companion tables, event logs); refuses absurdly large files
+    (:func:`open_text` refused lines longer than :data:`MAX_LINE_BYTES`)."""
     head = open_text(path, ctx)
     if head.size > MAX_TEXT_BYTES:
         raise ParseError(
             f"file of {head.size} bytes is too large for a text table of this kind",
             location="file",
         )
-    check_line_lengths(path, head.encoding)
     if head.complete:
         return head
     data = path.read_bytes()
@@ -123,37 +125,6 @@ def read_text(path: Path, ctx: ParseContext) -> TextHead:
     text = data[bom[1] if bom else 0 :].decode(head.encoding, errors="replace")
     lines = [line.rstrip("\r") for line in text.split("\n")]
     return TextHead(path, head.size, head.encoding, lines, True, head.warnings)
-
-
-def check_line_lengths(path: Path, encoding: str, limit: int = MAX_LINE_BYTES) -> None:
-    """ParseError at the first line longer than ``limit`` bytes (x4 for UTF-16/32 text, whose
-    line ends are still a 0x0A byte). Read in 1 MiB blocks: no buffer of the file's size."""
-    if encoding.startswith(("utf-16", "utf-32")):
-        limit *= 4
-    line, run = 1, 0  # the current line's number and its bytes seen so far
-    with path.open("rb") as fh:
-        while block := fh.read(_BLOCK):
-            ends = np.flatnonzero(np.frombuffer(block, np.uint8) == 10)
-            if ends.size:
-                lengths = np.diff(ends, prepend=-1) - 1
-                lengths[0] += run
-                over = np.flatnonzero(lengths > limit)
-                if over.size:
-                    _too_long(line + int(over[0]), f"{int(lengths[over[0]]):,} bytes", limit)
-                line += ends.size
-                run = len(block) - int(ends[-1]) - 1
-            else:
-                run += len(block)
-            if run > limit:
-                _too_long(line, f"more than {limit:,} bytes", limit)
-
-
-def _too_long(line: int, length: str, limit: int) -> None:
-    raise ParseError(
-        f"line {line} is {length} long, above the {limit // 1024} KiB a line of a tool log can "
-        "have: a missing line break, or not a text log of this kind",
-        location=f"line {line}",
-    )
 
 
 def dedupe(labels: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -207,7 +178,6 @@ def read_rows(
     write, read as one line end; the file is then read into memory).
     """
     warnings: list[str] = []
-    check_line_lengths(head.path, head.encoding)  # before polars holds a row of any size
     source: Path | io.BytesIO
     if ascii_compatible(head.encoding) and not normalize_newlines:
         source = head.path
