@@ -23,6 +23,7 @@ from cells.parsers.summary import check_summary, summary_plan
 from cells.parsers.types import CyclerData
 from cells.sidecars import sidecar_persist, sidecars_attach_to_test
 from lims.events.services import event_emit
+from lims.fields import assign_fields, check_fields
 from lims.ingestion import storage
 from lims.ingestion.parsing import ParseError
 from lims.ingestion.registry import IngestOutcome
@@ -56,6 +57,7 @@ def cell_create(*, project: Project, code: str, **fields: Any) -> Cell:
     from samples.choices import OperationKind
     from samples.services import operation_record
 
+    check_fields(Cell, fields)
     cell = Cell(project=project, code=code, **fields)
     _link_lineage(cell)
     cell.full_clean()
@@ -78,8 +80,7 @@ def cell_update(*, cell: Cell, reason: str = "", **fields: Any) -> Cell:
     """Update a cell; a changed active mass re-derives its records through an event."""
     cell = Cell.objects.select_for_update().get(pk=cell.pk)
     old_mass = cell.active_mass_mg
-    for name, value in fields.items():
-        setattr(cell, name, value)
+    assign_fields(cell, fields)
     _link_lineage(cell)
     cell.full_clean()
     cell.save()
@@ -159,7 +160,9 @@ def cycling_test_prepare(
         return PreparedCycler(data, "", data.cycles, 0, conventions, 0.0)
     # -------------------------------------------------------------------------------------
     raw = job.raw_file
-    rel = storage.series_relpath(raw.sha256, job.parser_name, job.parser_version)
+    rel = storage.series_relpath(
+        raw.sha256, job.parser_name, job.parser_version, project_id=raw.project_id
+    )
     path = storage.absolute(rel)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

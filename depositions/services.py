@@ -52,6 +52,7 @@ from depositions.models import (
     ToolSource,
 )
 from lims.events.services import event_emit
+from lims.fields import assign_fields, check_fields
 from lims.models import Instrument, Project
 from samples.choices import MaterialClass, OperationKind, SampleKind, SampleState, Unit
 from samples.models import MaterialLot, Sample
@@ -121,8 +122,7 @@ def tool_create(
 @transaction.atomic
 def tool_update(*, tool: Tool, **fields: Any) -> Tool:
     tool = Tool.objects.select_for_update().get(pk=tool.pk)
-    for name, value in fields.items():
-        setattr(tool, name, value)
+    assign_fields(tool, fields)
     _clean_save(tool)
     event_emit(topic="depositions.tool.updated", payload={"tool": tool.pk})
     return tool
@@ -130,6 +130,7 @@ def tool_update(*, tool: Tool, **fields: Any) -> Tool:
 
 @transaction.atomic
 def tool_source_create(*, tool: Tool, label: str, delivery: str, **fields: Any) -> ToolSource:
+    check_fields(ToolSource, fields)
     source = _clean_save(ToolSource(tool=tool, label=label, delivery=delivery, **fields))
     event_emit(
         topic="depositions.tool_source.created",
@@ -142,8 +143,7 @@ def tool_source_create(*, tool: Tool, label: str, delivery: str, **fields: Any) 
 def tool_source_update(*, source: ToolSource, **fields: Any) -> ToolSource:
     source = ToolSource.objects.select_for_update().get(pk=source.pk)
     fields.pop("tool", None)  # a port does not move to another tool
-    for name, value in fields.items():
-        setattr(source, name, value)
+    assign_fields(source, fields)
     _clean_save(source)
     event_emit(topic="depositions.tool_source.updated", payload={"tool_source": source.pk})
     return source
@@ -151,6 +151,7 @@ def tool_source_update(*, source: ToolSource, **fields: Any) -> ToolSource:
 
 @transaction.atomic
 def chemical_create(*, name: str, state: str, **fields: Any) -> Chemical:
+    check_fields(Chemical, fields)
     chemical = _clean_save(Chemical(name=name, state=state, **fields))
     event_emit(topic="depositions.chemical.created", payload={"chemical": chemical.pk})
     return chemical
@@ -159,8 +160,7 @@ def chemical_create(*, name: str, state: str, **fields: Any) -> Chemical:
 @transaction.atomic
 def chemical_update(*, chemical: Chemical, **fields: Any) -> Chemical:
     chemical = Chemical.objects.select_for_update().get(pk=chemical.pk)
-    for name, value in fields.items():
-        setattr(chemical, name, value)
+    assign_fields(chemical, fields)
     _clean_save(chemical)
     event_emit(topic="depositions.chemical.updated", payload={"chemical": chemical.pk})
     return chemical
@@ -173,6 +173,7 @@ def precursor_lot_create(
     """Give a received precursor lot its chemistry and bottle label."""
     if material_lot.material.material_class != MaterialClass.PRECURSOR:
         raise ValidationError({"material_lot": f"{material_lot} is not a precursor material lot"})
+    check_fields(PrecursorLot, fields)
     lot = _clean_save(
         PrecursorLot(
             material_lot=material_lot, chemical=chemical, bottle_label=bottle_label, **fields
@@ -189,8 +190,7 @@ def precursor_lot_create(
 def precursor_lot_update(*, lot: PrecursorLot, **fields: Any) -> PrecursorLot:
     lot = PrecursorLot.objects.select_for_update().get(pk=lot.pk)
     fields.pop("material_lot", None)
-    for name, value in fields.items():
-        setattr(lot, name, value)
+    assign_fields(lot, fields)
     _clean_save(lot)
     event_emit(
         topic="depositions.precursor_lot.updated",
@@ -396,6 +396,7 @@ def recipe_create(
     **fields: Any,
 ) -> Recipe:
     """Create a recipe with its sub-cycles, steps and supercycle blocks in one go."""
+    check_fields(Recipe, fields)
     recipe = _clean_save(
         Recipe(
             project=project,
@@ -441,8 +442,7 @@ def recipe_update(
         if name in fields and fields[name] != getattr(recipe, name):
             raise ValidationError({name: "cannot be changed; create a new recipe or version"})
         fields.pop(name, None)
-    for name, value in fields.items():
-        setattr(recipe, name, value)
+    assign_fields(recipe, fields)
     _clean_save(recipe)
     structure = (subcycles, blocks, pre_steps, post_steps)
     if any(part is not None for part in structure):
@@ -531,8 +531,7 @@ def process_reference_save(
 ) -> ProcessReference:
     """Staff edits of the reference table (create when ``reference`` is None)."""
     obj = reference or ProcessReference()
-    for name, value in fields.items():
-        setattr(obj, name, value)
+    assign_fields(obj, fields)
     _clean_save(obj)
     event_emit(topic="depositions.process_reference.saved", payload={"reference": obj.key})
     return obj
@@ -601,6 +600,7 @@ def run_create(
     if chamber > tool.chambers:
         raise ValidationError({"chamber": f"{tool} has {tool.chambers} chamber(s)"})
     recipe = _recipe_freeze(recipe)
+    check_fields(DepositionRun, fields)
     fields.setdefault("setpoint_temperature_c", recipe.deposition_temperature_c)
     run = _clean_save(
         DepositionRun(
@@ -636,8 +636,7 @@ def run_update(*, run: DepositionRun, **fields: Any) -> DepositionRun:
         if name in fields and fields[name] != getattr(run, name):
             raise ValidationError({name: "cannot be changed here"})
         fields.pop(name, None)
-    for name, value in fields.items():
-        setattr(run, name, value)
+    assign_fields(run, fields)
     if run.chamber > run.tool.chambers:
         raise ValidationError({"chamber": f"{run.tool} has {run.tool.chambers} chamber(s)"})
     _clean_save(run)
@@ -885,6 +884,7 @@ def thickness_measurement_add(
     **fields: Any,
 ) -> ThicknessMeasurement:
     """Record a thickness; the run defaults to the one that coated the sample."""
+    check_fields(ThicknessMeasurement, fields)
     row = _clean_save(
         ThicknessMeasurement(
             sample=sample,
@@ -941,6 +941,7 @@ def composition_measurement_add(
     **fields: Any,
 ) -> CompositionMeasurement:
     """Record element fractions; the Li/metal ratio is derived when one other metal is present."""
+    check_fields(CompositionMeasurement, fields)
     clean = _validate_fractions(fractions)
     ratio = li_to_metal_ratio if li_to_metal_ratio is not None else derive_li_to_metal_ratio(clean)
     row = _clean_save(
@@ -977,6 +978,7 @@ def film_property_add(
     run: DepositionRun | None = None,
     **fields: Any,
 ) -> FilmProperty:
+    check_fields(FilmProperty, fields)
     if all(fields.get(name) is None for name in PROPERTY_FIELDS):
         raise ValidationError("give at least one property: " + ", ".join(PROPERTY_FIELDS))
     row = _clean_save(
@@ -1037,6 +1039,7 @@ def post_treatment_create(
     furnace: Instrument | None = None,
     **fields: Any,
 ) -> PostTreatment:
+    check_fields(PostTreatment, fields)
     treatment = _clean_save(
         PostTreatment(project=project, code=code, atmosphere=atmosphere, furnace=furnace, **fields)
     )
@@ -1054,8 +1057,7 @@ def post_treatment_update(
         raise ValidationError(f"anneal {treatment.code} is {treatment.status}: it is history")
     for name in ("project", "code", "operation", "status"):
         fields.pop(name, None)
-    for name, value in fields.items():
-        setattr(treatment, name, value)
+    assign_fields(treatment, fields)
     _clean_save(treatment)
     if segments is not None:
         _segments_write(treatment, segments, treatment.start_temperature_c)

@@ -277,12 +277,9 @@ def run_logs_upload(request: HttpRequest, code: str) -> HttpResponse:
             except ValidationError as exc:
                 messages.error(request, f"{upload.name}: {'; '.join(exc.messages)}")
                 continue
-            if created:
-                messages.info(request, f"{upload.name}: queued (job {job.pk}).")
-            elif job.project_id == run.project_id:
-                messages.info(request, f"{upload.name}: already stored (job {job.pk}).")
-            else:  # the same bytes in a project this run does not belong to: name nothing
-                messages.warning(request, f"{upload.name}: already stored in another project.")
+            # the job is always of the run's project (raw files are deduplicated per project)
+            how = "queued" if created else "already stored"
+            messages.info(request, f"{upload.name}: {how} (job {job.pk}).")
     return redirect("depositions:run-detail", code=run.code)
 
 
@@ -427,12 +424,9 @@ def anneal_logs_upload(request: HttpRequest, code: str) -> HttpResponse:
             except ValidationError as exc:
                 messages.error(request, f"{upload.name}: {'; '.join(exc.messages)}")
                 continue
-            if created:
-                messages.info(request, f"{upload.name}: queued (job {job.pk}).")
-            elif job.project_id == treatment.project_id:
-                messages.info(request, f"{upload.name}: already stored (job {job.pk}).")
-            else:  # the same bytes in a project this anneal does not belong to: name nothing
-                messages.warning(request, f"{upload.name}: already stored in another project.")
+            # the job is always of the anneal's project (raw files are deduplicated per project)
+            how = "queued" if created else "already stored"
+            messages.info(request, f"{upload.name}: {how} (job {job.pk}).")
     return redirect("depositions:anneal-detail", code=treatment.code)
 
 

@@ -31,7 +31,11 @@ def projects_for_user(*, user: Any) -> QuerySet[Project]:
 
 
 def job_list(*, user: Any) -> QuerySet[IngestionJob]:
+    """Jobs of the user's projects; an instrument sees only the jobs of its own files."""
     qs = IngestionJob.objects.select_related("raw_file", "project", "instrument")
+    instrument = getattr(user, "instrument", None)
+    if instrument is not None:
+        qs = qs.filter(instrument=instrument)
     return scope_to_user(qs, user=user)
 
 

@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from lims.events.services import event_emit
+from lims.fields import assign_fields, check_fields
 from lims.models import Project
 from samples.choices import OperationKind, SampleKind, SampleState, Unit
 from samples.models import (
@@ -81,6 +82,7 @@ def lot_receive(
     **fields: Any,
 ) -> tuple[MaterialLot, Sample | None]:
     """Record a lot as received and, with ``sample_code``, the sample that starts its lineage."""
+    check_fields(MaterialLot, fields)
     lot = MaterialLot(
         project=project,
         material=material,
@@ -117,6 +119,7 @@ def sample_create(
     unit: str = Unit.GRAM,
     **fields: Any,
 ) -> Sample:
+    check_fields(Sample, fields)
     sample = Sample(
         project=project,
         code=code,
@@ -312,8 +315,7 @@ def exposure_add(
 @transaction.atomic
 def material_update(*, material: Material, **fields: Any) -> Material:
     material = Material.objects.select_for_update().get(pk=material.pk)
-    for name, value in fields.items():
-        setattr(material, name, value)
+    assign_fields(material, fields)
     material.full_clean()
     material.save()
     return material
@@ -326,8 +328,7 @@ def lot_update(*, lot: MaterialLot, **fields: Any) -> MaterialLot:
     for name in ("material", "lot_number", "quantity_received", "unit", "project"):
         if name in fields:
             raise ValidationError({name: "cannot be changed after receipt"})
-    for name, value in fields.items():
-        setattr(lot, name, value)
+    assign_fields(lot, fields)
     lot.full_clean()
     lot.save()
     return lot

@@ -493,7 +493,10 @@ def ald_log_prepare(*, job: IngestionJob, data: Any) -> PreparedLog | PreparedCo
         return PreparedCompanion(data)
     parts = data.parts()
     series, channels = _series(data, parts)
-    rel = storage.series_relpath(job.raw_file.sha256, job.parser_name, job.parser_version)
+    raw = job.raw_file
+    rel = storage.series_relpath(
+        raw.sha256, job.parser_name, job.parser_version, project_id=raw.project_id
+    )
     path = storage.absolute(rel)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

@@ -16,6 +16,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from depositions import expansion, selectors, services
 from depositions.aldlogs import services as log_services
@@ -325,7 +326,7 @@ class ProcessReferenceViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
 
     serializer_class = s.ProcessReferenceSerializer
     filterset_class = ProcessReferenceFilterSet
-    permission_classes = [IsStaffOrReadOnly]
+    permission_classes = [*api_settings.DEFAULT_PERMISSION_CLASSES, IsStaffOrReadOnly]
 
     def get_queryset(self) -> QuerySet[ProcessReference]:
         return selectors.process_reference_list()

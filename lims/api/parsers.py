@@ -5,21 +5,28 @@ files, so the ingest endpoint parses multipart with streaming-form-data (C): the
 straight to a temp upload file, is hashed on the way, and the size limit is enforced while
 reading. The result is an ordinary Django ``TemporaryUploadedFile`` so the services do not
 care which parser ran.
+
+Nothing else a client sends is held in memory unbounded: each form field is capped at
+``LIMS_FORM_FIELD_MAX_BYTES`` and so are the part headers and unknown parts together (the C
+parser buffers a header line whole); the default JSON, form and Django multipart parsers of
+every other endpoint are capped at ``DATA_UPLOAD_MAX_MEMORY_SIZE``. Over a cap: 413.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from collections.abc import Mapping
 from typing import IO, Any
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.files.uploadedfile import TemporaryUploadedFile
 from django.http import QueryDict
 from django.utils.datastructures import MultiValueDict
 from rest_framework import exceptions, status
-from rest_framework.parsers import BaseParser, DataAndFiles
+from rest_framework.parsers import BaseParser, DataAndFiles, FormParser, JSONParser, MultiPartParser
 from streaming_form_data import StreamingFormDataParser
 from streaming_form_data.targets import BaseTarget, ValueTarget
 
@@ -33,6 +40,29 @@ class UploadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "file larger than the upload limit"
     default_code = "too_large"
+
+
+class BodyTooLarge(UploadTooLarge):
+    """A form field, the form's headers or a non-file request body over its cap."""
+
+
+class _FieldTarget(ValueTarget):
+    """Keeps one form field in memory, at most ``limit`` bytes (repeats add up)."""
+
+    def __init__(self, name: str, limit: int) -> None:
+        super().__init__()
+        self.name = name
+        self.limit = limit
+        self.size = 0
+
+    def on_data_received(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.limit:
+            raise BodyTooLarge(
+                f"form field {self.name!r} is larger than {self.limit} bytes; "
+                "send large content as the file"
+            )
+        super().on_data_received(chunk)
 
 
 class _UploadTarget(BaseTarget):
@@ -86,7 +116,9 @@ class StreamingMultiPartParser(BaseParser):
     ) -> DataAndFiles:
         request = (parser_context or {})["request"]
         target = _UploadTarget(settings.LIMS_UPLOAD_MAX_BYTES)
-        values = {name: ValueTarget() for name in FIELDS}
+        limit = settings.LIMS_FORM_FIELD_MAX_BYTES
+        values = {name: _FieldTarget(name, limit) for name in FIELDS}
+        fed = 0
         try:
             parser = StreamingFormDataParser(headers={"Content-Type": request.content_type})
             parser.register("file", target)
@@ -94,6 +126,14 @@ class StreamingMultiPartParser(BaseParser):
                 parser.register(name, value)
             while stream is not None and (chunk := stream.read(CHUNK)):
                 parser.data_received(chunk)
+                fed += len(chunk)
+                # what reached no target: boundaries, part headers, unknown fields
+                overhead = fed - target.size - sum(v.size for v in values.values())
+                if overhead > limit:
+                    raise BodyTooLarge(
+                        f"multipart part headers and unknown fields are larger than {limit} "
+                        "bytes together"
+                    )
         except UploadTooLarge:
             if target.file is not None:
                 target.file.close()
@@ -110,3 +150,70 @@ class StreamingMultiPartParser(BaseParser):
         if target.file is not None and target._finished:
             files["file"] = target.file
         return DataAndFiles(data, files)
+
+
+def _read_capped(stream: IO[bytes] | None) -> bytes:
+    """The whole body, refusing it as soon as it passes ``DATA_UPLOAD_MAX_MEMORY_SIZE``."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    parts: list[bytes] = []
+    size = 0
+    while stream is not None and (chunk := stream.read(min(CHUNK, limit + 1 - size))):
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(
+                f"request body larger than {limit} bytes (DATA_UPLOAD_MAX_MEMORY_SIZE); "
+                "send large content as a file"
+            )
+    return b"".join(parts)
+
+
+class CappedJSONParser(JSONParser):
+    """DRF's JSON parser reads the whole body whatever its size, and a deeply nested one
+    is a RecursionError (a 500): capped, and that is a 400."""
+
+    def parse(
+        self,
+        stream: IO[bytes] | None,
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> Any:
+        body = io.BytesIO(_read_capped(stream))
+        try:
+            return super().parse(body, media_type, parser_context)
+        except RecursionError as exc:
+            raise exceptions.ParseError("JSON parse error - nested too deeply") from exc
+
+
+class CappedFormParser(FormParser):
+    """DRF's urlencoded parser reads the whole body whatever its size: capped."""
+
+    def parse(
+        self,
+        stream: IO[bytes] | None,
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> Any:
+        return super().parse(io.BytesIO(_read_capped(stream)), media_type, parser_context)
+
+
+class CappedMultiPartParser(MultiPartParser):
+    """Django's multipart parser caps the fields (``DATA_UPLOAD_MAX_MEMORY_SIZE``) with a
+    SuspiciousOperation, which DRF does not know: told as a 413 / 400 in the API's words."""
+
+    def parse(
+        self,
+        stream: IO[Any],
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> DataAndFiles:
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RequestDataTooBig as exc:
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            raise BodyTooLarge(
+                f"form fields larger than {limit} bytes together "
+                "(DATA_UPLOAD_MAX_MEMORY_SIZE); send large content as a file"
+            ) from exc
+        except (TooManyFieldsSent, TooManyFilesSent) as exc:
+            raise exceptions.ParseError(f"Multipart form parse error - {exc}") from exc

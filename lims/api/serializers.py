@@ -9,9 +9,26 @@ from lims.ingestion.services import KINDS
 from lims.models import ColumnMapping, IngestionJob, Instrument, Project, RawFile
 
 
+class JSONObjectField(serializers.JSONField):
+    """A JSON object; too deep a nesting is a 400 (DRF lets the RecursionError through)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        try:
+            value = super().to_internal_value(data)
+        except RecursionError as exc:
+            raise serializers.ValidationError("JSON nested too deeply") from exc
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("must be a JSON object")
+        return value
+
+
 class IngestRequestSerializer(serializers.Serializer):
     file = serializers.FileField(allow_empty_file=True)
-    kind = serializers.ChoiceField(choices=KINDS, required=False)
+    kind = serializers.ChoiceField(
+        choices=KINDS,
+        required=False,
+        error_messages={"invalid_choice": f"unknown kind; expected one of {', '.join(KINDS)}"},
+    )
     cell = serializers.CharField(required=False, allow_blank=True, max_length=64)
     run = serializers.CharField(required=False, allow_blank=True, max_length=64)
     anneal = serializers.CharField(
@@ -20,7 +37,9 @@ class IngestRequestSerializer(serializers.Serializer):
     project = serializers.SlugField(
         required=False, help_text="Project slug (people only; instruments use their own)"
     )
-    metadata = serializers.JSONField(required=False)
+    metadata = JSONObjectField(
+        required=False, help_text="JSON object, at most LIMS_FORM_FIELD_MAX_BYTES (64 KiB)"
+    )
 
 
 class RawFileSerializer(serializers.ModelSerializer):

@@ -12,14 +12,13 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
-from rest_framework.parsers import FormParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lims import selectors
 from lims import services as lims_services
-from lims.api.parsers import StreamingMultiPartParser
+from lims.api.parsers import CappedFormParser, StreamingMultiPartParser
 from lims.api.serializers import (
     ColumnMappingSerializer,
     IngestRequestSerializer,
@@ -42,14 +41,22 @@ def _drf_error(exc: Exception) -> Exception:
 
 
 class IngestView(APIView):
-    parser_classes = [StreamingMultiPartParser, FormParser]
+    parser_classes = [StreamingMultiPartParser, CappedFormParser]
+    instrument_actions = ("post",)  # lims.api.permissions.InstrumentScope
 
     @extend_schema(
         request=IngestRequestSerializer,
         responses={
             202: IngestResponseSerializer,
             200: OpenApiResponse(IngestResponseSerializer, description="Same bytes seen before"),
-            413: OpenApiResponse(description="Upload larger than LIMS_UPLOAD_MAX_BYTES"),
+            409: OpenApiResponse(
+                description="An instrument pushed bytes another source already stored in its "
+                "project (that job is not named)"
+            ),
+            413: OpenApiResponse(
+                description="File larger than LIMS_UPLOAD_MAX_BYTES, or a form field (or the "
+                "part headers and unknown fields together) larger than LIMS_FORM_FIELD_MAX_BYTES"
+            ),
         },
         summary="Upload an instrument file; it is stored, then parsed by a worker",
     )
@@ -76,6 +83,16 @@ class IngestView(APIView):
             )
         except (DjangoPermissionDenied, DjangoValidationError) as exc:
             raise _drf_error(exc) from exc
+        if not created and not selectors.job_list(user=request.user).filter(pk=job.pk).exists():
+            # the same bytes came into the project from a source whose jobs this caller does
+            # not see (an instrument sees only its own): say so without naming that job
+            return Response(
+                {
+                    "detail": f"{upload.name or 'upload'}: these bytes are already stored in "
+                    f"project {project.slug} by another source; nothing was queued"
+                },
+                status=status.HTTP_409_CONFLICT,
+            )
         url = request.build_absolute_uri(f"/api/v1/jobs/{job.pk}/")
         return Response(
             IngestResponseSerializer.build(job, url),
@@ -86,6 +103,7 @@ class IngestView(APIView):
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = JobSerializer
     filterset_fields = ["status", "kind", "parser_name", "project"]
+    instrument_actions = ("list", "retrieve")  # its own jobs: selectors.job_list
     ordering_fields = ["created_at", "finished_at"]
 
     def get_queryset(self) -> QuerySet[IngestionJob]:

@@ -1,12 +1,14 @@
 """Ingestion: store bytes, find or create the job, run it, record the outcome.
 
 One path for instruments (REST), people (browser form) and re-runs. Dedupe keys are the
-unique constraints: ``RawFile.sha256`` and ``(raw_file, parser_name, parser_version)``.
+unique constraints: ``(RawFile.project, RawFile.sha256)`` and ``(raw_file, parser_name,
+parser_version)``; the blob itself is shared by every project holding the same bytes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 from dataclasses import replace
@@ -16,11 +18,13 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
 from lims.events.services import event_emit
 from lims.ingestion import lease, registry, storage
+from lims.ingestion.errors import quote
 from lims.ingestion.parsing import ParseContext, ParseError
 from lims.ingestion.registry import detect_parser, get_parser
 from lims.ingestion.text import known_codec, stored_encoding
@@ -61,10 +65,16 @@ def ingest_submit(
     instrument: Instrument | None = None,
     content_type: str = "",
 ) -> tuple[IngestionJob, bool]:
-    """Store an upload and return ``(job, created)``; identical bytes give the existing job."""
+    """Store an upload and return ``(job, created)``.
+
+    The same bytes again in the same project give that project's job, never another
+    project's (whether the caller may see that job is the caller's to check: an instrument
+    token sees only its own jobs, ``selectors.job_list``).
+    """
     if kind is not None and kind not in KINDS:
-        raise ValidationError({"kind": f"unknown kind {kind!r}; expected one of {KINDS}"})
+        raise ValidationError({"kind": f"unknown kind {quote(kind)}; expected one of {KINDS}"})
     params = dict(params or {})
+    _check_metadata_size(params.get("metadata"))
     mapped = _mapped_parser(project=project, params=params, kind=kind)
     blob = storage.store_upload(stream)
     sniffed = _sniff(blob, filename)  # inside a .gz / single-member .zip: the inner file
@@ -76,6 +86,7 @@ def ingest_submit(
     parser_name, parser_version = (parser.name, parser.version) if parser else (UNRECOGNISED, "0")
     with transaction.atomic():
         raw, _ = RawFile.objects.get_or_create(
+            project=project,
             sha256=blob.sha256,
             defaults={
                 "size": blob.size,
@@ -83,7 +94,6 @@ def ingest_submit(
                 "content_type": content_type[:200],
                 "encoding": stored_encoding(sniffed.head),
                 "storage_path": blob.relpath,
-                "project": project,
                 "uploaded_by": user if user is not None and user.is_authenticated else None,
                 "instrument": instrument,
             },
@@ -109,6 +119,16 @@ def ingest_submit(
             event_emit(topic="lims.job.created", payload=_job_payload(job))
             transaction.on_commit(lambda: _dispatch(job.pk))
     return job, created
+
+
+def _check_metadata_size(metadata: Any) -> None:
+    """Metadata goes into the job's parameters and every parse: held small."""
+    if metadata is None:
+        return
+    limit = settings.LIMS_FORM_FIELD_MAX_BYTES
+    size = len(json.dumps(metadata, cls=DjangoJSONEncoder).encode())
+    if size > limit:
+        raise ValidationError({"metadata": f"metadata is {size} bytes as JSON; at most {limit}"})
 
 
 def _sniff(blob: storage.StoredBlob, filename: str) -> storage.Sniffed:
@@ -148,7 +168,7 @@ def _mapped_parser(*, project: Project, params: dict[str, Any], kind: str | None
     if isinstance(ref, str):
         saved = ColumnMapping.objects.filter(project=project, name=ref).first()
         if saved is None:
-            raise ValidationError({"metadata": f"no saved column mapping named {ref!r}"})
+            raise ValidationError({"metadata": f"no saved column mapping named {quote(ref)}"})
         params["metadata"] = {
             **metadata,
             "column_mapping": saved.mapping,
@@ -184,7 +204,8 @@ def _finish(job: IngestionJob, *, status: str, error: str = "", result: dict[str
         ]
     )
     topic = "lims.job.failed" if status == IngestionJob.Status.FAILED else "lims.job.finished"
-    event_emit(topic=topic, payload={**_job_payload(job), "error": error, "result": result})
+    # job.error, not error: the model bounds it on save (lims/ingestion/errors.py)
+    event_emit(topic=topic, payload={**_job_payload(job), "error": job.error, "result": result})
 
 
 def job_progress(*, job_id: int, progress: int) -> None:

@@ -41,9 +41,11 @@ def absolute(relpath: str) -> Path:
     return root() / relpath
 
 
-def series_relpath(sha256: str, parser_name: str, parser_version: str) -> str:
-    """Derived Parquet series sit beside the raw file, keyed by the parser that made them."""
-    return f"series/{sha256[:2]}/{sha256}.{parser_name}-{parser_version}.parquet"
+def series_relpath(sha256: str, parser_name: str, parser_version: str, *, project_id: int) -> str:
+    """Derived Parquet series sit beside the raw file, keyed by the parser that made them and
+    the project: two projects holding the same bytes run two jobs (with their own mappings),
+    which must not write one file."""
+    return f"series/{sha256[:2]}/{sha256}.p{project_id}.{parser_name}-{parser_version}.parquet"
 
 
 def store_stream(stream: IO[bytes]) -> StoredBlob:

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
+from lims.ingestion.errors import bound_text
+
 
 class RawFile(models.Model):
-    sha256 = models.CharField(max_length=64, unique=True)
+    """One project's copy of some bytes. The blob is shared (``raw/<sha>``, content addressed);
+    the row is per project, so a project never learns of, nor answers with, another's job."""
+
+    sha256 = models.CharField(max_length=64, db_index=True)
     size = models.BigIntegerField()
     original_name = models.CharField(max_length=500)
     content_type = models.CharField(max_length=200, blank=True)
@@ -27,6 +34,11 @@ class RawFile(models.Model):
 
     class Meta:
         ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "sha256"], name="raw_file_unique_per_project"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.original_name} ({self.sha256[:12]})"
@@ -86,6 +98,11 @@ class IngestionJob(models.Model):
 
     def __str__(self) -> str:
         return f"job {self.pk} {self.parser_name} {self.status}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # A message may quote a file's or a client's content: stored (and served) bounded.
+        self.error = bound_text(self.error)
+        super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:
         return reverse("job-detail", args=[self.pk])

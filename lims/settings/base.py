@@ -151,6 +151,11 @@ STATICFILES_DIRS = [BASE_DIR / "static", ("vendor/plotly", _plotly_dir())]
 # Raw files (content addressed) and derived series (Parquet) live here.
 LIMS_STORAGE_DIR = Path(os.environ.get("LIMS_STORAGE_DIR", DATA_DIR / "store"))
 LIMS_UPLOAD_MAX_BYTES = int(os.environ.get("LIMS_UPLOAD_MAX_BYTES", 2 * 1024**3))
+# Everything that is not a file is held in memory: each ingest form field (metadata JSON
+# included, lims/api/parsers.py) and, together, a browser form's fields or an API request's
+# JSON/urlencoded body (Django's own cap, applied to the API by lims/api/parsers.py).
+LIMS_FORM_FIELD_MAX_BYTES = int(os.environ.get("LIMS_FORM_FIELD_MAX_BYTES", 64 * 1024))
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DATA_UPLOAD_MAX_MEMORY_SIZE", 2621440))
 # A .gz/.zip upload (or a zip-based format) may inflate to this many bytes, and to at most
 # this multiple of its own size (never below 64 MiB; 0 = no ratio limit): bombs fail fast.
 LIMS_UNPACK_MAX_BYTES = int(os.environ.get("LIMS_UNPACK_MAX_BYTES", 4 * 1024**3))
@@ -184,7 +189,17 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # instrument tokens: ingest and their own jobs only (a view's ``instrument_actions``)
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "lims.api.permissions.InstrumentScope",
+    ],
+    "EXCEPTION_HANDLER": "lims.api.exceptions.exception_handler",  # error texts bounded
+    "DEFAULT_PARSER_CLASSES": [
+        "lims.api.parsers.CappedJSONParser",
+        "lims.api.parsers.CappedFormParser",
+        "lims.api.parsers.CappedMultiPartParser",
+    ],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",

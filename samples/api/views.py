@@ -10,10 +10,10 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from lims.api.parsers import CappedFormParser, CappedJSONParser, CappedMultiPartParser
 from lims.models import Project
 from lims.selectors import project_ids_visible, projects_for_user, scope_to_user
 from samples import imports, selectors, services
@@ -204,7 +204,7 @@ class SampleViewSet(
         detail=False,
         methods=["post"],
         url_path="import",
-        parser_classes=[MultiPartParser, FormParser, JSONParser],
+        parser_classes=[CappedMultiPartParser, CappedFormParser, CappedJSONParser],
     )
     def import_rows(self, request: Request) -> Response:
         """CSV/XLSX import; ``dry_run`` (default true) reports every bad row and writes nothing."""

@@ -33,17 +33,23 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from cells.parsers import CyclerData, summarize_cycles
+from lims.ingestion import wrappers
 from lims.ingestion.parsing import SNIFF_BYTES, ParseContext
 from lims.ingestion.registry import detect_parser
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cycler"
+LIMITS = wrappers.Limits(max_bytes=1 << 30)
 SIDECAR_PARSERS = frozenset({"arbin_metadata", "biologic_mps", "novonix_header"})
 ALL_FILES = sorted(p for p in FIXTURES.rglob("*") if p.is_file() and p.suffix != ".py")
 
 
 def _sniffed(path: Path) -> str | None:
-    with path.open("rb") as handle:
-        parser = detect_parser(handle.read(SNIFF_BYTES), path.name, kind="cycler")
+    wrapper = wrappers.inspect(path, path.name, LIMITS)
+    if wrapper is not None:
+        parser = detect_parser(wrapper.head, wrapper.inner_name, kind="cycler")
+    else:
+        with path.open("rb") as handle:
+            parser = detect_parser(handle.read(SNIFF_BYTES), path.name, kind="cycler")
     return parser.name if parser else None
 
 
@@ -54,11 +60,17 @@ ABSOLUTE_TOLERANCE_MAH = 1e-9
 
 
 def parse(path: Path) -> tuple[str, CyclerData]:
-    with path.open("rb") as handle:
-        head = handle.read(SNIFF_BYTES)
-    parser = detect_parser(head, path.name, kind="cycler")
-    assert parser is not None, f"no registered parser reads {path.name}"
-    return parser.name, parser.parse(path, ParseContext(filename=path.name, size=len(head)))
+    """Detect and parse as the worker does: a .gz/.zip wrapper is read by its inner file."""
+    import tempfile
+
+    with wrappers.opened(path, path.name, LIMITS, Path(tempfile.gettempdir())) as source:
+        with source.path.open("rb") as handle:
+            head = handle.read(SNIFF_BYTES)
+        parser = detect_parser(head, source.filename, kind="cycler")
+        assert parser is not None, f"no registered parser reads {path.name}"
+        data = parser.parse(source.path, ParseContext(filename=source.filename, size=source.size))
+        data.series = data.series.collect().lazy()  # the inner temp file goes on exit
+        return parser.name, data
 
 
 def integral_brackets(rows: pl.DataFrame) -> pl.DataFrame:

@@ -132,19 +132,20 @@ def test_truncated_mpr_fails_with_location(
 
 
 @pytest.mark.django_db
-def test_job_endpoint_and_rerun(instrument_client, django_capture_on_commit_callbacks):
+def test_job_endpoint_and_rerun(instrument_client, user_client, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False):
         job_id = _post(instrument_client, b"\x00\x01junk", "junk.bin").json()["job"]["id"]
     services.job_run(job_id=job_id)
     detail = instrument_client.get(f"/api/v1/jobs/{job_id}/").json()
     assert detail["status"] == "failed"
     assert detail["error"]
+    # a person re-runs (an instrument may only push files and read its jobs)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        rerun = instrument_client.post(f"/api/v1/jobs/{job_id}/rerun/")
+        rerun = user_client.post(f"/api/v1/jobs/{job_id}/rerun/")
     assert rerun.status_code == 202
     assert rerun.json()["status"] == "pending"
     assert len(callbacks) == 1  # dispatched again on commit
-    assert instrument_client.post(f"/api/v1/jobs/{job_id}/rerun/").status_code == 400
+    assert user_client.post(f"/api/v1/jobs/{job_id}/rerun/").status_code == 400
 
 
 @pytest.mark.django_db
