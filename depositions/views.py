@@ -254,32 +254,43 @@ def run_detail(request: HttpRequest, code: str) -> HttpResponse:
     return render(request, "depositions/run_detail.html", context)
 
 
+def _submit_logs(request: HttpRequest, form: Any, submit: Any) -> None:
+    """Each uploaded file of a page's log form becomes its own job; one message per file.
+
+    The job is always of the page's project (raw files are deduplicated per project)."""
+    if getattr(request, "lims_upload_too_large", False):
+        messages.error(request, "The upload is larger than the limit: push it to /api/v1/ingest/.")
+        return
+    if not form.is_valid():
+        messages.error(request, "; ".join(str(e) for errs in form.errors.values() for e in errs))
+        return
+    for upload in form.cleaned_data["logs"]:
+        try:
+            job, created = submit(upload)
+        except ValidationError as exc:
+            messages.error(request, f"{upload.name}: {'; '.join(exc.messages)}")
+            continue
+        how = "queued" if created else "already stored"
+        messages.info(request, f"{upload.name}: {how} (job {job.pk}).")
+
+
 @login_required
 @require_POST
 def run_logs_upload(request: HttpRequest, code: str) -> HttpResponse:
     """Several files at once; each becomes its own job, linked to the run."""
     run = _run(request, code)
     form = RunLogUploadForm(request.POST, request.FILES)
-    if getattr(request, "lims_upload_too_large", False):
-        messages.error(request, "The upload is larger than the limit: push it to /api/v1/ingest/.")
-    elif not form.is_valid():
-        messages.error(request, "; ".join(str(e) for errs in form.errors.values() for e in errs))
-    else:
-        for upload in form.cleaned_data["logs"]:
-            try:
-                job, created = log_services.run_log_submit(
-                    run=run,
-                    stream=upload,
-                    filename=upload.name,
-                    user=request.user,
-                    content_type=upload.content_type or "",
-                )
-            except ValidationError as exc:
-                messages.error(request, f"{upload.name}: {'; '.join(exc.messages)}")
-                continue
-            # the job is always of the run's project (raw files are deduplicated per project)
-            how = "queued" if created else "already stored"
-            messages.info(request, f"{upload.name}: {how} (job {job.pk}).")
+    _submit_logs(
+        request,
+        form,
+        lambda upload: log_services.run_log_submit(
+            run=run,
+            stream=upload,
+            filename=upload.name,
+            user=request.user,
+            content_type=upload.content_type or "",
+        ),
+    )
     return redirect("depositions:run-detail", code=run.code)
 
 
@@ -406,27 +417,18 @@ def anneal_logs_upload(request: HttpRequest, code: str) -> HttpResponse:
     """Furnace logs for this anneal: each is stored and queued like every raw file."""
     treatment = _anneal(request, code)
     form = AnnealLogUploadForm(request.POST, request.FILES)
-    if getattr(request, "lims_upload_too_large", False):
-        messages.error(request, "The upload is larger than the limit: push it to /api/v1/ingest/.")
-    elif not form.is_valid():
-        messages.error(request, "; ".join(str(e) for errs in form.errors.values() for e in errs))
-    else:
-        for upload in form.cleaned_data["logs"]:
-            try:
-                job, created = furnace_services.furnace_log_submit(
-                    treatment=treatment,
-                    stream=upload,
-                    filename=upload.name,
-                    user=request.user,
-                    tolerance_k=form.cleaned_data["tolerance_k"],
-                    content_type=upload.content_type or "",
-                )
-            except ValidationError as exc:
-                messages.error(request, f"{upload.name}: {'; '.join(exc.messages)}")
-                continue
-            # the job is always of the anneal's project (raw files are deduplicated per project)
-            how = "queued" if created else "already stored"
-            messages.info(request, f"{upload.name}: {how} (job {job.pk}).")
+    _submit_logs(
+        request,
+        form,
+        lambda upload: furnace_services.furnace_log_submit(
+            treatment=treatment,
+            stream=upload,
+            filename=upload.name,
+            user=request.user,
+            tolerance_k=form.cleaned_data["tolerance_k"],
+            content_type=upload.content_type or "",
+        ),
+    )
     return redirect("depositions:anneal-detail", code=treatment.code)
 
 

@@ -32,6 +32,7 @@ from lims.ingestion.text import (
     bom_encoding,
     check_line_lengths,
     detect_encoding,
+    nonempty_size,
     polars_parse_error,
     read_head,
 )
@@ -79,12 +80,7 @@ def _encoding_for(head: bytes, declared: str | None, warnings: list[str]) -> str
 
 def open_text(path: Path, ctx: ParseContext, head_bytes: int = HEAD_BYTES) -> TextHead:
     """Decode the head of ``path``; ParseError for empty, unreadable or binary files."""
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise ParseError(f"cannot read file: {exc.strerror or exc}", location="file") from exc
-    if size == 0:
-        raise ParseError("file is empty", location="byte 0")
+    size = nonempty_size(path)
     head = read_head(path, head_bytes)
     warnings: list[str] = []
     encoding = _encoding_for(head, ctx.encoding, warnings)
