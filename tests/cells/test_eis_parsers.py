@@ -215,3 +215,54 @@ def test_sweeps_from_the_frequencies(tmp_path: Path) -> None:
     _, data = _parse(path)
     assert data.points["sweep"].unique().sort().to_list() == [0, 1]
     assert any("2 frequency sweeps" in w for w in data.warnings)
+
+
+GCPL_MPR = EIS.parent / "cycler/biologic/navani_jdb11-1_c3_gcpl_5cycles_2V-3p8V_C-24_data_C09.mpr"
+
+
+def peis_mpr(source: Path, f, z_real, minus_z_imag, technique: int = 0x1D) -> bytes:
+    """A real EC-Lab file (settings and log modules as recorded) with its data module replaced
+    by an impedance record (column ids 4 time, 32 freq, 37 Re(Z), 38 -Im(Z); module version 3):
+    no public PEIS .mpr is in the fixture set."""
+    raw = source.read_bytes()
+    out, pos = bytearray(raw[:52]), 52
+    while raw[pos : pos + 6] == b"MODULE":
+        hdr = bytearray(raw[pos + 6 : pos + 6 + 59])
+        v2 = hdr[35:39] == b"\xff" * 4
+        size, at = (59, 39) if v2 else (51, 35)
+        length = int.from_bytes(hdr[at : at + 4], "little")
+        data = raw[pos + 6 + size : pos + 6 + size + length]
+        hdr = hdr[:size]
+        if hdr.startswith(b"VMP Set"):
+            data = bytes([technique]) + data[1:]
+        if hdr.startswith(b"VMP data"):
+            ids = [4, 32, 37, 38]
+            dtype = np.dtype([("t", "<f8"), ("f", "<f4"), ("re", "<f4"), ("im", "<f4")])
+            rec = np.zeros(len(f), dtype)
+            rec["t"], rec["f"], rec["re"], rec["im"] = np.arange(len(f)), f, z_real, minus_z_imag
+            head = len(f).to_bytes(4, "little") + bytes([len(ids)])
+            head += b"".join(i.to_bytes(2, "little") for i in ids)
+            data = head.ljust(406, b"\x00") + rec.tobytes()
+            hdr[at : at + 4] = len(data).to_bytes(4, "little")
+        out += b"MODULE" + hdr + data
+        pos += 6 + size + length
+    return bytes(out)
+
+
+def test_mpr_peis_record_is_read_and_no_cycler_parser_claims_it(tmp_path: Path) -> None:
+    f = np.logspace(5, -1, 25)
+    re_, mim = np.linspace(10, 50, 25), np.linspace(-1, 20, 25)
+    path = tmp_path / "peis.mpr"
+    path.write_bytes(peis_mpr(GCPL_MPR, f, re_, mim))
+    parser, data = _parse(path, "upload.bin")
+    assert parser.name == "biologic_mpr_eis"
+    assert data.points.height == 25 and data.technique == "PEIS"
+    assert np.allclose(data.points["f_hz"].to_numpy(), f.astype(np.float32))
+    assert np.allclose(data.points["z_imag_ohm"].to_numpy(), -mim.astype(np.float32))
+    head = path.read_bytes()[:SNIFF_BYTES]
+    assert not any(p().sniff(head, path.name) for p in CYCLER_PARSERS)
+    # a Modulo Bat file with an impedance step stays a cycling test
+    mixed = peis_mpr(GCPL_MPR, f, re_, mim, technique=0x7F)[:SNIFF_BYTES]
+    cycler = next(p() for p in CYCLER_PARSERS if p.name == "biologic_mpr")
+    eis = next(p() for p in PARSERS if p.name == "biologic_mpr_eis")
+    assert cycler.sniff(mixed, "x.mpr") > eis.sniff(mixed, "x.mpr") > 0
