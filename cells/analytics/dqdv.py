@@ -18,8 +18,8 @@ Method (also returned with every result, so a plot can say how it was made):
    smoothing keeps the integral. Discharge dQ/dV is negative (Q grows as V falls).
 6. dV/dQ: V (after step 3) on a uniform capacity grid of ``dvdq_points`` points, differentiated
    by the same Savitzky-Golay filter (``deriv=1``).
-7. Peaks: maxima of |dQ/dV| with a prominence of at least ``peak_prominence`` of the largest;
-   a peak's area is the integral between the minima that separate it from its neighbours.
+7. Peaks: maxima of dQ/dV (minima on discharge) with a prominence of at least
+   ``peak_prominence`` of the largest; a peak's area is the integral between the minima that separate it from its neighbours.
 
 A constant-voltage hold adds its capacity at one voltage: it shows as a spike at the cut-off.
 """
@@ -66,8 +66,8 @@ class DqdvParams:
             "sign": "dQ/dV negative on discharge",
             "dvdq": f"V on a uniform capacity grid of {self.dvdq_points} points, Savitzky-Golay "
             f"derivative (window {self.window}, order {self.polyorder}), V/mAh",
-            "peaks": f"maxima of |dQ/dV| with prominence >= {self.peak_prominence:g} x the "
-            "largest; area = integral between the separating minima",
+            "peaks": "maxima of |dQ/dV| in the half cycle's sign with prominence >= "
+            f"{self.peak_prominence:g} x the largest; area = integral between the separating minima",
             "params": asdict(self),
         }
 
@@ -142,8 +142,10 @@ def _last_per_value(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return xs[keep], ymax
 
 
-def _peaks(volts: np.ndarray, y: np.ndarray, step: float, prominence: float) -> list[Peak]:
-    mag = np.abs(y)
+def _peaks(
+    volts: np.ndarray, y: np.ndarray, step: float, prominence: float, sign: int
+) -> list[Peak]:
+    mag = sign * y  # peaks of the half cycle's own sign (not Savitzky-Golay side lobes)
     if not mag.size or mag.max() <= 0:
         return []
     idx, _ = find_peaks(mag, prominence=prominence * mag.max())
@@ -208,7 +210,7 @@ def dqdv_half_cycle(
         dqdv_mah_per_v=[float(x) for x in smooth],
         capacity_grid_mah=[float(x) for x in qs],
         dvdq_v_per_mah=[float(x) for x in dvdq],
-        peaks=_peaks(centres, smooth, p.step_v, p.peak_prominence),
+        peaks=_peaks(centres, smooth, p.step_v, p.peak_prominence, 1 if rising else -1),
     )
 
 
