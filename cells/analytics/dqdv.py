@@ -19,7 +19,8 @@ Method (also returned with every result, so a plot can say how it was made):
 6. dV/dQ: V (after step 3) on a uniform capacity grid of ``dvdq_points`` points, differentiated
    by the same Savitzky-Golay filter (``deriv=1``).
 7. Peaks: maxima of dQ/dV (minima on discharge) with a prominence of at least
-   ``peak_prominence`` of the largest; a peak's area is the integral between the minima that separate it from its neighbours.
+   ``peak_prominence`` of the largest; a peak's area is the integral between the minima that
+   separate it from its neighbours.
 
 A constant-voltage hold adds its capacity at one voltage: it shows as a spike at the cut-off.
 """
@@ -67,7 +68,8 @@ class DqdvParams:
             "dvdq": f"V on a uniform capacity grid of {self.dvdq_points} points, Savitzky-Golay "
             f"derivative (window {self.window}, order {self.polyorder}), V/mAh",
             "peaks": "maxima of |dQ/dV| in the half cycle's sign with prominence >= "
-            f"{self.peak_prominence:g} x the largest; area = integral between the separating minima",
+            f"{self.peak_prominence:g} x the largest; area = integral between the separating "
+            "minima",
             "params": asdict(self),
         }
 
