@@ -84,6 +84,9 @@ class Cell(models.Model):
     fabrication_pressure_mpa = _dec(8, 2)
     stack_pressure_mpa = _dec(8, 2)
     temperature_c = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
+    nominal_capacity_mah = _dec(
+        12, 6, help_text="Nominal capacity, mAh: the reference of C-rates (1C empties it in 1 h)"
+    )
 
     assembled_at = models.DateTimeField(null=True, blank=True)
     operator = models.ForeignKey(

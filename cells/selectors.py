@@ -189,3 +189,118 @@ def cells_from_lot(*, user: Any, lot: Any) -> list[LotCellGroup]:
             group = groups.setdefault((recipe, anneal), LotCellGroup(recipe, anneal))
             group.cells.append(cell)
     return sorted(groups.values(), key=lambda g: (g.recipe, g.anneal))
+
+
+# -- analytics (dQ/dV, rate capability, symmetric cells) ----------------------------------
+
+
+def _provenance(test: CyclingTest) -> dict[str, Any]:
+    return {
+        "test": test.pk,
+        "raw_sha256": test.raw_file.sha256,
+        "raw_file": test.raw_file.original_name,
+        "parser": f"{test.parser_name} {test.parser_version}",
+        "series": test.series_path,
+    }
+
+
+def _series(test: CyclingTest, cycle_indices: list[int] | None = None) -> pl.DataFrame:
+    """The stored series with ``cycle_index`` (cycle in file - first + 1, as the cycle table)."""
+    lf = pl.scan_parquet(storage.absolute(test.series_path))
+    first = lf.select(pl.col("cycle").min()).collect().item()
+    if first is None:
+        return pl.DataFrame()
+    lf = lf.with_columns((pl.col("cycle") - int(first) + 1).alias("cycle_index"))
+    if cycle_indices is not None:
+        lf = lf.filter(pl.col("cycle_index").is_in(cycle_indices))
+    return lf.collect()
+
+
+def dqdv_of_test(
+    *, test: CyclingTest, cycle_indices: list[int], params: Any = None
+) -> dict[str, Any]:
+    """dQ/dV and dV/dQ of the chosen cycles (charge and discharge), with the method used."""
+    from dataclasses import asdict
+
+    from cells.analytics.dqdv import DqdvParams, dqdv_cycles
+
+    p = params or DqdvParams()
+    out: dict[str, Any] = {"provenance": _provenance(test), "method": p.method(), "curves": []}
+    if not test.series_path or not cycle_indices:
+        return out
+    frame = _series(test, cycle_indices)
+    if frame.height:
+        out["curves"] = [
+            asdict(r) for r in dqdv_cycles(frame, cycle_indices=cycle_indices, params=p)
+        ]
+    return out
+
+
+def rate_capability_of_test(*, test: CyclingTest) -> dict[str, Any]:
+    """Current and C-rate per cycle (C-rate from the cell's nominal capacity), rate steps."""
+    from dataclasses import asdict
+
+    from cells.analytics.rate import cycle_currents, rate_steps
+
+    cell = test.cell
+    nominal = float(cell.nominal_capacity_mah) if cell and cell.nominal_capacity_mah else None
+    currents: dict[int, dict[str, Any]] = {}
+    if test.series_path:
+        frame = _series(test)
+        if frame.height:
+            currents = {r["cycle_index"]: r for r in cycle_currents(frame).to_dicts()}
+    cycles = []
+    for record in test.cycles.order_by("cycle_index"):
+        row = currents.get(record.cycle_index, {"cycle_index": record.cycle_index})
+        cycles.append(
+            {
+                **row,
+                "charge_mah": record.charge_mah,
+                "discharge_mah": record.discharge_mah,
+                "charge_mah_g": record.charge_mah_g,
+                "discharge_mah_g": record.discharge_mah_g,
+            }
+        )
+    result = rate_steps(cycles, nominal_mah=nominal)
+    return {
+        "provenance": {**_provenance(test), "nominal_capacity_mah": nominal},
+        "method": result.method,
+        "per_cycle": result.per_cycle,
+        "steps": [asdict(s) for s in result.steps],
+    }
+
+
+def symmetric_of_test(*, test: CyclingTest, max_points: int = 4000) -> dict[str, Any]:
+    """Li-symmetric analysis: steps, overpotentials, the first failure, V(t) for the plot."""
+    from dataclasses import asdict
+
+    from cells.analytics.symmetric import analyse
+
+    cell = test.cell
+    area = float(cell.area_cm2) if cell and cell.area_cm2 else None
+    out: dict[str, Any] = {"provenance": {**_provenance(test), "area_cm2": area}}
+    frame = _series(test) if test.series_path else pl.DataFrame()
+    if not frame.height:
+        return {**out, "steps": [], "failure": None, "trace": {}}
+    result = analyse(frame, area_cm2=area)
+    every = max(1, frame.height // max_points)
+    thin = frame.gather_every(every)
+    return {
+        **out,
+        "method": result.method,
+        "steps": [
+            {
+                **asdict(s),
+                "overpotential_mv": s.overpotential_v * 1000
+                if s.overpotential_v is not None
+                else None,
+            }
+            for s in result.steps
+        ],
+        "failure": asdict(result.failure) if result.failure else None,
+        "trace": {
+            "time_h": (thin["time_s"] / 3600).to_list(),
+            "voltage_v": thin["voltage_v"].to_list(),
+            "current_ma": (thin["current_a"] * 1000).to_list(),
+        },
+    }

@@ -11,10 +11,11 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import redirect, render
 
 from cells import selectors, services
+from cells.choices import CellType
 from cells.eis.views import cell_spectra_context
 from cells.filtersets import CellFilterSet
 from cells.forms import CellForm
-from cells.models import Cell
+from cells.models import Cell, CyclingTest
 from lims.export import csv_response
 from lims.labels import label_sheet
 
@@ -56,6 +57,18 @@ def _get_cell(request: HttpRequest, code: str) -> Cell:
         raise Http404("no such cell") from None
 
 
+def _analytics(cell: Cell, test: CyclingTest, chosen: list[int]) -> dict[str, Any]:
+    """Symmetric-cell analysis for a Li-symmetric cell; dQ/dV and rate capability otherwise."""
+    if not test.series_path:
+        return {}
+    if cell.cell_type == CellType.LI_SYMMETRIC:
+        return {"symmetric": selectors.symmetric_of_test(test=test)}
+    return {
+        "dqdv": selectors.dqdv_of_test(test=test, cycle_indices=chosen),
+        "rate": selectors.rate_capability_of_test(test=test),
+    }
+
+
 @login_required
 def cell_detail(request: HttpRequest, code: str) -> HttpResponse:
     cell = _get_cell(request, code)
@@ -80,6 +93,7 @@ def cell_detail(request: HttpRequest, code: str) -> HttpResponse:
                     "per_gram": any(c.discharge_mah_g is not None for c in cycles),
                 },
                 "curves": selectors.voltage_curves(test=test, cycle_indices=chosen),
+                **_analytics(cell, test, chosen),
             }
         )
     linked = [x for x in (cell.cathode_sample, cell.se_sample, cell.anode_sample) if x]
@@ -89,6 +103,10 @@ def cell_detail(request: HttpRequest, code: str) -> HttpResponse:
 
         figure = lineage_figure(lineage_of_many(samples=linked, root=linked[0].code))
     plot_data = [{"id": p["test"].pk, "series": p["series"], "curves": p["curves"]} for p in plots]
+    analytics_data = [
+        {"id": p["test"].pk, **{k: p[k] for k in ("dqdv", "rate", "symmetric") if k in p}}
+        for p in plots
+    ]
     return render(
         request,
         "cells/cell_detail.html",
@@ -98,6 +116,7 @@ def cell_detail(request: HttpRequest, code: str) -> HttpResponse:
             "figure": figure,
             "plots": plots,
             "plot_data": plot_data,
+            "analytics_data": analytics_data,
             "chosen": chosen,
             **cell_spectra_context(cell),
         },

@@ -30,6 +30,7 @@ CELL_FIELDS = [
     "fabrication_pressure_mpa",
     "stack_pressure_mpa",
     "temperature_c",
+    "nominal_capacity_mah",
     "assembled_at",
     "notes",
 ]

@@ -4,7 +4,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -83,6 +84,34 @@ class CyclingTestViewSet(viewsets.ReadOnlyModelViewSet):
         test = self.get_object()
         rows = test.cycles.order_by("cycle_index")
         return Response(CycleRecordSerializer(rows, many=True).data)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("cycles", str, description="Comma-separated cycle numbers (from 1)")
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
+    @action(detail=True, methods=["get"])
+    def dqdv(self, request: Request, pk: Any = None) -> Response:
+        """dQ/dV and dV/dQ of the chosen cycles, with the method and its parameters."""
+        test = self.get_object()
+        wanted = request.query_params.get("cycles", "1").replace(" ", "").split(",")
+        cycles = [int(c) for c in wanted if c.isdigit()][:20]
+        if not cycles:
+            raise ValidationError({"cycles": "give cycle numbers, e.g. cycles=1,2,10"})
+        return Response(selectors.dqdv_of_test(test=test, cycle_indices=cycles))
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @action(detail=True, methods=["get"])
+    def rate(self, request: Request, pk: Any = None) -> Response:
+        """Current and C-rate per cycle and capacity per rate step."""
+        return Response(selectors.rate_capability_of_test(test=self.get_object()))
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @action(detail=True, methods=["get"])
+    def symmetric(self, request: Request, pk: Any = None) -> Response:
+        """Li-symmetric analysis: overpotential per current step, critical current density."""
+        return Response(selectors.symmetric_of_test(test=self.get_object()))
 
     @extend_schema(request=LinkSerializer, responses=CyclingTestSerializer)
     @action(detail=True, methods=["post"])
