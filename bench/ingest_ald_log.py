@@ -28,8 +28,8 @@ import polars as pl
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from depositions.aldlogs import PARSERS  # noqa: E402
 from depositions.aldlogs.checks import run_checks  # noqa: E402
+from depositions.aldlogs.parsers import PARSERS  # noqa: E402
 from depositions.aldlogs.pulses import detect_pulses  # noqa: E402
 from depositions.expansion import BlockSpec, RecipeSpec, StepSpec, SubCycleSpec  # noqa: E402
 from lims.ingestion.parsing import ParseContext  # noqa: E402

@@ -25,6 +25,7 @@ from depositions.models import (
     RunCheck,
     RunLoad,
     RunLogFile,
+    RunLogSegment,
     RunPrecursor,
     SourceInstallation,
     Step,
@@ -293,6 +294,16 @@ class RunLogFileAdmin(admin.ModelAdmin):
     list_filter = ["parser_name"]
     search_fields = ["run__code", "raw_file__original_name", "raw_file__sha256"]
     readonly_fields = [f.name for f in RunLogFile._meta.fields if f.name != "run"]
+
+
+@admin.register(RunLogSegment)
+class RunLogSegmentAdmin(admin.ModelAdmin):
+    """Derived by the ingest handler: read-only (link a session on the run page or the API)."""
+
+    list_display = ["log", "index", "run", "link", "started_at", "ended_at", "verdict"]
+    list_filter = ["link", "verdict"]
+    search_fields = ["run__code", "log__raw_file__original_name"]
+    readonly_fields = [f.name for f in RunLogSegment._meta.fields]
 
 
 @admin.register(PulseEvent)

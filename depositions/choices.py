@@ -115,4 +115,4 @@ class CheckStatus(models.TextChoices):
 
 
 # A run's tool-log verdict (selectors.with_qc): the worst check status, or why there is none.
-QC_VERDICTS = ("pass", "warn", "fail", "checking", "no log")
+QC_VERDICTS = ("pass", "warn", "fail", "no data", "checking", "no log")

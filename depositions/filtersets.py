@@ -255,11 +255,24 @@ class FurnaceLogFilterSet(django_filters.FilterSet):
 
 
 class RunLogFileFilterSet(django_filters.FilterSet):
-    run = django_filters.CharFilter(field_name="run__code")
+    run = django_filters.CharFilter(method="filter_run")
     project = django_filters.CharFilter(field_name="project__slug")
-    unlinked = django_filters.BooleanFilter(field_name="run", lookup_expr="isnull")
+    unlinked = django_filters.BooleanFilter(method="filter_unlinked")
     parser = django_filters.CharFilter(field_name="parser_name")
 
     class Meta:
         model = RunLogFile
         fields = ["run", "project", "unlinked", "parser"]
+
+    def filter_run(self, qs: QuerySet[RunLogFile], name: str, value: str) -> QuerySet[RunLogFile]:
+        """Logs of a run: linked as a whole, or holding one of its sessions."""
+        return qs.filter(Q(run__code=value) | Q(segments__run__code=value)).distinct()
+
+    def filter_unlinked(
+        self, qs: QuerySet[RunLogFile], name: str, value: bool | None
+    ) -> QuerySet[RunLogFile]:
+        """Logs no run has: neither linked as a whole nor through one of their sessions."""
+        if value is None:
+            return qs
+        linked = Q(run__isnull=False) | Q(segments__run__isnull=False)
+        return (qs.exclude(linked) if value else qs.filter(linked)).distinct()

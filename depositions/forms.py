@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.db.models import Q
 from django.forms import formset_factory
 
 from depositions.aldlogs.checks import THRESHOLD_HELP, Thresholds
@@ -217,12 +218,22 @@ class RunLogLinkForm(forms.Form):
     log_file = forms.ModelChoiceField(
         queryset=RunLogFile.objects.none(), label="Unlinked tool log", empty_label=None
     )
+    segment = forms.IntegerField(
+        required=False,
+        min_value=0,
+        label="Session",
+        help_text="A log of several sessions: which one (0 = the first); empty = the one in "
+        "the run's time window",
+    )
 
     def __init__(self, *args: Any, run: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         field = self.fields["log_file"]
         field.queryset = (  # type: ignore[attr-defined]
-            RunLogFile.objects.filter(project=run.project, run=None)
+            # unlinked logs, and appended logs whose sessions belong to several runs
+            RunLogFile.objects.filter(project=run.project)
+            .filter(Q(run=None) | Q(segments__index=1))
+            .distinct()
             .select_related("raw_file")
             .order_by("-created_at")
         )

@@ -789,12 +789,65 @@ class RunLogFile(models.Model):
         return f"{self.parser_name} log of {self.run or 'no run'}"
 
 
+class RunLogSegment(models.Model):
+    """One run's part of a data log: the whole log, or one session of a controller log that
+    is appended run after run. It has its own pulses, checks and verdict, and names its run
+    (or none yet); ``started_at``/``ended_at`` (the instrument's clock) line it up with a run.
+    Derived from the file by the ingest handler: replaced on every pass, except a hand link."""
+
+    change_logged = False
+
+    class Link(models.TextChoices):
+        NONE = "", "Not linked"
+        UPLOAD = "upload", "Run named in the upload"
+        TIME = "time", "Run window overlaps the session"
+        HAND = "hand", "Linked by a person"
+        SUPERSEDED = "superseded", "A newer copy of the log holds this session"
+
+    log = models.ForeignKey(RunLogFile, on_delete=models.CASCADE, related_name="segments")
+    index = models.PositiveIntegerField(help_text="0-based, in file order")
+    run = models.ForeignKey(
+        DepositionRun,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="log_segments",
+    )
+    link = models.CharField(max_length=12, choices=Link.choices, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    rows = models.PositiveIntegerField(default=0)
+    verdict = models.CharField(
+        max_length=10, blank=True, help_text="pass, warn, fail or 'no data'; empty: not checked"
+    )
+    reasons = models.JSONField(default=list, blank=True)
+    pulses_per_source = models.JSONField(default=dict, blank=True)
+    checks = models.JSONField(
+        default=list, blank=True, encoder=DjangoJSONEncoder, help_text="Check rows as reported"
+    )
+    metadata = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    warnings = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["log", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["log", "index"], name="run_log_segment_unique_index")
+        ]
+        indexes = [models.Index(fields=["run", "started_at"])]
+
+    def __str__(self) -> str:
+        return f"session {self.index} of {self.log_id}: {self.run or 'no run'}"
+
+
 class PulseEvent(models.Model):
     """One detected dose, aligned to the expanded recipe where possible."""
 
     change_logged = False
 
     log = models.ForeignKey(RunLogFile, on_delete=models.CASCADE, related_name="pulses")
+    segment = models.ForeignKey(
+        RunLogSegment, null=True, blank=True, on_delete=models.CASCADE, related_name="pulses"
+    )
     run = models.ForeignKey(
         DepositionRun, null=True, blank=True, on_delete=models.CASCADE, related_name="pulses"
     )
@@ -832,6 +885,9 @@ class RunCheck(models.Model):
     run = models.ForeignKey(DepositionRun, on_delete=models.CASCADE, related_name="checks")
     log = models.ForeignKey(
         RunLogFile, null=True, blank=True, on_delete=models.CASCADE, related_name="checks"
+    )
+    segment = models.ForeignKey(
+        RunLogSegment, null=True, blank=True, on_delete=models.CASCADE, related_name="run_checks"
     )
     name = models.CharField(max_length=100)
     status = models.CharField(max_length=10, choices=CheckStatus.choices)

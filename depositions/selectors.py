@@ -25,6 +25,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from depositions import dose, expansion
+from depositions.aldlogs.checks import LOG_ONLY_CHECKS
 from depositions.choices import LoadRole, StepPhase
 from depositions.filtersets import (
     ChemicalFilterSet,
@@ -55,6 +56,7 @@ from depositions.models import (
     RunCheck,
     RunLoad,
     RunLogFile,
+    RunLogSegment,
     RunPrecursor,
     SourceInstallation,
     Step,
@@ -156,21 +158,26 @@ def with_qc(qs: QuerySet[DepositionRun]) -> QuerySet[DepositionRun]:
     """Each run's tool-log verdict as columns (subqueries: no join fan-out, one query).
 
     ``qc_verdict``: *checking* while one of its logs is queued or running, *no log* without
-    checks, else the worst check status.
+    checks, *no data* when only checks about the log itself ran (no pressure, no plan...) and
+    none failed, else the worst check status.
     """
     busy = RunLogFile.objects.filter(
-        run=OuterRef("pk"), job__status__in=["pending", "running"]
+        Q(run=OuterRef("pk")) | Q(segments__run=OuterRef("pk")),
+        job__status__in=["pending", "running"],
     ).values("pk")[:1]
+    judged = RunCheck.objects.filter(run=OuterRef("pk")).exclude(name__in=LOG_ONLY_CHECKS)
     return qs.annotate(
         qc_checks=_checks(),
         qc_fails=_checks(status="fail"),
         qc_warns=_checks(status="warn"),
         qc_busy=Exists(busy),
+        qc_judged=Exists(judged.values("pk")[:1]),
     ).annotate(
         qc_verdict=Case(
             When(qc_busy=True, then=Value("checking")),
             When(qc_checks=0, then=Value("no log")),
             When(qc_fails__gt=0, then=Value("fail")),
+            When(qc_judged=False, then=Value("no data")),
             When(qc_warns__gt=0, then=Value("warn")),
             default=Value("pass"),
             output_field=CharField(),
@@ -208,7 +215,9 @@ def run_get(*, user: Any, code: str) -> DepositionRun:
 
 def run_log_file_list(*, user: Any) -> QuerySet[RunLogFile]:
     """Tool logs of the user's projects, linked or waiting for a run."""
-    qs = RunLogFile.objects.select_related("run", "project", "raw_file", "job")
+    qs = RunLogFile.objects.select_related("run", "project", "raw_file", "job").prefetch_related(
+        Prefetch("segments", queryset=RunLogSegment.objects.select_related("run"))
+    )
     return scope_to_user(qs, user=user).order_by("-created_at")
 
 

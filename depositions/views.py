@@ -14,7 +14,9 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from depositions import expansion, logs, selectors, services
+from depositions import expansion, selectors, services
+from depositions.aldlogs import selectors as log_selectors
+from depositions.aldlogs import services as log_services
 from depositions.choices import QC_VERDICTS
 from depositions.forms import (
     AnnealForm,
@@ -230,7 +232,8 @@ def run_detail(request: HttpRequest, code: str) -> HttpResponse:
         else:
             messages.success(request, f"Run {run.code} completed; coated samples recorded.")
         return redirect("depositions:run-detail", code=run.code)
-    log_files = list(run.log_files.select_related("raw_file", "job"))
+    log_files = log_selectors.run_log_files(run=run)
+    segments = log_selectors.run_segments(run=run)
     context = {
         "run": run,
         "summary": (run.recipe_snapshot or {}).get("summary", {}),
@@ -239,15 +242,36 @@ def run_detail(request: HttpRequest, code: str) -> HttpResponse:
         "gpc": [g.as_dict() for g in selectors.run_gpc(run=run)],
         "form": form,
         "thickness_form": ThicknessForm(),
-        "checks": run.checks.select_related("log__raw_file"),
-        "pulse_summary": logs.run_pulse_summary(run=run),
-        "trace": logs.run_trace(run=run),
+        "checks": run.checks.select_related("log__raw_file", "segment"),
+        "pulse_summary": log_selectors.run_pulse_summary(run=run),
+        "trace": log_selectors.run_trace(run=run),
         "log_files": log_files,
-        "several_data_logs": sum(1 for f in log_files if f.series_path) > 1,
+        "segments": segments,
+        "several_data_logs": len(segments) > 1,
         "upload_form": RunLogUploadForm(),
         "link_form": RunLogLinkForm(run=run),
     }
     return render(request, "depositions/run_detail.html", context)
+
+
+def _submit_logs(request: HttpRequest, form: Any, submit: Any) -> None:
+    """Each uploaded file of a page's log form becomes its own job; one message per file.
+
+    The job is always of the page's project (raw files are deduplicated per project)."""
+    if getattr(request, "lims_upload_too_large", False):
+        messages.error(request, "The upload is larger than the limit: push it to /api/v1/ingest/.")
+        return
+    if not form.is_valid():
+        messages.error(request, "; ".join(str(e) for errs in form.errors.values() for e in errs))
+        return
+    for upload in form.cleaned_data["logs"]:
+        try:
+            job, created = submit(upload)
+        except ValidationError as exc:
+            messages.error(request, f"{upload.name}: {'; '.join(exc.messages)}")
+            continue
+        how = "queued" if created else "already stored"
+        messages.info(request, f"{upload.name}: {how} (job {job.pk}).")
 
 
 @login_required
@@ -256,26 +280,17 @@ def run_logs_upload(request: HttpRequest, code: str) -> HttpResponse:
     """Several files at once; each becomes its own job, linked to the run."""
     run = _run(request, code)
     form = RunLogUploadForm(request.POST, request.FILES)
-    if getattr(request, "lims_upload_too_large", False):
-        messages.error(request, "The upload is larger than the limit: push it to /api/v1/ingest/.")
-    elif not form.is_valid():
-        messages.error(request, "; ".join(str(e) for errs in form.errors.values() for e in errs))
-    else:
-        for upload in form.cleaned_data["logs"]:
-            try:
-                job, created = logs.run_log_submit(
-                    run=run,
-                    stream=upload,
-                    filename=upload.name,
-                    user=request.user,
-                    content_type=upload.content_type or "",
-                )
-            except ValidationError as exc:
-                messages.error(request, f"{upload.name}: {'; '.join(exc.messages)}")
-                continue
-            # the job is always of the run's project (raw files are deduplicated per project)
-            how = "queued" if created else "already stored"
-            messages.info(request, f"{upload.name}: {how} (job {job.pk}).")
+    _submit_logs(
+        request,
+        form,
+        lambda upload: log_services.run_log_submit(
+            run=run,
+            stream=upload,
+            filename=upload.name,
+            user=request.user,
+            content_type=upload.content_type or "",
+        ),
+    )
     return redirect("depositions:run-detail", code=run.code)
 
 
@@ -287,7 +302,9 @@ def run_log_link(request: HttpRequest, code: str) -> HttpResponse:
     if form.is_valid():
         log_file = form.cleaned_data["log_file"]
         try:
-            logs.run_log_link(log_file=log_file, run=run)
+            log_services.run_log_link(
+                log_file=log_file, run=run, segment=form.cleaned_data.get("segment")
+            )
         except ValidationError as exc:
             messages.error(request, "; ".join(exc.messages))
         else:
@@ -301,7 +318,7 @@ def run_log_link(request: HttpRequest, code: str) -> HttpResponse:
 @require_POST
 def run_recheck(request: HttpRequest, code: str) -> HttpResponse:
     run = _run(request, code)
-    queued = logs.run_log_recheck(run=run)
+    queued = log_services.run_log_recheck(run=run)
     messages.info(
         request,
         f"{len(queued)} log(s) queued for checking." if queued else "Nothing to check again.",
@@ -400,27 +417,18 @@ def anneal_logs_upload(request: HttpRequest, code: str) -> HttpResponse:
     """Furnace logs for this anneal: each is stored and queued like every raw file."""
     treatment = _anneal(request, code)
     form = AnnealLogUploadForm(request.POST, request.FILES)
-    if getattr(request, "lims_upload_too_large", False):
-        messages.error(request, "The upload is larger than the limit: push it to /api/v1/ingest/.")
-    elif not form.is_valid():
-        messages.error(request, "; ".join(str(e) for errs in form.errors.values() for e in errs))
-    else:
-        for upload in form.cleaned_data["logs"]:
-            try:
-                job, created = furnace_services.furnace_log_submit(
-                    treatment=treatment,
-                    stream=upload,
-                    filename=upload.name,
-                    user=request.user,
-                    tolerance_k=form.cleaned_data["tolerance_k"],
-                    content_type=upload.content_type or "",
-                )
-            except ValidationError as exc:
-                messages.error(request, f"{upload.name}: {'; '.join(exc.messages)}")
-                continue
-            # the job is always of the anneal's project (raw files are deduplicated per project)
-            how = "queued" if created else "already stored"
-            messages.info(request, f"{upload.name}: {how} (job {job.pk}).")
+    _submit_logs(
+        request,
+        form,
+        lambda upload: furnace_services.furnace_log_submit(
+            treatment=treatment,
+            stream=upload,
+            filename=upload.name,
+            user=request.user,
+            tolerance_k=form.cleaned_data["tolerance_k"],
+            content_type=upload.content_type or "",
+        ),
+    )
     return redirect("depositions:anneal-detail", code=treatment.code)
 
 
@@ -506,7 +514,7 @@ def tool_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def tool_detail(request: HttpRequest, pk: int) -> HttpResponse:
     tool = get_object_or_404(selectors.tool_list(user=request.user), pk=pk)
-    overview = logs.tool_overview(tool=tool, user=request.user)
+    overview = log_selectors.tool_overview(tool=tool, user=request.user)
     return render(request, "depositions/tool_detail.html", {"tool": tool, **overview})
 
 
@@ -523,7 +531,7 @@ def tool_thresholds(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             message = "Thresholds saved."
             if form.cleaned_data["recheck"]:
-                queued = logs.tool_runs_recheck(tool=tool, user=request.user)
+                queued = log_services.tool_runs_recheck(tool=tool, user=request.user)
                 message += f" {len(queued)} log(s) queued for checking."
             messages.success(request, message)
             return redirect("depositions:tool-detail", pk=tool.pk)

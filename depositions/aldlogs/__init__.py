@@ -1,121 +1,13 @@
-"""ALD tool logs: parsers, pulse detection and run checks (pure: no ORM, no settings).
+"""ALD tool logs: read the tool's files, find every pulse, check the run against its recipe.
 
-``PARSERS`` lists its parsers (kind ``ald_log``), which ``depositions.apps`` registers with
-``lims.ingestion.registry``: ``labview_datalog``, ``labview_execution_table``,
-``labview_execution_array``, ``labview_doses``, ``labview_summary``, ``controller_eventlog``,
-``controller_recipe`` and ``generic_ald_log``.
+- ``parsers/``: pure readers (no Django, no models): LabVIEW data logs and companions
+  (``labview``), controller event logs and recipe CSVs (``controller``), mapped CSV/TSV logs
+  (``generic``); their shared text and unit helpers (``tabular``, ``units``) and result types
+  (``types``). ``parsers.PARSERS`` lists them (kind ``ald_log``); ``depositions.apps``
+  registers them.
+- ``plans``: the tool's own files (execution table, controller recipe) as a planned sequence.
+- ``pulses``: pulse detection and alignment to a plan; ``checks``: the run checks and verdict.
+- ``services``: the ingest handler, re-check and link (ORM); ``selectors``: what pages show.
+
+The package itself imports nothing, so importing a parser loads neither Django nor the checks.
 """
-
-from depositions.aldlogs.checks import (
-    CHECKER_VERSION,
-    AldCheck,
-    CheckReport,
-    DoseContext,
-    GpcReference,
-    Thresholds,
-    overall_verdict,
-    run_checks,
-)
-from depositions.aldlogs.controller import (
-    ControllerEventLogParser,
-    ControllerRecipeParser,
-    parse_controller_log,
-    parse_controller_recipe,
-    plan_from_controller_recipe,
-)
-from depositions.aldlogs.generic import GenericAldLogParser, parse_generic_log
-from depositions.aldlogs.labview import (
-    LabviewDatalogParser,
-    LabviewDosesParser,
-    LabviewExecutionArrayParser,
-    LabviewExecutionTableParser,
-    LabviewSummaryParser,
-    infer_valve_sources,
-    merge_labview,
-    parse_doses_table,
-    parse_execution_table,
-    parse_labview_datalog,
-    parse_labview_run,
-    parse_summary,
-    plan_from_execution_table,
-)
-from depositions.aldlogs.pulses import (
-    Alignment,
-    DetectionOptions,
-    PlannedDose,
-    align_to_plan,
-    detect_pulses,
-    planned_doses,
-)
-from depositions.aldlogs.types import (
-    AldLog,
-    Channel,
-    ControllerRecipe,
-    DoseRecord,
-    DosesTable,
-    ExecutionStep,
-    ExecutionTable,
-    LogEvent,
-    PulseEvent,
-    RecipeRow,
-    RunSummary,
-)
-
-PARSERS = (
-    ControllerEventLogParser,
-    ControllerRecipeParser,
-    GenericAldLogParser,
-    LabviewDatalogParser,
-    LabviewDosesParser,
-    LabviewExecutionArrayParser,
-    LabviewExecutionTableParser,
-    LabviewSummaryParser,
-)
-
-__all__ = [
-    "CHECKER_VERSION",
-    "PARSERS",
-    "AldCheck",
-    "AldLog",
-    "Alignment",
-    "Channel",
-    "CheckReport",
-    "ControllerEventLogParser",
-    "ControllerRecipe",
-    "ControllerRecipeParser",
-    "DetectionOptions",
-    "DoseContext",
-    "DoseRecord",
-    "DosesTable",
-    "ExecutionStep",
-    "ExecutionTable",
-    "GenericAldLogParser",
-    "GpcReference",
-    "LabviewDatalogParser",
-    "LabviewDosesParser",
-    "LabviewExecutionTableParser",
-    "LabviewSummaryParser",
-    "LogEvent",
-    "PlannedDose",
-    "PulseEvent",
-    "RecipeRow",
-    "RunSummary",
-    "Thresholds",
-    "align_to_plan",
-    "detect_pulses",
-    "infer_valve_sources",
-    "merge_labview",
-    "overall_verdict",
-    "parse_controller_log",
-    "parse_controller_recipe",
-    "parse_doses_table",
-    "parse_execution_table",
-    "parse_generic_log",
-    "parse_labview_datalog",
-    "parse_labview_run",
-    "parse_summary",
-    "plan_from_controller_recipe",
-    "plan_from_execution_table",
-    "planned_doses",
-    "run_checks",
-]

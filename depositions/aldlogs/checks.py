@@ -1,6 +1,6 @@
 """Run checks: a deposition run's tool log against its expanded recipe.
 
-Each check returns the anneal module's :class:`~depositions.anneal.CheckResult` (name, status
+Each check returns the shared :class:`~depositions.qc.CheckResult` (name, status
 pass / warn / fail, value, threshold, details) wrapped in :class:`AldCheck`, which adds the
 checker version and the source or channel the check is about. Per-source checks are named
 ``<check>:<source>`` (``dead_pulses:TMA``).
@@ -30,6 +30,7 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
+from depositions.aldlogs.parsers.types import AldLog, Channel, PulseEvent
 from depositions.aldlogs.pulses import (
     DETECTION_MODES,
     Alignment,
@@ -40,7 +41,6 @@ from depositions.aldlogs.pulses import (
     expected_counts,
     mark_dead,
 )
-from depositions.aldlogs.types import AldLog, Channel, PulseEvent
 from depositions.choices import StepKind
 from depositions.dose import (
     DEFAULT_SAFETY_FACTOR,
@@ -51,9 +51,14 @@ from depositions.dose import (
 from depositions.expansion import PlannedStep, RecipeSpec
 from depositions.qc import CheckResult, overall_status
 
-CHECKER_VERSION = "1.1.0"  # 1.1: plasma_power; a rise <= 0 is dead whatever the noise
+CHECKER_VERSION = "1.2.0"  # 1.2: "no data" verdict, loops run vs requested; 1.1: plasma_power
 STATS_ROWS = 20_000
 PASS, WARN, FAIL = "pass", "warn", "fail"
+# The verdict of a log in which no check of the deposition itself could run (no pressure, no
+# plan, no QCM...): only the checks about the log were made, and none failed.
+NO_DATA = "no data"
+# Checks about the log (its quality, its completion markers, its alarms), not the deposition.
+LOG_ONLY_CHECKS = frozenset({"log_quality", "run_completeness", "alarms"})
 
 
 # One line per threshold for the tool's threshold editor (why the defaults: docs/ald-checks.md).
@@ -286,6 +291,14 @@ def verdict_reasons(results: Iterable[AldCheck]) -> list[str]:
     return [f"{r.name}: {r.details}" for r in worst]
 
 
+def _no_data_reasons(skipped: Sequence[dict[str, str]]) -> list[str]:
+    """Why nothing about the deposition could be checked: each skipped check's reason, once."""
+    seen: dict[str, str] = {}
+    for skip in skipped:
+        seen.setdefault(skip["reason"], skip["name"].split(":")[0])
+    return ["no check of the deposition could run"] + [f"{n}: {r}" for r, n in seen.items()]
+
+
 # --- helpers ------------------------------------------------------------------------------------
 
 
@@ -465,11 +478,14 @@ def run_checks(
     _completeness(log, doses, alignment, pulses, out, th)
     _alarms(log, out)
     _qcm(pulses, doses, out, th, reference_gpc)
+    verdict, reasons = overall_verdict(out.results), verdict_reasons(out.results)
+    if verdict != FAIL and all(r.name in LOG_ONLY_CHECKS for r in out.results):
+        verdict, reasons = NO_DATA, _no_data_reasons(out.skipped)
     return CheckReport(
         results=out.results,
         skipped=out.skipped,
-        verdict=overall_verdict(out.results),
-        reasons=verdict_reasons(out.results),
+        verdict=verdict,
+        reasons=reasons,
         alignment=alignment.as_dict() if alignment else None,
         thresholds=th.as_dict(),
     )
@@ -1108,10 +1124,21 @@ def _completeness(
         problems.append(f"the tool reports {steps} steps completed")
     elif info.get("complete") is True:
         notes.append(f"the tool reports {steps} steps completed")
+    reached: float | None = None
     loops = info.get("loops_requested")
-    if loops is not None:
+    done_loops = info.get("loops_completed")
+    if loops and done_loops is not None and doses is None:
+        # the tool's own count: loops asked for vs loops its valve commands show
+        reached = done_loops / loops
+        counted = (
+            f"{done_loops} of {loops} requested loops ran ({info.get('loops_completed_from')})"
+        )
+        if reached < th.completeness_min - 1e-12:
+            problems.append(f"the log stops early: {counted}")
+        else:
+            notes.append(counted)
+    elif loops is not None:
         notes.append(f"{loops} loops requested")
-    reached = None
     if doses is not None and alignment is not None:
         matched = [p.planned_index for p in pulses if p.planned_index is not None]
         last = max(matched) + 1 if matched else 0

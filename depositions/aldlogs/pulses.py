@@ -37,11 +37,25 @@ from typing import Any, NamedTuple
 import numpy as np
 import polars as pl
 
-from depositions.aldlogs.types import AldLog, Channel, PulseEvent
+from depositions.aldlogs.parsers.types import AldLog, Channel, PulseEvent
 from depositions.choices import DOSE_KINDS
 from depositions.expansion import PlannedStep, RecipeSpec
+from lims.ingestion.parsing import ParseError
 
-MAX_GATHER = 4096
+MAX_GATHER = 4096  # window samples gathered per pulse at once; longer windows go one by one
+# At most this many values in one gathered block (pulses x window samples: 32 MB of floats).
+# More pulses are gathered in turns: neither a file's pulse count nor its sample period
+# (a 1 us clock makes a 5 s baseline window 5 million samples) sizes an allocation.
+BLOCK_VALUES = 1 << 22
+# The run's pooled baseline noise is the spread of at most this many differences, taken
+# evenly from all baseline windows (all of them in any real log).
+POOLED_DIFFS = 1 << 21
+# All measurement windows of a log together may hold at most this many samples (a real log
+# holds ~1e5-1e6): the time to measure grows with it, and a microsecond clock under thousands
+# of pulses would make it 1e10. Such a log is refused with the numbers, not measured for hours.
+MAX_WINDOW_SAMPLES = 200_000_000
+# A trailing (spike baseline) median over more samples than this reads every k-th sample.
+MAX_TRAILING = 256
 # auto: valve events, else valve channels, else (no valve pulse at all) pressure spikes;
 # "pressure" is for tools whose doses are shorter than the sample period of their valve log.
 DETECTION_MODES = (
@@ -49,7 +63,7 @@ DETECTION_MODES = (
     "events",
     "valves",
     "pressure",
-)  # window samples gathered per pulse at once; longer windows go one by one
+)
 
 
 @dataclass(frozen=True)
@@ -138,6 +152,22 @@ def noise_sigma(values: np.ndarray) -> float | None:
     return float(nonzero.min()) if nonzero.size else 0.0
 
 
+def _samples(seconds: float, period: float, n: int, least: int) -> int:
+    """A window of ``seconds`` in samples, at least ``least``, at most the log (``n``), also
+    for a zero, absurdly small or non-finite period read from a file."""
+    ratio = seconds / period if period > 0 else math.inf
+    if not math.isfinite(ratio):
+        return max(least, n)
+    return int(min(max(least, round(ratio)), max(least, n)))
+
+
+def _row_chunks(rows: int, width: int) -> list[slice]:
+    """Slices of ``rows`` pulses whose gathered ``width``-sample blocks hold at most
+    :data:`BLOCK_VALUES` values each."""
+    step = max(1, BLOCK_VALUES // max(width, 1))
+    return [slice(a, min(a + step, rows)) for a in range(0, rows, step)]
+
+
 def _window_diffs(p: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Sample-to-sample differences inside each window ``[lo, hi)`` (pulses x width-1, NaN pad)."""
     lengths = np.clip(hi - lo, 0, None)
@@ -163,7 +193,7 @@ def baseline_noise(p: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float | Non
     underestimate sigma for windows of a few samples; too few differences (< 8) fall back to
     the whole run's differences.
     """
-    return _pooled_sigma(p, _window_diffs(p, lo, hi))
+    return _baseline_stats(p, lo, hi)[2]
 
 
 def _pooled_sigma(p: np.ndarray, d: np.ndarray) -> float | None:
@@ -179,7 +209,7 @@ def _pooled_sigma(p: np.ndarray, d: np.ndarray) -> float | None:
 
 def local_noise(p: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """The same spread per pulse, from its own baseline window (noisy stretches of a run)."""
-    return _local_sigma(_window_diffs(p, lo, hi))
+    return _baseline_stats(p, lo, hi)[1]
 
 
 def _local_sigma(d: np.ndarray) -> np.ndarray:
@@ -326,7 +356,7 @@ def _event_pulse(
 def _from_pressure_spikes(
     t: np.ndarray, p: np.ndarray, period: float, opts: DetectionOptions, sigma: float
 ) -> list[PulseEvent]:
-    nb = max(3, round(opts.baseline_window_s / period))
+    nb = _samples(opts.baseline_window_s, period, p.size, 3)
     base = _trailing_median(p, nb)
     above = np.isfinite(p) & np.isfinite(base) & (p > base + opts.spike_k_sigma * sigma)
     edges = np.diff(above.astype(np.int8), prepend=np.int8(0), append=np.int8(0))
@@ -354,11 +384,18 @@ def _trailing_median(p: np.ndarray, nb: int) -> np.ndarray:
     """Median of the ``nb`` samples before each sample (NaN for the first ``nb``)."""
     if p.size <= nb:
         return np.full(p.size, np.nan)
+    if nb > MAX_TRAILING:
+        # a window of more samples than that (a fast clock): the median of every k-th sample
+        # of it, so that the work stays n x MAX_TRAILING whatever the file's sample period
+        k = -(-nb // MAX_TRAILING)
+        coarse = _trailing_median(p[::k], max(3, nb // k))
+        return coarse[np.arange(p.size) // k]
     windows = np.lib.stride_tricks.sliding_window_view(p, nb)[:-1]
     out = np.full(p.size, np.nan)
     with pywarnings.catch_warnings():
         pywarnings.simplefilter("ignore", RuntimeWarning)
-        out[nb:] = np.nanmedian(windows, axis=1)
+        for part in _row_chunks(windows.shape[0], nb):
+            out[nb + part.start : nb + part.stop] = np.nanmedian(windows[part], axis=1)
     return out
 
 
@@ -377,13 +414,14 @@ def _gather(
     small = lengths <= MAX_GATHER
     with pywarnings.catch_warnings():
         pywarnings.simplefilter("ignore", RuntimeWarning)
-        if small.any():
-            width = int(lengths[small].max())
-            if width > 0:
-                idx = lo[small, None] + np.arange(width)[None, :]
-                mask = idx < hi[small, None]
-                block = np.where(mask, at(np.clip(idx, 0, size - 1)), np.nan)
-                out[small] = _reduce(block, fn)
+        rows = np.flatnonzero(small)
+        width = int(lengths[rows].max()) if rows.size else 0
+        for part in _row_chunks(rows.size, width) if width > 0 else []:
+            sel = rows[part]
+            idx = lo[sel, None] + np.arange(width)[None, :]
+            mask = idx < hi[sel, None]
+            block = np.where(mask, at(np.clip(idx, 0, size - 1)), np.nan)
+            out[sel] = _reduce(block, fn)
         for k in np.flatnonzero(~small):
             window = np.arange(lo[k], min(hi[k], size))
             out[k] = _reduce(at(window)[None, :], fn)[0]
@@ -454,27 +492,28 @@ def _measure(
     baseline_l = peak_l = rise_l = area_l = residual_l = local_l = qcm_l = unknown
     if pressure is not None and n:
         p = _floats(log.series[pressure.name])
-        nb = max(3, round(opts.baseline_window_s / period))
+        nb = _samples(opts.baseline_window_s, period, n, 3)
         lo = np.maximum(i0 - nb, 0)
-        baseline, diffs = _baseline_windows(p, lo, i0)
-        sigma = _pooled_sigma(p, diffs)
-        local = _local_sigma(diffs)
         # peak: highest mean of two consecutive samples over the pulse + peak_tail_s
         i_peak = np.searchsorted(t, starts + widths + opts.peak_tail_s, side="right")
         i_peak = np.minimum(np.maximum(i_peak - 1, i0 + 1), n)
         i1 = np.searchsorted(t, starts + widths + opts.tail_s, side="right")
         i1 = np.minimum(np.maximum(i1, i0 + 1), n)
+        ne = _samples(opts.end_window_s, period, n, 2)
+        i_tail = np.maximum(i_end - ne, i0)
+        _within_budget(len(pulses), period, (lo, i0), (i0, i1), (i_tail, i_end))
+        baseline, local, sigma = _baseline_stats(p, lo, i0)
         # area = sum((p - baseline) * dt) over the window = sum(p*dt) - baseline * sum(dt)
         peak, sum_pdt, sum_dt = _peak_and_area(p, t, period, i0, i_peak, i1)
         area = sum_pdt - baseline * sum_dt
-        ne = max(2, round(opts.end_window_s / period))
-        end_p = _gather(p.__getitem__, n, np.maximum(i_end - ne, i0), i_end, "median")
+        end_p = _gather(p.__getitem__, n, i_tail, i_end, "median")
         baseline_l, peak_l, rise_l = _opt(baseline), _opt(peak), _opt(peak - baseline)
         area_l, residual_l, local_l = _opt(area), _opt(end_p - baseline), _opt(local)
     qcm = qcm_channel(log)
     if qcm is not None and n:
         m = _floats(log.series[qcm.name])
-        nq = max(1, round(opts.qcm_window_s / period))
+        nq = _samples(opts.qcm_window_s, period, n, 1)
+        _within_budget(len(pulses), period, (np.maximum(i0 - nq, 0), i0), (i_end - nq, i_end))
         before = _gather(m.__getitem__, n, np.maximum(i0 - nq, 0), i0, "median")
         after = _gather(m.__getitem__, n, np.maximum(i_end - nq, i0), i_end, "median")
         qcm_l = _opt(after - before)
@@ -496,6 +535,35 @@ def _measure(
         pulse.noise_sigma, pulse.end_of_purge_s = sigma, end
     mark_dead(pulses, opts.dead_k_sigma)
     return sigma
+
+
+def _within_budget(pulses: int, period: float, *windows: tuple[np.ndarray, np.ndarray]) -> None:
+    """ParseError when the windows ``[lo, hi)`` hold more than :data:`MAX_WINDOW_SAMPLES`."""
+    total = sum(int(np.clip(hi - lo, 0, None).sum()) for lo, hi in windows)
+    if total > MAX_WINDOW_SAMPLES:
+        raise ParseError(
+            f"{pulses} pulses on a {period:.3g} s sample clock make {total:,} samples to "
+            f"measure around them, more than {MAX_WINDOW_SAMPLES:,}: check the log's time "
+            "column (its unit, or a clock that does not advance)",
+            location="time column",
+        )
+
+
+def _baseline_stats(
+    p: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float | None]:
+    """Median and local noise sigma of each baseline window ``[lo, hi)``, and the run's pooled
+    noise sigma, gathered :data:`BLOCK_VALUES` values at a time."""
+    lengths = np.clip(hi - lo, 0, None)
+    width = int(lengths.max()) if lengths.size else 0
+    baseline, local = np.full(lo.size, np.nan), np.full(lo.size, np.nan)
+    stride = max(1, -(-int(np.clip(lengths - 1, 0, None).sum()) // POOLED_DIFFS))
+    pooled: list[np.ndarray] = []
+    for part in _row_chunks(lo.size, width):
+        median, diffs = _baseline_windows(p, lo[part], hi[part])
+        baseline[part], local[part] = median, _local_sigma(diffs)
+        pooled.append(diffs[np.isfinite(diffs)][::stride])
+    return baseline, local, _pooled_sigma(p, np.concatenate(pooled) if pooled else np.empty(0))
 
 
 def _baseline_windows(
@@ -537,22 +605,24 @@ def _peak_and_area(
             _gather(lambda i: _p_dt(p, t, last_dt, i)[0], size, i0, i1, "sum"),
             _gather(lambda i: _p_dt(p, t, last_dt, i)[1], size, i0, i1, "sum"),
         )
-    idx = i0[:, None] + np.arange(width)[None, :]
-    at = np.clip(idx, 0, size - 1)
-    in_area = idx < i1[:, None]
-    # _pair_mean and _p_dt at the same samples, each sample and its successor gathered once
-    values, after = p[at], np.minimum(at + 1, size - 1)
-    inside = at < size - 1
-    pair = np.where(inside, (values + p[after]) / 2.0, values)
-    dt = np.where(inside, t[after] - t[at], last_dt)
-    finite = np.isfinite(values)
-    dt = np.where(finite, dt, 0.0)
-    pdt = np.where(finite, values, 0.0) * dt
-    with pywarnings.catch_warnings():
-        pywarnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: NaN, as _gather
-        peak = np.nanmax(np.where(idx < i_peak[:, None], pair, np.nan), axis=1)
-        sum_pdt = np.nansum(np.where(in_area, pdt, np.nan), axis=1)
-        sum_dt = np.nansum(np.where(in_area, dt, np.nan), axis=1)
+    peak, sum_pdt, sum_dt = (np.full(i0.size, np.nan) for _ in range(3))
+    for part in _row_chunks(i0.size, width):
+        idx = i0[part, None] + np.arange(width)[None, :]
+        at = np.clip(idx, 0, size - 1)
+        in_area = idx < i1[part, None]
+        # _pair_mean and _p_dt at the same samples, each sample and its successor gathered once
+        values, after = p[at], np.minimum(at + 1, size - 1)
+        inside = at < size - 1
+        pair = np.where(inside, (values + p[after]) / 2.0, values)
+        dt = np.where(inside, t[after] - t[at], last_dt)
+        finite = np.isfinite(values)
+        dt = np.where(finite, dt, 0.0)
+        pdt = np.where(finite, values, 0.0) * dt
+        with pywarnings.catch_warnings():
+            pywarnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: NaN, as _gather
+            peak[part] = np.nanmax(np.where(idx < i_peak[part, None], pair, np.nan), axis=1)
+            sum_pdt[part] = np.nansum(np.where(in_area, pdt, np.nan), axis=1)
+            sum_dt[part] = np.nansum(np.where(in_area, dt, np.nan), axis=1)
     return peak, sum_pdt, sum_dt
 
 

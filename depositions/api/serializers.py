@@ -33,6 +33,7 @@ from depositions.models import (
     RunCheck,
     RunLoad,
     RunLogFile,
+    RunLogSegment,
     RunPrecursor,
     SourceInstallation,
     Step,
@@ -665,6 +666,32 @@ class PostTreatmentCompleteSerializer(serializers.Serializer):
 # --- tool logs ----------------------------------------------------------------------------------
 
 
+class RunLogSegmentSerializer(serializers.ModelSerializer):
+    """One run's part of a tool log (the whole log, or one session of an appended log)."""
+
+    run: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="code", read_only=True
+    )
+
+    class Meta:
+        model = RunLogSegment
+        fields = [
+            "index",
+            "run",
+            "link",
+            "started_at",
+            "ended_at",
+            "rows",
+            "verdict",
+            "reasons",
+            "pulses_per_source",
+            "checks",
+            "metadata",
+            "warnings",
+        ]
+        read_only_fields = fields
+
+
 class RunLogFileSerializer(serializers.ModelSerializer):
     """A tool log and what was read from it; the raw file's hash says which bytes."""
 
@@ -677,6 +704,7 @@ class RunLogFileSerializer(serializers.ModelSerializer):
     file = serializers.CharField(source="raw_file.original_name", read_only=True)
     sha256 = serializers.CharField(source="raw_file.sha256", read_only=True)
     job_status = serializers.CharField(source="job.status", read_only=True, default=None)
+    segments = RunLogSegmentSerializer(many=True, read_only=True)
 
     class Meta:
         model = RunLogFile
@@ -695,6 +723,7 @@ class RunLogFileSerializer(serializers.ModelSerializer):
             "channels",
             "metadata",
             "warnings",
+            "segments",
             "created_at",
         ]
         read_only_fields = fields
@@ -703,6 +732,9 @@ class RunLogFileSerializer(serializers.ModelSerializer):
 class RunCheckSerializer(serializers.ModelSerializer):
     log_file: serializers.PrimaryKeyRelatedField = serializers.PrimaryKeyRelatedField(
         source="log", read_only=True
+    )
+    segment = serializers.IntegerField(
+        source="segment.index", read_only=True, default=None, help_text="Session of the log"
     )
 
     class Meta:
@@ -715,6 +747,7 @@ class RunCheckSerializer(serializers.ModelSerializer):
             "details",
             "checker_version",
             "log_file",
+            "segment",
             "created_at",
         ]
         read_only_fields = fields
@@ -724,11 +757,15 @@ class PulseEventSerializer(serializers.ModelSerializer):
     log_file: serializers.PrimaryKeyRelatedField = serializers.PrimaryKeyRelatedField(
         source="log", read_only=True
     )
+    segment = serializers.IntegerField(
+        source="segment.index", read_only=True, default=None, help_text="Session of the log"
+    )
 
     class Meta:
         model = PulseEvent
         fields = [
             "log_file",
+            "segment",
             "source",
             "channel",
             "index",
@@ -750,6 +787,12 @@ class PulseEventSerializer(serializers.ModelSerializer):
 
 class RunLinkSerializer(serializers.Serializer):
     run = serializers.CharField(max_length=64, help_text="Code of the deposition run")
+    segment = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        help_text="A log of several sessions: which one belongs to the run (0-based); "
+        "default: the one in the run's time window",
+    )
 
 
 class QueuedJobsSerializer(serializers.Serializer):

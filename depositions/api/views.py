@@ -18,7 +18,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from depositions import expansion, logs, selectors, services
+from depositions import expansion, selectors, services
+from depositions.aldlogs import services as log_services
 from depositions.api import serializers as s
 from depositions.filtersets import (
     ChemicalFilterSet,
@@ -472,15 +473,20 @@ class DepositionRunViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
     @extend_schema(responses=s.RunCheckSerializer(many=True))
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
     def checks(self, request: Request, code: str | None = None) -> Response:
-        """The tool-log checks of the run (one set per data log), with their checker version."""
-        rows = self.get_object().checks.order_by("log_id", "name")
+        """The tool-log checks of the run (one set per data log or session), with their checker
+        version."""
+        rows = self.get_object().checks.select_related("segment").order_by("log_id", "name")
         return Response(s.RunCheckSerializer(rows, many=True).data)
 
     @extend_schema(responses=s.PulseEventSerializer(many=True))
     @action(detail=True, methods=["get"], filter_backends=[])
     def pulses(self, request: Request, code: str | None = None) -> Response:
         """Every detected pulse, in time order per log (paginated)."""
-        rows = self.get_object().pulses.order_by("log_id", "start_s", "pk")  # unique: stable pages
+        rows = (
+            self.get_object()
+            .pulses.select_related("segment")
+            .order_by("log_id", "start_s", "pk")  # unique: stable pages
+        )
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(s.PulseEventSerializer(page, many=True).data)
 
@@ -488,7 +494,7 @@ class DepositionRunViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
     @action(detail=True, methods=["post"], filter_backends=[])
     def recheck(self, request: Request, code: str | None = None) -> Response:
         """Check the run's logs again (new thresholds, calibrations or checker): jobs queued."""
-        queued = logs.run_log_recheck(run=self.get_object())
+        queued = log_services.run_log_recheck(run=self.get_object())
         return Response({"queued_jobs": queued}, status=status.HTTP_202_ACCEPTED)
 
 
@@ -513,7 +519,9 @@ class RunLogFileViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         if run is None:
             raise ValidationError({"run": ["no such run in your projects"]})
         try:
-            queued = logs.run_log_link(log_file=log_file, run=run)
+            queued = log_services.run_log_link(
+                log_file=log_file, run=run, segment=form.validated_data.get("segment")
+            )
         except DjangoValidationError as exc:
             raise _drf(exc) from exc
         return Response({"queued_jobs": queued}, status=status.HTTP_202_ACCEPTED)

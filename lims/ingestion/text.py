@@ -88,6 +88,17 @@ def _long_line(path: Path, offset: int, limit: int) -> None:
     )
 
 
+def nonempty_size(path: Path) -> int:
+    """The file's size; ParseError when it cannot be read or is empty."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ParseError(f"cannot read file: {exc.strerror or exc}", location="file") from exc
+    if size == 0:
+        raise ParseError("file is empty", location="byte 0")
+    return size
+
+
 def bom_encoding(head: bytes) -> tuple[str, int] | None:
     for bom, name in _BOMS:
         if head.startswith(bom):
@@ -306,12 +317,7 @@ def read_layout(
     what: str = "column header",
 ) -> TextLayout:
     """Decode the head of a text export and find its header line with ``locate``."""
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise ParseError(f"cannot read file: {exc.strerror or exc}", location="file") from exc
-    if size == 0:
-        raise ParseError("file is empty", location="byte 0")
+    size = nonempty_size(path)
     head = read_head(path)
     encoding = detect_encoding(head, ctx.encoding)
     if not ctx.encoding:

@@ -9,7 +9,21 @@ from pathlib import Path
 
 import pytest
 
-import depositions.aldlogs as ald
+from depositions.aldlogs.parsers.controller import parse_controller_log, parse_controller_recipe
+from depositions.aldlogs.parsers.labview import (
+    parse_doses_table,
+    parse_execution_table,
+    parse_labview_datalog,
+    parse_labview_run,
+    parse_summary,
+)
+from depositions.aldlogs.parsers.types import (
+    AldLog,
+    ControllerRecipe,
+    DosesTable,
+    ExecutionTable,
+    RunSummary,
+)
 from depositions.expansion import BlockSpec, RecipeSpec, StepSpec, SubCycleSpec
 from lims.ingestion.parsing import ParseContext
 
@@ -67,35 +81,35 @@ def labview_recipe() -> RecipeSpec:
 
 
 @pytest.fixture(scope="session")
-def labview_log() -> ald.AldLog:
-    return ald.parse_labview_run([DATALOG, DOSES, EXECUTION, SUMMARY])
+def labview_log() -> AldLog:
+    return parse_labview_run([DATALOG, DOSES, EXECUTION, SUMMARY])
 
 
 @pytest.fixture(scope="session")
-def datalog_only() -> ald.AldLog:
-    return ald.parse_labview_datalog(DATALOG, ctx_for(DATALOG))
+def datalog_only() -> AldLog:
+    return parse_labview_datalog(DATALOG, ctx_for(DATALOG))
 
 
 @pytest.fixture(scope="session")
-def doses_table() -> ald.DosesTable:
-    return ald.parse_doses_table(DOSES, ctx_for(DOSES))
+def doses_table() -> DosesTable:
+    return parse_doses_table(DOSES, ctx_for(DOSES))
 
 
 @pytest.fixture(scope="session")
-def execution_table() -> ald.ExecutionTable:
-    return ald.parse_execution_table(EXECUTION, ctx_for(EXECUTION))
+def execution_table() -> ExecutionTable:
+    return parse_execution_table(EXECUTION, ctx_for(EXECUTION))
 
 
 @pytest.fixture(scope="session")
-def summary() -> ald.RunSummary:
-    return ald.parse_summary(SUMMARY, ctx_for(SUMMARY))
+def summary() -> RunSummary:
+    return parse_summary(SUMMARY, ctx_for(SUMMARY))
 
 
 @pytest.fixture(scope="session")
-def controller_log() -> ald.AldLog:
-    return ald.parse_controller_log(EVENTLOG, ctx_for(EVENTLOG))
+def controller_log() -> AldLog:
+    return parse_controller_log(EVENTLOG, ctx_for(EVENTLOG))
 
 
 @pytest.fixture(scope="session")
-def controller_recipe() -> ald.ControllerRecipe:
-    return ald.parse_controller_recipe(RECIPE_CSV, ctx_for(RECIPE_CSV))
+def controller_recipe() -> ControllerRecipe:
+    return parse_controller_recipe(RECIPE_CSV, ctx_for(RECIPE_CSV))

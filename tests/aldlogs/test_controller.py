@@ -7,15 +7,18 @@ from pathlib import Path
 
 import pytest
 
-import depositions.aldlogs as ald
-from depositions.aldlogs.types import AldLog
+from depositions.aldlogs.checks import run_checks
+from depositions.aldlogs.parsers.controller import parse_controller_log
+from depositions.aldlogs.parsers.types import AldLog, ControllerRecipe
+from depositions.aldlogs.plans import plan_from_controller_recipe
+from depositions.aldlogs.pulses import align_to_plan, detect_pulses, planned_doses
 from lims.ingestion.parsing import ParseError
 from tests.aldlogs.conftest import EVENTLOG, ctx_for, labview_recipe
 
 
-def _plan(log: AldLog, recipe: ald.ControllerRecipe, **kwargs: object) -> list:
+def _plan(log: AldLog, recipe: ControllerRecipe, **kwargs: object) -> list:
     loops = log.metadata["run_info"]["loops_requested"]
-    return ald.plan_from_controller_recipe(recipe, loops, **kwargs)  # type: ignore[arg-type]
+    return plan_from_controller_recipe(recipe, loops, **kwargs)  # type: ignore[arg-type]
 
 
 def test_event_log_parsed(controller_log: AldLog) -> None:
@@ -40,7 +43,7 @@ def test_event_log_parsed(controller_log: AldLog) -> None:
     json.dumps(log.describe())
 
 
-def test_recipe_csv_keeps_duplicated_column(controller_recipe: ald.ControllerRecipe) -> None:
+def test_recipe_csv_keeps_duplicated_column(controller_recipe: ControllerRecipe) -> None:
     recipe = controller_recipe
     assert recipe.raw_columns.count("mfcArMo") == 2
     assert "mfcArMo" in recipe.columns and "mfcArMo_2" in recipe.columns
@@ -53,14 +56,14 @@ def test_recipe_csv_keeps_duplicated_column(controller_recipe: ald.ControllerRec
 
 
 def test_dead_valve_fails_the_run(controller_log: AldLog, controller_recipe) -> None:
-    pulses = ald.detect_pulses(controller_log)
+    pulses = detect_pulses(controller_log)
     v1 = [p for p in pulses if p.channel == "valve 1"]
     v4 = [p for p in pulses if p.channel == "valve 4"]
     assert len(v1) == 30 and len(v4) == 30
     assert all(p.dead is True and "dead" in p.flags for p in v1)
     assert all(p.dead is False for p in v4)
     assert all(p.width_uncertainty_s == 1.0 for p in pulses)  # the clock's 1 s resolution
-    report = ald.run_checks(controller_log, pulses, _plan(controller_log, controller_recipe))
+    report = run_checks(controller_log, pulses, _plan(controller_log, controller_recipe))
     rows = {r.name: r for r in report.results}
     dead = rows["dead_pulses:valve 1"]
     assert dead.status == "fail" and "30 of 30" in dead.details
@@ -79,13 +82,13 @@ def test_dead_valve_fails_the_run(controller_log: AldLog, controller_recipe) -> 
 
 
 def test_valve_map_and_recipe_labels(controller_recipe) -> None:
-    log = ald.parse_controller_log(
+    log = parse_controller_log(
         EVENTLOG, ctx_for(EVENTLOG, valve_map={"valve 1": "TMA", "valve 4": "H2O"})
     )
-    pulses = ald.detect_pulses(log)
+    pulses = detect_pulses(log)
     assert {p.source_label for p in pulses} == {"TMA", "H2O"}
     plan = _plan(log, controller_recipe, valve_labels={"valve 1": "TMA", "valve 4": "H2O"})
-    report = ald.run_checks(log, pulses, plan)
+    report = run_checks(log, pulses, plan)
     rows = {r.name: r for r in report.results}
     assert rows["dead_pulses:TMA"].status == "fail"
     assert rows["dead_pulses:H2O"].status == "pass"
@@ -93,9 +96,9 @@ def test_valve_map_and_recipe_labels(controller_recipe) -> None:
 
 def test_labels_inferred_from_a_recipe_without_valve_map(controller_log: AldLog) -> None:
     """A TMA/H2O recipe and an unmapped log: valves get labels by order of first use."""
-    pulses = ald.detect_pulses(controller_log)
-    plan = ald.planned_doses(labview_recipe())[:60]  # 30 TMA/H2O pairs
-    alignment = ald.align_to_plan(pulses, plan)
+    pulses = detect_pulses(controller_log)
+    plan = planned_doses(labview_recipe())[:60]  # 30 TMA/H2O pairs
+    alignment = align_to_plan(pulses, plan)
     assert alignment.label_map == {"valve 1": "TMA", "valve 4": "H2O"}
     assert alignment.matched == 60 and "inferred" in alignment.notes[0]
 
@@ -104,14 +107,14 @@ def test_appended_log_takes_the_last_run(tmp_path: Path) -> None:
     text = EVENTLOG.read_bytes()
     path = tmp_path / "ALD_runtimeLog.log"
     path.write_bytes(text + text.replace(b"03/14/2025", b"03/15/2025"))
-    log = ald.parse_controller_log(path, ctx_for(path))
+    log = parse_controller_log(path, ctx_for(path))
     assert len(log.metadata["runs_in_file"]) == 2
     assert log.metadata["run_index"] == 1 and log.start_time.startswith("2025-03-15")
     assert any("2 runs" in w for w in log.warnings)
-    first = ald.parse_controller_log(path, ctx_for(path, run_index=0))
+    first = parse_controller_log(path, ctx_for(path, run_index=0))
     assert first.start_time.startswith("2025-03-14") and first.series.height == 750
     with pytest.raises(ParseError) as info:
-        ald.parse_controller_log(path, ctx_for(path, run_index=5))
+        parse_controller_log(path, ctx_for(path, run_index=5))
     assert info.value.location == "run_index"
 
 
@@ -135,7 +138,7 @@ def test_array_dump_alarms_pm_clock_and_mfc(tmp_path: Path) -> None:
     ]
     path = tmp_path / "runtime.log"
     path.write_text("\n".join(lines), encoding="ascii")
-    log = ald.parse_controller_log(path, ctx_for(path))
+    log = parse_controller_log(path, ctx_for(path))
     assert log.metadata["declared_recipe"]["rows"] == [
         [-1.0, -1.0, 1.0, 0.1],
         [-1.0, -1.0, -1.0, 1.0],
@@ -146,9 +149,9 @@ def test_array_dump_alarms_pm_clock_and_mfc(tmp_path: Path) -> None:
     setpoints = [e for e in log.events if e.kind == "setpoint"]
     assert setpoints[0].channel == "mfc Ar" and setpoints[0].value == 50.0
     assert "mfc Ar setpoint" in log.series.columns
-    pulses = ald.detect_pulses(log)
+    pulses = detect_pulses(log)
     assert len(pulses) == 1 and pulses[0].channel == "valve 2"
-    report = ald.run_checks(log, pulses, None)
+    report = run_checks(log, pulses, None)
     rows = {r.name: r for r in report.results}
     assert rows["alarms"].status == "fail" and "relay port" in rows["alarms"].details
     assert rows["run_completeness"].status == "warn"  # started, no end marker, no plan
@@ -165,7 +168,7 @@ def test_clock_set_back_and_cut_last_line(tmp_path: Path) -> None:
     ]
     path = tmp_path / "dst.log"
     path.write_text("\n".join(lines), encoding="ascii")
-    log = ald.parse_controller_log(path, ctx_for(path))
+    log = parse_controller_log(path, ctx_for(path))
     assert log.series.height == 3
     assert log.series["time_s"].is_sorted()
     assert any("backwards" in w for w in log.warnings)
@@ -176,10 +179,10 @@ def test_log_cut_mid_run_fails_completeness(tmp_path: Path, controller_recipe) -
     data = EVENTLOG.read_bytes()
     path = tmp_path / "cut.log"
     path.write_bytes(data[: len(data) // 2])
-    log = ald.parse_controller_log(path, ctx_for(path))
-    pulses = ald.detect_pulses(log)
+    log = parse_controller_log(path, ctx_for(path))
+    pulses = detect_pulses(log)
     assert 25 <= len(pulses) <= 35
-    report = ald.run_checks(log, pulses, ald.plan_from_controller_recipe(controller_recipe, 30))
+    report = run_checks(log, pulses, plan_from_controller_recipe(controller_recipe, 30))
     rows = {r.name: r for r in report.results}
     assert rows["run_completeness"].status == "fail"
     assert "stops after planned dose" in rows["run_completeness"].details

@@ -17,8 +17,16 @@ from pathlib import Path
 
 import pytest
 
-import depositions.aldlogs as ald
-from depositions.aldlogs.types import AldLog
+from depositions.aldlogs.checks import Thresholds, run_checks
+from depositions.aldlogs.parsers.controller import (
+    ControllerEventLogParser,
+    ControllerRecipeParser,
+    parse_controller_log,
+    parse_controller_recipe,
+)
+from depositions.aldlogs.parsers.types import AldLog, ControllerRecipe
+from depositions.aldlogs.plans import plan_from_controller_recipe
+from depositions.aldlogs.pulses import detect_pulses, planned_doses
 from lims.ingestion.parsing import ParseError
 from tests.aldlogs.conftest import EVENTLOG, RECIPE_CSV, ctx_for
 
@@ -36,7 +44,7 @@ def _write(tmp_path: Path, name: str, data: bytes | str) -> Path:
 
 def _parse(tmp_path: Path, data: bytes | str, name: str = "ALD_runtimeLog.log", **md) -> AldLog:
     path = _write(tmp_path, name, data)
-    return ald.parse_controller_log(path, ctx_for(path, **md))
+    return parse_controller_log(path, ctx_for(path, **md))
 
 
 def _restamp(lines: list[str], render: Callable[[datetime, int, str, str, str], str]) -> list[str]:
@@ -162,7 +170,7 @@ def test_logging_default_format_with_milliseconds(
     reference = controller_log.series["time_s"].to_numpy()
     assert abs(times - reference).max() < 0.2  # ms within the second instead of 1 ms steps
     assert log.sample_period_s == pytest.approx(1.0, abs=0.05)
-    pulses = ald.detect_pulses(log)
+    pulses = detect_pulses(log)
     assert len(pulses) == 60
     assert all(p.width_uncertainty_s == 0.001 for p in pulses)
     assert all(p.dead for p in pulses if p.channel == "valve 1")
@@ -225,18 +233,18 @@ def test_three_appended_runs_the_last_without_valves(
     ]
     text = TEXT + TEXT.replace("03/14/2025", "03/15/2025") + "\n".join(aborted) + "\n"
     path = _write(tmp_path, "appended.log", text)
-    log = ald.parse_controller_log(path, ctx_for(path))
+    log = parse_controller_log(path, ctx_for(path))
     assert [r["index"] for r in log.metadata["runs_in_file"]] == [0, 1, 2]
     assert log.metadata["run_index"] == 1 and log.start_time.startswith("2025-03-15")
     warning = next(w for w in log.warnings if "3 runs" in w)
     assert "2025-03-16 08:00:00 (0 valve commands)" in warning and "120 valve commands" in warning
     assert log.series.equals(controller_log.series)
-    first = ald.parse_controller_log(path, ctx_for(path, run_index=0))
+    first = parse_controller_log(path, ctx_for(path, run_index=0))
     _same_run(first, controller_log)
-    last = ald.parse_controller_log(path, ctx_for(path, run_index=-1))
+    last = parse_controller_log(path, ctx_for(path, run_index=-1))
     assert last.series.height == 1 and not any(e.kind == "valve" for e in last.events)
     with pytest.raises(ParseError) as info:
-        ald.parse_controller_log(path, ctx_for(path, run_index="second"))
+        parse_controller_log(path, ctx_for(path, run_index="second"))
     assert info.value.location == "run_index"
 
 
@@ -318,9 +326,9 @@ def test_run_aborted_mid_way(tmp_path: Path, controller_log: AldLog, tail: list[
     if "Traceback" in tail[-1] or any("Traceback" in t for t in tail):
         assert "SerialException" in alarms[-1]["text"] and "Traceback" in alarms[-1]["text"]
     assert not any("cannot belong" in w for w in log.warnings)
-    pulses = ald.detect_pulses(log)
+    pulses = detect_pulses(log)
     assert 0 < len([p for p in pulses if p.channel == "valve 4"]) < 30
-    rows = {r.name: r for r in ald.run_checks(log, pulses, None).results}
+    rows = {r.name: r for r in run_checks(log, pulses, None).results}
     assert rows["alarms"].status == "fail"
 
 
@@ -340,7 +348,7 @@ def test_valve_open_when_the_log_ends(tmp_path: Path, controller_log: AldLog) ->
     (still_open,) = log.metadata["valve_commands"]["open_at_end"]
     assert still_open["valve"] == "valve 4" and still_open["line"] == last_close
     assert log.series["valve 4"][-1] == 1.0
-    pulses = [p for p in ald.detect_pulses(log) if p.channel == "valve 4"]
+    pulses = [p for p in detect_pulses(log) if p.channel == "valve 4"]
     assert len(pulses) == 30
     assert pulses[-1].flags == ["open_at_log_end"]
     end = max(e.time_s for e in log.events)
@@ -353,8 +361,8 @@ def test_repeated_open_commands(tmp_path: Path, controller_log: AldLog) -> None:
     log = _parse(tmp_path, "\n".join(lines) + "\n")
     assert any("already open" in w and f"line {first_open + 2}" in w for w in log.warnings)
     assert log.metadata["valve_commands"]["repeated_open"] == 1
-    pulses = ald.detect_pulses(log)
-    reference = ald.detect_pulses(controller_log)
+    pulses = detect_pulses(log)
+    reference = detect_pulses(controller_log)
     assert len(pulses) == len(reference) == 60
     assert [p.start_s for p in pulses if p.channel == "valve 1"] == [
         p.start_s for p in reference if p.channel == "valve 1"
@@ -371,7 +379,7 @@ def test_two_digit_and_zero_padded_valve_numbers(tmp_path: Path, controller_log:
     log = _parse(tmp_path, text)
     assert [c.name for c in log.by_role("valve")] == ["valve 11", "valve 12"]
     assert [c.port for c in log.by_role("valve")] == ["11", "12"]
-    pulses = ald.detect_pulses(log)
+    pulses = detect_pulses(log)
     assert sum(p.channel == "valve 11" and p.dead for p in pulses) == 30
     assert sum(p.channel == "valve 12" and not p.dead for p in pulses) == 30
     padded = _parse(tmp_path, TEXT.replace("set valve 4to", "set valve 04to"))
@@ -389,7 +397,7 @@ def test_valve_without_a_relay_address(tmp_path: Path) -> None:
     log = _parse(tmp_path, TEXT.replace("set valve 1to", "set valve to"))
     assert [c.name for c in log.by_role("valve")] == ["valve 4", "valve ?"]
     assert any("name no valve" in w and "'valve ?'" in w for w in log.warnings)
-    assert sum(p.channel == "valve ?" for p in ald.detect_pulses(log)) == 30
+    assert sum(p.channel == "valve ?" for p in detect_pulses(log)) == 30
 
 
 def test_unreadable_valve_and_pressure_values_are_reported(tmp_path: Path) -> None:
@@ -486,32 +494,32 @@ def _recipe_text() -> str:
     return RECIPE_CSV.read_text(encoding="ascii")
 
 
-def _same_recipe(recipe: ald.ControllerRecipe, reference: ald.ControllerRecipe) -> None:
+def _same_recipe(recipe: ControllerRecipe, reference: ControllerRecipe) -> None:
     assert recipe.columns == reference.columns and recipe.delay_column == reference.delay_column
     assert [r.values for r in recipe.rows] == [r.values for r in reference.rows]
     assert [r.delay_s for r in recipe.rows] == pytest.approx([r.delay_s for r in reference.rows])
 
 
 def test_recipe_saved_by_a_european_spreadsheet(
-    tmp_path: Path, controller_recipe: ald.ControllerRecipe
+    tmp_path: Path, controller_recipe: ControllerRecipe
 ) -> None:
     """UTF-8 BOM, ';' separators, decimal commas, CRLF, blank and delimiter-only rows."""
     lines = [line.replace(",", ";").replace("0.05", "0,05") for line in _recipe_text().splitlines()]
     lines += [";" * 14, ";" * 14, "", ""]
     data = codecs.BOM_UTF8 + "\r\n".join(lines).encode("utf-8")
     path = _write(tmp_path, "recipe.csv", data)
-    recipe = ald.parse_controller_recipe(path, ctx_for(path))
+    recipe = parse_controller_recipe(path, ctx_for(path))
     _same_recipe(recipe, controller_recipe)
     assert recipe.raw_columns.count("mfcArMo") == 2 and "mfcArMo_2" in recipe.columns
     assert any("mfcArMo_2" in w for w in recipe.warnings)
     assert any("decimal commas" in w and "line 2" in w and "'0,05'" in w for w in recipe.warnings)
     assert any("2 rows without any value" in w for w in recipe.warnings)
-    plan = ald.plan_from_controller_recipe(recipe, 30)
-    assert plan == ald.plan_from_controller_recipe(controller_recipe, 30)
+    plan = plan_from_controller_recipe(recipe, 30)
+    assert plan == plan_from_controller_recipe(controller_recipe, 30)
 
 
 def test_recipe_delay_in_ms_and_other_units(
-    tmp_path: Path, controller_recipe: ald.ControllerRecipe
+    tmp_path: Path, controller_recipe: ControllerRecipe
 ) -> None:
     lines = _recipe_text().splitlines()
     body = [line.rsplit(",", 1) for line in lines[1:]]
@@ -519,7 +527,7 @@ def test_recipe_delay_in_ms_and_other_units(
         f"{head},{float(delay) * 1000:g}" for head, delay in body
     ]
     path = _write(tmp_path, "recipe_ms.csv", "\n".join(ms) + "\n")
-    recipe = ald.parse_controller_recipe(path, ctx_for(path))
+    recipe = parse_controller_recipe(path, ctx_for(path))
     assert recipe.delay_column == "delay(ms)" and recipe.rows[0].delay_s == pytest.approx(0.05)
     assert [r.delay_s for r in recipe.rows] == pytest.approx(
         [r.delay_s for r in controller_recipe.rows]
@@ -528,23 +536,23 @@ def test_recipe_delay_in_ms_and_other_units(
         tmp_path, "recipe_bad.csv", "\n".join([lines[0].replace("(s)", "(ticks)"), *lines[1:]])
     )
     with pytest.raises(ParseError) as info:
-        ald.parse_controller_recipe(bad, ctx_for(bad))
+        parse_controller_recipe(bad, ctx_for(bad))
     assert info.value.location == "line 1" and "ticks" in info.value.message
 
 
 def test_recipe_with_trailing_delimiters_tabs_and_quotes(
-    tmp_path: Path, controller_recipe: ald.ControllerRecipe
+    tmp_path: Path, controller_recipe: ControllerRecipe
 ) -> None:
     lines = _recipe_text().splitlines()
     trailing = _write(tmp_path, "t.csv", "\n".join(line + ",," for line in lines) + "\n")
-    recipe = ald.parse_controller_recipe(trailing, ctx_for(trailing))
+    recipe = parse_controller_recipe(trailing, ctx_for(trailing))
     _same_recipe(recipe, controller_recipe)
     assert any("2 empty unnamed columns" in w for w in recipe.warnings)
     tabs = _write(tmp_path, "t.tsv", "\n".join(line.replace(",", "\t") for line in lines))
-    _same_recipe(ald.parse_controller_recipe(tabs, ctx_for(tabs)), controller_recipe)
+    _same_recipe(parse_controller_recipe(tabs, ctx_for(tabs)), controller_recipe)
     quoted = [lines[0]] + [line.replace("0.05", '"0,05"') for line in lines[1:]]
     path = _write(tmp_path, "q.csv", "\n".join(quoted) + "\n")
-    recipe = ald.parse_controller_recipe(path, ctx_for(path))
+    recipe = parse_controller_recipe(path, ctx_for(path))
     _same_recipe(recipe, controller_recipe)
     assert any("decimal commas" in w for w in recipe.warnings)
 
@@ -554,11 +562,11 @@ def test_recipe_rows_the_controller_could_not_run(tmp_path: Path) -> None:
     nan = [*lines[:3], lines[3].replace("-1,", "nan,", 1), *lines[4:]]
     path = _write(tmp_path, "nan.csv", "\n".join(nan) + "\n")
     with pytest.raises(ParseError) as info:
-        ald.parse_controller_recipe(path, ctx_for(path))
+        parse_controller_recipe(path, ctx_for(path))
     assert info.value.location == "line 4" and "mfcAr" in info.value.message
     extra = [*lines[:5], lines[5] + ",7", *lines[6:]]
     path = _write(tmp_path, "extra.csv", "\n".join(extra) + "\n")
-    recipe = ald.parse_controller_recipe(path, ctx_for(path))
+    recipe = parse_controller_recipe(path, ctx_for(path))
     assert any("beyond the 15 named columns" in w and "6" in w for w in recipe.warnings)
     assert len(recipe.rows) == 25
 
@@ -566,11 +574,11 @@ def test_recipe_rows_the_controller_could_not_run(tmp_path: Path) -> None:
 def test_sniffers_still_recognise_the_variants(tmp_path: Path) -> None:
     lines = _restamp(LINES, _logging_default)
     head = ("\n".join(lines[:60]) + "\n").encode("ascii")
-    assert ald.ControllerEventLogParser().sniff(head, "x.log") > 0.9
+    assert ControllerEventLogParser().sniff(head, "x.log") > 0.9
     crlf = codecs.BOM_UTF8 + TEXT[:4000].replace("\n", "\r\n").encode("ascii")
-    assert ald.ControllerEventLogParser().sniff(crlf, "x.log") > 0.9
+    assert ControllerEventLogParser().sniff(crlf, "x.log") > 0.9
     recipe = codecs.BOM_UTF8 + _recipe_text().replace(",", ";").encode("ascii")
-    assert ald.ControllerRecipeParser().sniff(recipe, "r.csv") > 0.5
+    assert ControllerRecipeParser().sniff(recipe, "r.csv") > 0.5
 
 
 # --- how the real controller times a valve pulse -----------------------------------------------
@@ -668,18 +676,18 @@ def test_unlogged_pulse_sleep_is_placed_from_the_printed_recipe(tmp_path: Path) 
     assert commands["back_to_back_across_ticks"] == 1
     assert commands["width_from_recipe"] == 4
     assert "without logging it" in log.conventions["valves"]
-    pulses = ald.detect_pulses(log)
+    pulses = detect_pulses(log)
     assert sorted(round(p.width_s, 6) for p in pulses) == [0.1] * 4
     assert log.series["time_s"].is_sorted()
 
 
 def test_unlogged_pulse_sleep_without_a_printed_recipe_keeps_the_stamps(tmp_path: Path) -> None:
     log = _parse(tmp_path, "\n".join(_timed_run(array=None)) + "\n")
-    widths = sorted(round(p.width_s, 3) for p in ald.detect_pulses(log))
+    widths = sorted(round(p.width_s, 3) for p in detect_pulses(log))
     assert widths == [0.001, 0.001, 0.001, 0.999]  # the clock's order of lines, not a width
     assert log.metadata["valve_commands"]["width_from_recipe"] == 0
     assert "known to 1 s only" in log.conventions["valves"]
-    assert all(p.width_uncertainty_s == 1.0 for p in ald.detect_pulses(log))
+    assert all(p.width_uncertainty_s == 1.0 for p in detect_pulses(log))
 
 
 def test_pulse_longer_than_the_printed_delay_keeps_its_stamps(tmp_path: Path) -> None:
@@ -688,11 +696,11 @@ def test_pulse_longer_than_the_printed_delay_keeps_its_stamps(tmp_path: Path) ->
         "1 valve pulses last longer" in w and "valve 3" in w and "at least 2 s vs 0.1 s" in w
         for w in log.warnings
     )
-    widths = sorted(round(p.width_s, 3) for p in ald.detect_pulses(log) if p.channel == "valve 3")
+    widths = sorted(round(p.width_s, 3) for p in detect_pulses(log) if p.channel == "valve 3")
     assert widths[0] == 0.1 and widths[1] > 2.9
     recipe = _recipe_from(tmp_path, _RECIPE_CSV)
-    pulses = ald.detect_pulses(log)
-    report = ald.run_checks(log, pulses, ald.plan_from_controller_recipe(recipe, 2))
+    pulses = detect_pulses(log)
+    report = run_checks(log, pulses, plan_from_controller_recipe(recipe, 2))
     width = {r.name: r for r in report.results}["pulse_width:valve 3"]
     assert width.status == "fail" and "1 of 2 outside" in width.details
 
@@ -701,7 +709,7 @@ def test_valve_pulsed_with_two_delays_keeps_its_stamps(tmp_path: Path) -> None:
     array = [_ARRAY[0], _ARRAY[1], _array_row({7: 0.0, 8: 1.0}, 0.1), _array_row({7: 1.0}, 0.5)]
     log = _parse(tmp_path, "\n".join(_timed_run(array)) + "\n")
     assert log.metadata["valve_commands"]["width_from_recipe"] == 2  # valve 3 only
-    widths = {p.channel: round(p.width_s, 3) for p in ald.detect_pulses(log)}
+    widths = {p.channel: round(p.width_s, 3) for p in detect_pulses(log)}
     assert widths == {"valve 2": 0.999, "valve 3": 0.1}  # last pulse of each
 
 
@@ -712,7 +720,7 @@ def test_printed_recipe_with_blank_cells(tmp_path: Path) -> None:
     rows = log.metadata["declared_recipe"]["rows"]
     assert len(rows) == 4 and rows[2][:4] == [None, None, None, -1.0]
     assert any("blank cells ('nan') in 1 rows (first: row 3)" in w for w in log.warnings)
-    widths = {p.channel: round(p.width_s, 3) for p in ald.detect_pulses(log)}
+    widths = {p.channel: round(p.width_s, 3) for p in detect_pulses(log)}
     assert widths["valve 2"] == 0.1 and widths["valve 3"] == 0.001  # valve 3: never reached
 
 
@@ -732,7 +740,7 @@ def test_zero_in_a_valve_column_is_a_wait_between_two_closes(tmp_path: Path) -> 
     log = _parse(tmp_path, "\n".join(lines) + "\n")
     commands = log.metadata["valve_commands"]
     assert commands["back_to_back"] == 1 and commands["closed_while_closed"] == 2
-    assert len(ald.detect_pulses(log)) == 1
+    assert len(detect_pulses(log)) == 1
 
 
 _HEADER = (
@@ -756,9 +764,9 @@ _RECIPE_CSV = "\n".join(
 )
 
 
-def _recipe_from(tmp_path: Path, text: str) -> ald.ControllerRecipe:
+def _recipe_from(tmp_path: Path, text: str) -> ControllerRecipe:
     path = _write(tmp_path, "recipe.csv", text + "\n")
-    return ald.parse_controller_recipe(path, ctx_for(path))
+    return parse_controller_recipe(path, ctx_for(path))
 
 
 def test_plan_follows_the_controller_row_by_row(tmp_path: Path) -> None:
@@ -776,7 +784,7 @@ def test_plan_follows_the_controller_row_by_row(tmp_path: Path) -> None:
             ]
         ),
     )
-    plan = ald.plan_from_controller_recipe(recipe, 2)
+    plan = plan_from_controller_recipe(recipe, 2)
     doses = [
         (s.supercycle, s.source_label, s.start_s, s.duration_s) for s in plan if s.kind == "pulse"
     ]
@@ -787,20 +795,20 @@ def test_plan_follows_the_controller_row_by_row(tmp_path: Path) -> None:
         (1, "valve 3", 12.0, 0.1),
     ]
     assert {s.source_label for s in plan if s.kind == "purge"} == {""}
-    doses_planned = ald.planned_doses(plan)
+    doses_planned = planned_doses(plan)
     assert [d.purge_s for d in doses_planned][:2] == pytest.approx([5.5, 0.7])
     idle = _recipe_from(tmp_path, "\n".join([_HEADER, _csv_row({}, "0.1"), _csv_row({}, "0.1")]))
-    steps = ald.plan_from_controller_recipe(idle, 3)
+    steps = plan_from_controller_recipe(idle, 3)
     assert sum(s.duration_s for s in steps) == pytest.approx(0.3)  # first rows take no time
 
 
 def test_real_run_shape_checks_widths_against_the_plan(tmp_path: Path) -> None:
     log = _parse(tmp_path, "\n".join(_timed_run()) + "\n")
     recipe = _recipe_from(tmp_path, _RECIPE_CSV)
-    plan = ald.plan_from_controller_recipe(recipe, log.metadata["run_info"]["loops_requested"])
-    pulses = ald.detect_pulses(log)
-    tight = ald.Thresholds.from_dict({"width_tolerance_s": 0.02})
-    report = ald.run_checks(log, pulses, plan, tight)
+    plan = plan_from_controller_recipe(recipe, log.metadata["run_info"]["loops_requested"])
+    pulses = detect_pulses(log)
+    tight = Thresholds.from_dict({"width_tolerance_s": 0.02})
+    report = run_checks(log, pulses, plan, tight)
     rows = {r.name: r for r in report.results}
     for valve in ("valve 2", "valve 3"):
         assert rows[f"pulse_count:{valve}"].status == "pass"
@@ -821,7 +829,7 @@ def test_recipe_header_without_the_delay_name(tmp_path: Path) -> None:
         ]
     )
     path = _write(tmp_path, "recipe", text)  # no line end after the last row either
-    recipe = ald.parse_controller_recipe(path, ctx_for(path))
+    recipe = parse_controller_recipe(path, ctx_for(path))
     assert recipe.delay_column == "delay" and [r.delay_s for r in recipe.rows] == [1.0, 5.0]
     assert len(recipe.raw_columns) == 14 and recipe.raw_columns[0] == "mfc1"
     assert any("one value more than the 14 names" in w for w in recipe.warnings)

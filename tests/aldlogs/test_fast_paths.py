@@ -11,9 +11,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from depositions.aldlogs import checks, labview, pulses, tabular
-from depositions.aldlogs.tabular import ColumnSpec
-from depositions.aldlogs.types import Channel
+from depositions.aldlogs import checks, pulses
+from depositions.aldlogs.parsers import labview, tabular
+from depositions.aldlogs.parsers.tabular import ColumnSpec
+from depositions.aldlogs.parsers.types import Channel
 from lims.ingestion import text
 
 

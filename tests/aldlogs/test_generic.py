@@ -9,8 +9,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-import depositions.aldlogs as ald
-from depositions.aldlogs.types import AldLog
+from depositions.aldlogs.checks import Thresholds, run_checks
+from depositions.aldlogs.parsers.generic import GenericAldLogParser, parse_generic_log
+from depositions.aldlogs.parsers.types import AldLog, Channel
+from depositions.aldlogs.pulses import DetectionOptions, detect_pulses
 from depositions.expansion import BlockSpec, RecipeSpec, StepSpec, SubCycleSpec
 from lims.ingestion.parsing import ParseError
 from tests.aldlogs.conftest import ctx_for
@@ -63,7 +65,7 @@ def _generic_copy(log: AldLog, path: Path) -> None:
 def test_generic_log_reads_like_the_labview_one(tmp_path: Path, labview_log: AldLog) -> None:
     path = tmp_path / "export.csv"
     _generic_copy(labview_log, path)
-    parser = ald.GenericAldLogParser()
+    parser = GenericAldLogParser()
     assert parser.sniff(path.read_bytes()[:4096], path.name) == 0.0
     log = parser.parse(
         path,
@@ -73,7 +75,7 @@ def test_generic_log_reads_like_the_labview_one(tmp_path: Path, labview_log: Ald
     assert log.sample_period_s == pytest.approx(0.5, abs=1e-3)
     assert float(log.series["reactor"].median()) == pytest.approx(121.6, abs=0.2)
     assert log.series["QCM"][-1] == pytest.approx(labview_log.series["Mass"][-1])  # µg -> ng
-    pulses = ald.detect_pulses(log, source_map={"P3": "TMA", "DO4": "H2O"})
+    pulses = detect_pulses(log, source_map={"P3": "TMA", "DO4": "H2O"})
     tma = [p for p in pulses if p.source_label == "TMA"]
     h2o = [p for p in pulses if p.source_label == "H2O"]
     assert len(tma) == 80 and len(h2o) == 70
@@ -107,7 +109,7 @@ def test_bad_channel_maps_are_clear_errors(
     path = tmp_path / "export.csv"
     _generic_copy(labview_log, path)
     with pytest.raises(ParseError) as info:
-        ald.parse_generic_log(path, ctx_for(path), mutate(dict(CHANNEL_MAP)))
+        parse_generic_log(path, ctx_for(path), mutate(dict(CHANNEL_MAP)))
     assert info.value.location and info.value.location.startswith(where)
 
 
@@ -115,7 +117,7 @@ def test_generic_parser_without_map_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "x.csv"
     path.write_text("t,p\n1,2\n")
     with pytest.raises(ParseError) as info:
-        ald.GenericAldLogParser().parse(path, ctx_for(path))
+        GenericAldLogParser().parse(path, ctx_for(path))
     assert info.value.location == "channel_map"
 
 
@@ -151,8 +153,8 @@ def test_line_colder_than_source_fails(tmp_path: Path) -> None:
             {"column": "P", "role": "pressure", "unit": "Torr"},
         ],
     }
-    log = ald.parse_generic_log(path, ctx_for(path), channel_map)
-    report = ald.run_checks(
+    log = parse_generic_log(path, ctx_for(path), channel_map)
+    report = run_checks(
         log, [], None, port_temperatures={"P1": (150.0, 160.0), "P2": (170.0, 165.0)}
     )
     rows = {r.name: r for r in report.results}
@@ -175,7 +177,7 @@ def _spike_log(tmp_path: Path, n_cycles: int = 12) -> tuple[AldLog, RecipeSpec]:
             p[i + 1] += height * 0.3
     path = tmp_path / "spikes.csv"
     pl.DataFrame({"t": t, "p": p}).write_csv(path)
-    log = ald.parse_generic_log(
+    log = parse_generic_log(
         path,
         ctx_for(path),
         {"time": "t", "channels": [{"column": "p", "role": "pressure", "unit": "Torr"}]},
@@ -204,11 +206,11 @@ def _spike_log(tmp_path: Path, n_cycles: int = 12) -> tuple[AldLog, RecipeSpec]:
 
 def test_pressure_spikes_when_no_valve_is_logged(tmp_path: Path) -> None:
     log, spec = _spike_log(tmp_path)
-    pulses = ald.detect_pulses(log)
+    pulses = detect_pulses(log)
     assert len(pulses) == 24
     assert {p.detection for p in pulses} == {"pressure_spike"}
     assert all(p.width_uncertainty_s == pytest.approx(1.0) for p in pulses)
-    report = ald.run_checks(log, pulses, spec)
+    report = run_checks(log, pulses, spec)
     rows = {r.name: r for r in report.results}
     assert [p.source_label for p in sorted(pulses, key=lambda p: p.start_s)][:4] == [
         "TMA",
@@ -225,9 +227,9 @@ def test_valve_channel_that_never_catches_a_short_dose(tmp_path: Path) -> None:
     """A valve logged at 1 Hz misses 15 ms doses: pulses come from the pressure instead."""
     log, _ = _spike_log(tmp_path)
     log.series = log.series.with_columns(pl.lit(0.0).alias("V"))
-    log.channels.append(ald.Channel("V", "valve", "1", "V", on_threshold=0.5))
-    assert len(ald.detect_pulses(log)) == 24
-    only_valves = ald.Thresholds(pulse_detection="valves").detection_options()
-    assert ald.detect_pulses(log, options=only_valves) == []
+    log.channels.append(Channel("V", "valve", "1", "V", on_threshold=0.5))
+    assert len(detect_pulses(log)) == 24
+    only_valves = Thresholds(pulse_detection="valves").detection_options()
+    assert detect_pulses(log, options=only_valves) == []
     with pytest.raises(ValueError, match="detection mode"):
-        ald.detect_pulses(log, options=ald.DetectionOptions(mode="magic"))
+        detect_pulses(log, options=DetectionOptions(mode="magic"))

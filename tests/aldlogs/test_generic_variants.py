@@ -18,8 +18,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-import depositions.aldlogs as ald
-from depositions.aldlogs.types import AldLog
+from depositions.aldlogs.parsers.generic import parse_generic_log
+from depositions.aldlogs.parsers.types import AldLog
 from lims.ingestion.parsing import ParseError
 from tests.aldlogs.conftest import ctx_for
 
@@ -49,7 +49,7 @@ def frame(labview_log: AldLog) -> pl.DataFrame:
 
 
 def _parse(path: Path, channel_map: dict[str, Any] | None = None) -> AldLog:
-    return ald.parse_generic_log(path, ctx_for(path), channel_map or MAP)
+    return parse_generic_log(path, ctx_for(path), channel_map or MAP)
 
 
 @pytest.fixture(scope="module")

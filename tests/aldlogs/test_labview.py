@@ -8,8 +8,17 @@ import statistics
 import numpy as np
 import pytest
 
-import depositions.aldlogs as ald
-from depositions.aldlogs.types import AldLog, PulseEvent
+from depositions.aldlogs.checks import CHECKER_VERSION, GpcReference, Thresholds, run_checks
+from depositions.aldlogs.parsers.labview import LabviewDatalogParser, merge_labview, parse_summary
+from depositions.aldlogs.parsers.types import (
+    AldLog,
+    DosesTable,
+    ExecutionTable,
+    PulseEvent,
+    RunSummary,
+)
+from depositions.aldlogs.plans import plan_from_execution_table
+from depositions.aldlogs.pulses import align_to_plan, detect_pulses
 from tests.aldlogs.conftest import (
     DATALOG,
     DOSES,
@@ -55,7 +64,7 @@ def test_datalog_channels_units_and_time(datalog_only: AldLog) -> None:
 
 
 def test_companion_tables(
-    execution_table: ald.ExecutionTable, doses_table: ald.DosesTable, summary: ald.RunSummary
+    execution_table: ExecutionTable, doses_table: DosesTable, summary: RunSummary
 ) -> None:
     assert len(execution_table.steps) == 154
     assert execution_table.doses_per_precursor() == {"TMA": 80, "H2O": 70}
@@ -90,15 +99,15 @@ def test_merge_keeps_setpoint_beside_measured_and_maps_valves(labview_log: AldLo
 
 
 def test_valve_sources_from_execution_table_order(datalog_only: AldLog, execution_table) -> None:
-    merged = ald.merge_labview(datalog_only, execution=execution_table)
+    merged = merge_labview(datalog_only, execution=execution_table)
     sources = merged.metadata["valve_sources"]
     assert sources["Mod8/do1"]["label"] == "TMA"
     assert sources["Mod8/do2"]["label"] == "H2O"
 
 
 def test_explicit_valve_map_wins(datalog_only: AldLog) -> None:
-    merged = ald.merge_labview(datalog_only, valve_map={"Mod8/do1": {"label": "TMA", "port": "P1"}})
-    pulses = ald.detect_pulses(merged)
+    merged = merge_labview(datalog_only, valve_map={"Mod8/do1": {"label": "TMA", "port": "P1"}})
+    pulses = detect_pulses(merged)
     tma = _by_label(pulses, "TMA")
     assert len(tma) == 80 and {p.source for p in tma} == {"P1"}
 
@@ -109,7 +118,7 @@ def test_explicit_valve_map_wins(datalog_only: AldLog) -> None:
 def test_pulse_counts_widths_and_pressure(
     labview_log: AldLog, execution_table, doses_table
 ) -> None:
-    pulses = ald.detect_pulses(labview_log)
+    pulses = detect_pulses(labview_log)
     tma, h2o = _by_label(pulses, "TMA"), _by_label(pulses, "H2O")
     assert {p.channel for p in tma} == {"Mod8/do1"} and {p.channel for p in h2o} == {"Mod8/do2"}
     assert len(tma) == 80 and len(h2o) == 70
@@ -132,7 +141,7 @@ def test_pulse_counts_widths_and_pressure(
 
 
 def test_qcm_delta_per_pulse_matches_doses_table(labview_log: AldLog, doses_table) -> None:
-    pulses = sorted(ald.detect_pulses(labview_log), key=lambda p: p.start_s)
+    pulses = sorted(detect_pulses(labview_log), key=lambda p: p.start_s)
     reference = [d.delta_mass_ng_cm2 for d in doses_table.doses if d.precursor]
     diffs = np.abs(np.array([p.qcm_delta for p in pulses]) - np.array(reference))
     assert diffs.max() <= 2.0  # the instrument's own per-dose deltas, to 2 ng/cm2
@@ -140,8 +149,8 @@ def test_qcm_delta_per_pulse_matches_doses_table(labview_log: AldLog, doses_tabl
 
 
 def test_alignment_and_tma_only_saturation(labview_log: AldLog) -> None:
-    pulses = ald.detect_pulses(labview_log)
-    alignment = ald.align_to_plan(pulses, labview_recipe())
+    pulses = detect_pulses(labview_log)
+    alignment = align_to_plan(pulses, labview_recipe())
     assert alignment.aligned and alignment.matched == 150
     tma_only = [p for p in pulses if p.subcycle == "TMA-only"]
     assert len(tma_only) == 10 and {p.source_label for p in tma_only} == {"TMA"}
@@ -162,9 +171,9 @@ def test_alignment_and_tma_only_saturation(labview_log: AldLog) -> None:
 
 
 def test_plan_from_execution_table_aligns(labview_log: AldLog, execution_table) -> None:
-    plan = ald.plan_from_execution_table(execution_table)
-    pulses = ald.detect_pulses(labview_log)
-    report = ald.run_checks(labview_log, pulses, plan)
+    plan = plan_from_execution_table(execution_table)
+    pulses = detect_pulses(labview_log)
+    report = run_checks(labview_log, pulses, plan)
     rows = {r.name: r for r in report.results}
     assert rows["pulse_count:TMA"].status == "pass" and rows["pulse_count:TMA"].value == 80
     assert rows["pulse_count:H2O"].status == "pass" and rows["pulse_count:H2O"].value == 70
@@ -177,11 +186,11 @@ def test_plan_from_execution_table_aligns(labview_log: AldLog, execution_table) 
 
 
 def test_run_checks_on_the_real_run(labview_log: AldLog) -> None:
-    pulses = ald.detect_pulses(labview_log)
-    reference = ald.GpcReference(1.0, 1.1, film_density_g_cm3=3.0, source="DOMAIN.md Al2O3")
-    report = ald.run_checks(labview_log, pulses, labview_recipe(), reference_gpc=reference)
+    pulses = detect_pulses(labview_log)
+    reference = GpcReference(1.0, 1.1, film_density_g_cm3=3.0, source="DOMAIN.md Al2O3")
+    report = run_checks(labview_log, pulses, labview_recipe(), reference_gpc=reference)
     rows = {r.name: r for r in report.results}
-    assert all(r.checker_version == ald.CHECKER_VERSION for r in report.results)
+    assert all(r.checker_version == CHECKER_VERSION for r in report.results)
     for name in (
         "pulse_count:TMA",
         "pulse_count:H2O",
@@ -217,16 +226,16 @@ def test_run_checks_on_the_real_run(labview_log: AldLog) -> None:
 
 
 def test_setpoint_mapped_to_its_channel_fails(labview_log: AldLog) -> None:
-    pulses = ald.detect_pulses(labview_log)
-    thresholds = ald.Thresholds.from_dict({"setpoint_channels": {"Furnace Temp": "Thermocouple 2"}})
-    report = ald.run_checks(labview_log, pulses, labview_recipe(), thresholds)
+    pulses = detect_pulses(labview_log)
+    thresholds = Thresholds.from_dict({"setpoint_channels": {"Furnace Temp": "Thermocouple 2"}})
+    report = run_checks(labview_log, pulses, labview_recipe(), thresholds)
     row = next(r for r in report.results if r.name == "temperature_setpoint:Furnace Temp")
     assert row.status == "fail" and row.subject == "Thermocouple 2"
     assert report.verdict == "fail"
 
 
 def test_parser_protocol_with_companions() -> None:
-    parser = ald.LabviewDatalogParser()
+    parser = LabviewDatalogParser()
     log = parser.parse(
         DATALOG, ctx_for(DATALOG, companion_paths=[str(DOSES), str(SUMMARY), str(EXECUTION)])
     )
@@ -241,11 +250,11 @@ def test_aborted_run_summary_fails_completeness_and_alarms(tmp_path, datalog_onl
     text = text.replace(b"ALD Process Complete.", b"ALD Process Aborted by user.")
     path = tmp_path / SUMMARY.name
     path.write_bytes(text)
-    summary = ald.parse_summary(path, ctx_for(path))
+    summary = parse_summary(path, ctx_for(path))
     assert (summary.steps_completed, summary.complete) == (37, False)
     assert "Aborted" in (summary.status_text or "")
-    log = ald.merge_labview(datalog_only, summary=summary)
-    report = ald.run_checks(log, ald.detect_pulses(log), labview_recipe())
+    log = merge_labview(datalog_only, summary=summary)
+    report = run_checks(log, detect_pulses(log), labview_recipe())
     rows = {r.name: r for r in report.results}
     assert (
         rows["run_completeness"].status == "fail" and "37/154" in rows["run_completeness"].details

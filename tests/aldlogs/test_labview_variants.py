@@ -18,9 +18,19 @@ from pathlib import Path
 
 import pytest
 
-import depositions.aldlogs as ald
-from depositions.aldlogs import labview
-from depositions.aldlogs.types import AldLog, PulseEvent
+from depositions.aldlogs.checks import run_checks
+from depositions.aldlogs.parsers import labview
+from depositions.aldlogs.parsers.labview import (
+    merge_labview,
+    parse_doses_table,
+    parse_execution_table,
+    parse_labview_datalog,
+    parse_labview_run,
+    parse_summary,
+)
+from depositions.aldlogs.parsers.types import AldLog, ExecutionStep, PulseEvent
+from depositions.aldlogs.plans import plan_from_execution_table
+from depositions.aldlogs.pulses import detect_pulses, planned_doses
 from lims.ingestion.parsing import ParseContext, ParseError
 from lims.ingestion.registry import get_parser
 from tests.aldlogs.conftest import (
@@ -114,7 +124,7 @@ def _scale(factor: float, offset: float = 0.0, fmt: str = "{:.4f}") -> Callable[
 
 
 def _pulses(log: AldLog) -> list[PulseEvent]:
-    return sorted(ald.detect_pulses(log), key=lambda p: p.start_s)
+    return sorted(detect_pulses(log), key=lambda p: p.start_s)
 
 
 def _by_label(pulses: list[PulseEvent]) -> dict[str, int]:
@@ -181,7 +191,7 @@ def test_real_run_results_are_unchanged(labview_log: AldLog) -> None:
 def test_crlf_run_reads_as_the_original(tmp_path: Path, labview_log: AldLog) -> None:
     paths = [_write(tmp_path, p.name, _text(p), newline="\r\n") for p in RUN]
     assert all(b"\r\n" in p.read_bytes() for p in paths)
-    log = ald.parse_labview_run(paths)
+    log = parse_labview_run(paths)
     _assert_same_run(log, labview_log)
     assert log.warnings == []
 
@@ -206,7 +216,7 @@ def test_line_end_styles_of_other_builds(
         _write(tmp_path, p.name, texts.get(k, _text(p)), newline=newline)
         for k, p in zip(("datalog", "doses", "execution", "summary"), RUN, strict=True)
     ]
-    log = ald.parse_labview_run(paths)
+    log = parse_labview_run(paths)
     _assert_same_run(log, labview_log)
     assert any(warning in w for w in log.warnings), log.warnings
 
@@ -215,7 +225,7 @@ def test_empty_line_rows_report_the_lines_of_the_file(tmp_path: Path) -> None:
     table = _datalog()
     table.rows[60], table.rows[61] = table.rows[61], table.rows[60]  # time goes back once
     path = _write(tmp_path, "DataLog.txt", table.text(blank_after_rows=True))
-    log = ald.parse_labview_datalog(path, ctx_for(path))
+    log = parse_labview_datalog(path, ctx_for(path))
     assert log.series.height == 9449
     back = next(w for w in log.warnings if "backwards" in w)
     line = int(re.search(r"line (\d+)", back).group(1))  # type: ignore[union-attr]
@@ -246,7 +256,7 @@ def test_other_columns_modules_and_order(tmp_path: Path, labview_log: AldLog, na
     table.add("Plasma", ["0"] * len(table.rows))
     table.reorder(list(reversed(table.labels)))  # Timestamp last, valves first
     assert table.labels[-1] == "Timestamp"
-    log = ald.parse_labview_run(_run(tmp_path, datalog=table.text()))
+    log = parse_labview_run(_run(tmp_path, datalog=table.text()))
 
     tma, h2o = VALVE_NAMES[naming](8, 1), VALVE_NAMES[naming](8, 2)
     sources = log.metadata["valve_sources"]
@@ -268,7 +278,7 @@ def test_other_columns_modules_and_order(tmp_path: Path, labview_log: AldLog, na
     assert [(p.source_label, p.start_s, p.width_s, p.peak) for p in pulses] == [
         (p.source_label, p.start_s, p.width_s, p.peak) for p in reference
     ]
-    report = ald.run_checks(log, ald.detect_pulses(log), labview_recipe())
+    report = run_checks(log, detect_pulses(log), labview_recipe())
     rows = {r.name: r for r in report.results}
     assert rows["pulse_count:TMA"].status == rows["plan_alignment"].status == "pass"
 
@@ -287,7 +297,7 @@ def test_pressure_gauge_units_and_kelvin(
     for k in range(1, 5):
         table.apply(f"Thermocouple {k} [{DEG}C]", _scale(1.0, 273.15, "{:.2f}"))
         table.rename(f"Thermocouple {k} [{DEG}C]", f"Thermocouple {k} [K]")
-    log = ald.parse_labview_run(_run(tmp_path, datalog=table.text()))
+    log = parse_labview_run(_run(tmp_path, datalog=table.text()))
     chamber = log.channel("Chamber Pressure")
     assert (chamber.unit, chamber.raw_unit) == ("Torr", unit)
     assert log.metadata["units_as_written"]["Thermocouple 1"] == "K"
@@ -308,7 +318,7 @@ def test_unknown_unit_is_kept_as_written_with_a_warning(tmp_path: Path) -> None:
     table = _datalog()
     table.rename("Pump Pressure [Torr]", "Pump Pressure [inHg]")
     path = _write(tmp_path, "DataLog.txt", table.text())
-    log = ald.parse_labview_datalog(path, ctx_for(path))
+    log = parse_labview_datalog(path, ctx_for(path))
     assert log.channel("Pump Pressure").role == "other"
     assert any("unknown unit 'inHg'" in w for w in log.warnings)
 
@@ -318,7 +328,7 @@ def test_true_false_valves(tmp_path: Path, labview_log: AldLog) -> None:
     for m in (7, 8):
         for b in range(8):
             table.apply(f"Mod{m}/do{b}", lambda v: "TRUE" if v == "1" else "FALSE")
-    log = ald.parse_labview_run(_run(tmp_path, datalog=table.text()))
+    log = parse_labview_run(_run(tmp_path, datalog=table.text()))
     _assert_same_run(log, labview_log)
     assert "booleans" in log.conventions
 
@@ -327,7 +337,7 @@ def test_duplicated_column_names(tmp_path: Path, datalog_only: AldLog) -> None:
     table = _datalog()
     table.rename(f"Thermocouple 4 [{DEG}C]", f"Thermocouple 3 [{DEG}C]")
     table.rename("Mod8/do0", "Mod8/do1")  # a second column named like the TMA valve
-    log = ald.parse_labview_run(_run(tmp_path, datalog=table.text()))
+    log = parse_labview_run(_run(tmp_path, datalog=table.text()))
     assert sum("repeats the name" in w for w in log.warnings) == 2
     assert log.series["Thermocouple 3"].equals(datalog_only.series["Thermocouple 3"])
     assert log.series["Thermocouple 3_2"].equals(datalog_only.series["Thermocouple 4"])
@@ -363,7 +373,7 @@ def test_decimal_comma_locale(tmp_path: Path, labview_log: AldLog) -> None:
         "summary": summary,
     }
     assert "\t 1,787\t" in texts["datalog"] and "11:23:14,559 05/24/2019" in texts["datalog"]
-    log = ald.parse_labview_run(_run(tmp_path, **texts))
+    log = parse_labview_run(_run(tmp_path, **texts))
     _assert_same_run(log, labview_log)
     assert log.conventions["numbers"].startswith("decimal commas")
     assert any("decimal commas (e.g. line 3)" in w for w in log.warnings)
@@ -378,11 +388,11 @@ def test_timestamp_time_base_with_comma_fraction_and_day_first_date(tmp_path: Pa
     table.apply("Timestamp", lambda s: re.sub(r"(\d\d)/(\d\d)/(\d{4})", r"\2.\1.\3", _comma(s)))
     assert table.rows[0][0] == "11:23:14,559 24.05.2019"
     path = _write(tmp_path, "DataLog.txt", table.text())
-    log = ald.parse_labview_datalog(path, ctx_for(path))
+    log = parse_labview_datalog(path, ctx_for(path))
     assert log.start_time == "2019-05-24T11:23:14.559"
     assert log.series.height == 9450 and log.sample_period_s == pytest.approx(0.5, abs=1e-3)
     assert "%d.%m.%Y" in log.conventions["time_s"]
-    merged = ald.merge_labview(log, doses=ald.parse_doses_table(DOSES, ctx_for(DOSES)))
+    merged = merge_labview(log, doses=parse_doses_table(DOSES, ctx_for(DOSES)))
     assert _by_label(_pulses(merged)) == {"TMA": 80, "H2O": 70}
 
 
@@ -405,38 +415,36 @@ def test_stop_flow_execution_table(
     tmp_path: Path, labview_log: AldLog, fill: str, unit: str
 ) -> None:
     path = _write(tmp_path, EXECUTION.name, _stop_flow_table(fill, unit))
-    table = ald.parse_execution_table(path, ctx_for(path))
+    table = parse_execution_table(path, ctx_for(path))
     doses = [s for s in table.steps if s.precursor]
     assert all(s.fill_pressure_torr == pytest.approx(0.5) for s in doses)
     assert {s.process_type for s in doses} == {"2: Fill-Hold (Stop Flow)"}
     assert table.steps[0].fill_pressure_torr is None  # N/A on the purge step
-    plan = ald.plan_from_execution_table(table)
+    plan = plan_from_execution_table(table)
     kinds = {s.kind for s in plan}
     assert kinds == {"fill", "purge"}
     fills = [s for s in plan if s.kind == "fill"]
     # a fill lasts the dose time (fill up to the pressure, then hold): width = dose time
     assert [s.duration_s for s in fills[:2]] == [1.0, 2.0]
-    planned = ald.planned_doses(plan)
+    planned = planned_doses(plan)
     assert len(planned) == 150 and {d.kind for d in planned} == {"fill"}
     # the purge after a fill is the table's purge time, the offsets those of the pulse plan
-    pulse_plan = ald.plan_from_execution_table(
-        ald.parse_execution_table(EXECUTION, ctx_for(EXECUTION))
-    )
+    pulse_plan = plan_from_execution_table(parse_execution_table(EXECUTION, ctx_for(EXECUTION)))
     assert [(s.start_s, s.duration_s) for s in plan] == [
         (s.start_s, s.duration_s) for s in pulse_plan
     ]
-    report = ald.run_checks(labview_log, ald.detect_pulses(labview_log), plan)
+    report = run_checks(labview_log, detect_pulses(labview_log), plan)
     rows = {r.name: r for r in report.results}
     assert rows["pulse_count:TMA"].status == "pass" and rows["pulse_count:TMA"].value == 80
     assert rows["plan_alignment"].status == "pass"
-    merged = ald.merge_labview(labview_log, execution=table)
+    merged = merge_labview(labview_log, execution=table)
     steps = merged.metadata["declared_recipe"]["steps"]
     assert steps[1]["fill_pressure_torr"] == pytest.approx(0.5)
 
 
 def test_step_kind_reads_words_not_numbers() -> None:
-    def step(process: str, fill: float | None = None) -> ald.ExecutionStep:
-        return ald.ExecutionStep(1, "TMA", fill, 1.0, 20.0, process)
+    def step(process: str, fill: float | None = None) -> ExecutionStep:
+        return ExecutionStep(1, "TMA", fill, 1.0, 20.0, process)
 
     assert labview.step_kind(step("1: Pulse-Purge (Full Flow)")) == "pulse"
     assert labview.step_kind(step("2: ALD Pulse-Purge (Full-Flow)")) == "pulse"
@@ -455,7 +463,7 @@ def test_stop_flow_doses_table_hold_times(tmp_path: Path) -> None:
             row[hold] = f"{float(row[pulse]) + 0.400:9.3f}"
             row[3] = "2: Fill-Hold (Stop Flow)"
     path = _write(tmp_path, DOSES.name, table.text())
-    doses = ald.parse_doses_table(path, ctx_for(path))
+    doses = parse_doses_table(path, ctx_for(path))
     second = doses.doses[1]
     assert second.hold_start_s == pytest.approx(300.574)
     assert second.process_type == "2: Fill-Hold (Stop Flow)"
@@ -476,7 +484,7 @@ def test_aborted_run(tmp_path: Path, steps_line: str) -> None:
     stop = float(doses.rows[-1][doses.at("Purge Start Elapsed Time [s]")]) + 5.0
     data = _datalog()
     data.rows = [r for r in data.rows if float(r[1]) <= stop]
-    log = ald.parse_labview_run(
+    log = parse_labview_run(
         _run(tmp_path, datalog=data.text(), doses=doses.text(), summary=summary)
     )
     info = log.metadata["run_info"]
@@ -486,8 +494,8 @@ def test_aborted_run(tmp_path: Path, steps_line: str) -> None:
     pulses = _pulses(log)
     dosed = [r[2] for r in doses.rows if r[2] != "None"]
     assert _by_label(pulses) == {"TMA": dosed.count("TMA"), "H2O": dosed.count("H2O")}
-    plan = ald.plan_from_execution_table(ald.parse_execution_table(EXECUTION, ctx_for(EXECUTION)))
-    report = ald.run_checks(log, ald.detect_pulses(log), plan)
+    plan = plan_from_execution_table(parse_execution_table(EXECUTION, ctx_for(EXECUTION)))
+    report = run_checks(log, detect_pulses(log), plan)
     rows = {r.name: r for r in report.results}
     assert (
         rows["run_completeness"].status == "fail" and "90/154" in rows["run_completeness"].details
@@ -508,14 +516,14 @@ def test_notes_and_saved_path_with_alarm_words_are_not_alarms(
     )
     text = text.replace("GaPO4\n", "GaPO4_failed-valve_error-retest\n")
     path = _write(tmp_path, SUMMARY.name, text)
-    summary = ald.parse_summary(path, ctx_for(path))
+    summary = parse_summary(path, ctx_for(path))
     assert summary.fields["Notes"].endswith("process aborted then.")
     assert summary.fields["Notes"].count("\n") == 1
     assert summary.status_text == "ALD Process Complete. Data and graphs saved to"
     assert summary.complete is True
     assert labview.summary_alarms(summary) == []
-    log = ald.merge_labview(datalog_only, summary=summary)
-    report = ald.run_checks(log, ald.detect_pulses(log), None)
+    log = merge_labview(datalog_only, summary=summary)
+    report = run_checks(log, detect_pulses(log), None)
     assert next(r for r in report.results if r.name == "alarms").status == "pass"
 
 
@@ -525,7 +533,7 @@ def test_summary_status_lines_with_alarm_words_are_alarms(tmp_path: Path) -> Non
         "Error: MFC 2 flow out of range\nMFC interlock tripped\nSteps Completed:",
     )
     path = _write(tmp_path, SUMMARY.name, text)
-    summary = ald.parse_summary(path, ctx_for(path))
+    summary = parse_summary(path, ctx_for(path))
     texts = [a["text"] for a in labview.summary_alarms(summary)]
     assert texts == ["Error: MFC 2 flow out of range", "MFC interlock tripped"]
     assert summary.steps_completed == 154  # the lines before it did not swallow the key
@@ -538,7 +546,7 @@ def test_doses_table_with_missing_rows(tmp_path: Path) -> None:
     table = Table.read(DOSES)
     gone = set(range(40, 46)) | {100}
     table.rows = [r for r in table.rows if int(r[0]) not in gone]
-    log = ald.parse_labview_run(_run(tmp_path, doses=table.text()))
+    log = parse_labview_run(_run(tmp_path, doses=table.text()))
     assert "doses table: Doses-DeltaM: steps 40-45, 100 missing (7 rows)" in log.warnings
     assert any(
         "dose steps of the execution table have no row (steps 40-45, 100)" in w
@@ -555,7 +563,7 @@ def test_xtal_not_ok_stretch(tmp_path: Path, labview_log: AldLog) -> None:
     bad_rows = [i for i, r in enumerate(table.rows) if 1000 <= float(r[elapsed]) < 1300]
     for i in bad_rows:
         table.rows[i][ok] = "0"
-    log = ald.parse_labview_run(_run(tmp_path, datalog=table.text()))
+    log = parse_labview_run(_run(tmp_path, datalog=table.text()))
     assert f"QCM crystal not OK on {len(bad_rows)} rows: QCM values set empty there" in log.warnings
     mass, reference = log.series["Mass"], labview_log.series["Mass"]
     assert mass.null_count() == len(bad_rows)
@@ -570,7 +578,7 @@ def test_xtal_not_ok_stretch(tmp_path: Path, labview_log: AldLog) -> None:
             assert p.qcm_delta == r.qcm_delta
     blind = [p for p in pulses if p.start_s >= 1000 and (p.end_of_purge_s or 0) < 1300]
     assert blind and all(p.qcm_delta is None for p in blind)  # no mass, no delta
-    ald.run_checks(log, ald.detect_pulses(log), labview_recipe())  # no exception
+    run_checks(log, detect_pulses(log), labview_recipe())  # no exception
 
 
 def test_datalog_cut_inside_the_last_field_drops_the_row(tmp_path: Path) -> None:
@@ -578,7 +586,7 @@ def test_datalog_cut_inside_the_last_field_drops_the_row(tmp_path: Path) -> None
     end = data.index(b"\n", len(data) // 2)  # a row with all its fields but no line end
     path = tmp_path / "cut_DataLog.txt"
     path.write_bytes(data[:end])
-    log = ald.parse_labview_datalog(path, ctx_for(path))
+    log = parse_labview_datalog(path, ctx_for(path))
     assert log.series.height == data[:end].count(b"\n") - 2
     assert any("no line end" in w for w in log.warnings)
 
@@ -590,10 +598,10 @@ def test_companion_table_cut_mid_row(tmp_path: Path, source: Path) -> None:
     path = tmp_path / source.name
     path.write_bytes(cut)
     if source is DOSES:
-        table = ald.parse_doses_table(path, ctx_for(path))
+        table = parse_doses_table(path, ctx_for(path))
         rows, warnings = len(table.doses), table.warnings
     else:
-        steps = ald.parse_execution_table(path, ctx_for(path))
+        steps = parse_execution_table(path, ctx_for(path))
         rows, warnings = len(steps.steps), steps.warnings
     assert rows == 153
     assert any("line 156) has no line end" in w for w in warnings), warnings
@@ -614,7 +622,7 @@ def test_datalog_stubs(tmp_path: Path, text: str, message: str, location: str) -
         tmp_path, "stub.txt", text.format(title=table.title, header="\t".join(table.labels))
     )
     with pytest.raises(ParseError) as info:
-        ald.parse_labview_datalog(path, ctx_for(path))
+        parse_labview_datalog(path, ctx_for(path))
     assert message in info.value.message and info.value.location == location
 
 
@@ -666,7 +674,7 @@ def _newer_build(tmp_path: Path, with_table: bool = True) -> list[Path]:
 
 
 def test_newer_build_run(tmp_path: Path, labview_log: AldLog) -> None:
-    log = ald.parse_labview_run(_newer_build(tmp_path))
+    log = parse_labview_run(_newer_build(tmp_path))
     assert log.series.equals(labview_log.series)
     assert log.metadata["valve_sources"] == labview_log.metadata["valve_sources"]
     assert log.metadata["companions"] == ["execution_array", "summary", "execution_table", "doses"]
@@ -680,8 +688,8 @@ def test_newer_build_run(tmp_path: Path, labview_log: AldLog) -> None:
     assert info["messages"].startswith("ALD Recipe Complete!\n154  steps executed.")
     assert log.metadata["alarms"] == []
     assert [p.as_dict() for p in _pulses(log)] == [p.as_dict() for p in _pulses(labview_log)]
-    plan = ald.plan_from_execution_table(ald.parse_execution_table(EXECUTION, ctx_for(EXECUTION)))
-    report = ald.run_checks(log, ald.detect_pulses(log), plan)
+    plan = plan_from_execution_table(parse_execution_table(EXECUTION, ctx_for(EXECUTION)))
+    report = run_checks(log, detect_pulses(log), plan)
     rows = {r.name: r for r in report.results}
     for name in ("pulse_count:TMA", "pulse_count:H2O", "run_completeness", "alarms"):
         assert rows[name].status == "pass", rows[name]
@@ -689,7 +697,7 @@ def test_newer_build_run(tmp_path: Path, labview_log: AldLog) -> None:
 
 def test_execution_array_stands_in_for_a_missing_table(tmp_path: Path) -> None:
     paths = _newer_build(tmp_path, with_table=False)
-    log = ald.parse_labview_run(paths)
+    log = parse_labview_run(paths)
     recipe = log.metadata["declared_recipe"]
     assert recipe["doses_per_precursor"] == {"TMA": 80, "H2O": 70}
     assert recipe["steps"][1]["precursor"] == "TMA" and recipe["steps"][0]["precursor"] is None
@@ -698,14 +706,14 @@ def test_execution_array_stands_in_for_a_missing_table(tmp_path: Path) -> None:
     array = labview.parse_execution_array(paths[-1], ctx_for(paths[-1]))
     assert array.steps[1].precursor == "#1" and array.steps[2].precursor == "#2"
     summary_only = labview.resolve_precursor_numbers(
-        array, summary=ald.parse_summary(SUMMARY, ctx_for(SUMMARY))
+        array, summary=parse_summary(SUMMARY, ctx_for(SUMMARY))
     )
     assert summary_only.steps[2].precursor == "H2O"  # 2nd entry of "A1=TMA, B1=H2O, ..."
     unnamed = labview.resolve_precursor_numbers(array)
     assert any("could not be named" in w for w in unnamed.warnings)
-    table = ald.parse_execution_table(EXECUTION, ctx_for(EXECUTION))
-    from_array = ald.planned_doses(ald.plan_from_execution_table(summary_only))
-    from_table = ald.planned_doses(ald.plan_from_execution_table(table))
+    table = parse_execution_table(EXECUTION, ctx_for(EXECUTION))
+    from_array = planned_doses(plan_from_execution_table(summary_only))
+    from_table = planned_doses(plan_from_execution_table(table))
     assert [(d.source_label, d.kind, d.start_s, d.width_s, d.purge_s) for d in from_array] == [
         (d.source_label, d.kind, d.start_s, d.width_s, d.purge_s) for d in from_table
     ]
@@ -716,7 +724,7 @@ def test_execution_array_that_disagrees_is_reported(tmp_path: Path) -> None:
     array = next(p for p in paths if "Array" in p.name)
     text = _text(array).replace("    1.00\t   20.00", "    1.50\t   20.00", 1)
     array.write_bytes(text.encode("latin-1"))
-    log = ald.parse_labview_run(paths)
+    log = parse_labview_run(paths)
     assert log.metadata["execution_array"]["agrees_with_execution_table"] is False
     assert any(w.startswith("execution array: steps 2 differ") for w in log.warnings)
 
@@ -735,37 +743,37 @@ def test_unreadable_companions_name_place_and_cause(tmp_path: Path) -> None:
     error = fails(
         "a.txt",
         execution.replace("Dose Time [s]", "Dose Time [furlongs]"),
-        ald.parse_execution_table,
+        parse_execution_table,
     )
     assert "'furlongs' is not a time unit" in error.message and error.location == "line 2"
     error = fails(
         "b.txt",
         execution.replace("Fill Pressure [Torr]", "Fill Pressure [V]"),
-        ald.parse_execution_table,
+        parse_execution_table,
     )
     assert "'V' cannot be converted to Torr" in error.message and error.location == "line 2"
     lines = execution.split("\n")
-    error = fails("c.txt", "\n".join(lines[:2]) + "\n", ald.parse_execution_table)
+    error = fails("c.txt", "\n".join(lines[:2]) + "\n", parse_execution_table)
     assert "no steps" in error.message and error.location == "line 3"
     array = _execution_array(Table.read(EXECUTION)).replace("       1\t", "     TMA\t", 1)
     error = fails("d.txt", array, labview.parse_execution_array)
     assert (
         "'TMA' is not a number" in error.message and error.location == "line 6"
     )  # title, header, empty, step 1, empty
-    error = fails("e.txt", "Summary\nnothing here\n", ald.parse_summary)
+    error = fails("e.txt", "Summary\nnothing here\n", parse_summary)
     assert error.location == "lines 1-2"
     table = _datalog()
     table.drop("Elapsed Time [s]")
     table.apply("Timestamp", lambda s: "yesterday")
-    error = fails("f.txt", table.text(), ald.parse_labview_datalog)
+    error = fails("f.txt", table.text(), parse_labview_datalog)
     assert "no known format" in error.message and error.location == "line 3"
 
 
 def test_parsers_stay_pure(tmp_path: Path) -> None:
     paths = _newer_build(tmp_path)
     before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.iterdir()}
-    first = ald.parse_labview_run(paths)
-    second = ald.parse_labview_run(list(reversed(paths)))
+    first = parse_labview_run(paths)
+    second = parse_labview_run(list(reversed(paths)))
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.iterdir()} == before
     assert first.series.equals(second.series) and first.metadata == second.metadata
     assert first.warnings == second.warnings
@@ -780,7 +788,7 @@ def test_median_qcm_gain_survives_the_variants(tmp_path: Path, labview_log: AldL
         _newer_build(tmp_path / "new"),
         [_write(tmp_path / "crlf", p.name, _text(p), newline="\r\n") for p in RUN],
     ):
-        log = ald.parse_labview_run(paths)
+        log = parse_labview_run(paths)
         gain = statistics.median(
             p.qcm_delta for p in _pulses(log) if p.source_label == "TMA" and p.qcm_delta
         )

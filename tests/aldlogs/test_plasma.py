@@ -9,7 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-import depositions.aldlogs as ald
+from depositions.aldlogs.checks import CheckReport, run_checks
+from depositions.aldlogs.pulses import detect_pulses, planned_doses
 from depositions.expansion import BlockSpec, RecipeSpec, StepSpec, SubCycleSpec
 from lims.ingestion.registry import get_parser
 from tests.aldlogs.conftest import ctx_for
@@ -83,13 +84,13 @@ def write_log(path: Path, *, sagging_cycles: int = 0, flat_gauge: bool = False) 
     return path
 
 
-def _run(path: Path, power: float = POWER_W) -> tuple[list, ald.CheckReport]:
+def _run(path: Path, power: float = POWER_W) -> tuple[list, CheckReport]:
     log = get_parser("generic_ald_log").parse(path, ctx_for(path, channel_map=CHANNEL_MAP))
-    pulses = ald.detect_pulses(log, source_map={"DO1": "TMA"})
-    return pulses, ald.run_checks(log, pulses, plan(power))
+    pulses = detect_pulses(log, source_map={"DO1": "TMA"})
+    return pulses, run_checks(log, pulses, plan(power))
 
 
-def _status(report: ald.CheckReport) -> dict[str, str]:
+def _status(report: CheckReport) -> dict[str, str]:
     return {r.name: r.status for r in report.results}
 
 
@@ -123,9 +124,9 @@ def test_a_sagging_generator_fails_the_plasma_power_check(tmp_path: Path) -> Non
 def test_plasma_power_is_skipped_without_a_planned_power(tmp_path: Path) -> None:
     log_path = write_log(tmp_path / "peald.csv")
     log = get_parser("generic_ald_log").parse(log_path, ctx_for(log_path, channel_map=CHANNEL_MAP))
-    pulses = ald.detect_pulses(log, source_map={"DO1": "TMA"})
-    steps = list(ald.planned_doses(plan()))  # a plan without the power (planned doses only)
-    report = ald.run_checks(log, pulses, steps)
+    pulses = detect_pulses(log, source_map={"DO1": "TMA"})
+    steps = list(planned_doses(plan()))  # a plan without the power (planned doses only)
+    report = run_checks(log, pulses, steps)
     skipped = {s["name"]: s["reason"] for s in report.skipped}
     assert skipped["plasma_power:O2 plasma"] == "no planned plasma power for this source"
 

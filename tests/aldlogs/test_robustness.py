@@ -10,8 +10,16 @@ from pathlib import Path
 
 import pytest
 
-import depositions.aldlogs as ald
-from depositions.aldlogs.types import AldLog
+from depositions.aldlogs.checks import run_checks
+from depositions.aldlogs.parsers.controller import parse_controller_log, parse_controller_recipe
+from depositions.aldlogs.parsers.labview import (
+    parse_doses_table,
+    parse_execution_table,
+    parse_labview_datalog,
+    parse_summary,
+)
+from depositions.aldlogs.parsers.types import AldLog
+from depositions.aldlogs.pulses import detect_pulses
 from lims.ingestion.parsing import ParseContext, ParseError
 from lims.ingestion.registry import all_parsers
 from tests.aldlogs.conftest import (
@@ -79,14 +87,14 @@ def test_broken_files_raise_parse_error_with_location(tmp_path: Path, parser, ma
 
 def test_empty_and_stub_messages(tmp_path: Path) -> None:
     with pytest.raises(ParseError) as info:
-        ald.parse_labview_datalog(_empty(tmp_path), ParseContext(filename="empty.txt"))
+        parse_labview_datalog(_empty(tmp_path), ParseContext(filename="empty.txt"))
     assert info.value.location == "byte 0"
     stub = _stub(tmp_path)
     with pytest.raises(ParseError) as info:
-        ald.parse_labview_datalog(stub, ctx_for(stub))
+        parse_labview_datalog(stub, ctx_for(stub))
     assert "header only" in info.value.message and info.value.location == "line 3"
     with pytest.raises(ParseError) as info:
-        ald.parse_labview_datalog(_png(tmp_path), ParseContext(filename="plot.png"))
+        parse_labview_datalog(_png(tmp_path), ParseContext(filename="plot.png"))
     assert "binary" in info.value.message and info.value.location.startswith("byte offset")
 
 
@@ -95,19 +103,19 @@ def test_truncated_datalog_is_parsed_up_to_the_cut(tmp_path: Path, datalog_only:
     cut = data[: int(len(data) * 0.6)]
     assert not cut.endswith(b"\n")
     path = _write(tmp_path, "cut_DataLog.txt", cut)
-    log = ald.parse_labview_datalog(path, ctx_for(path))
+    log = parse_labview_datalog(path, ctx_for(path))
     complete_rows = cut.count(b"\n") - 2  # title + header lines
     assert log.series.height == complete_rows
     assert any("cut" in w for w in log.warnings)
     assert log.series.equals(datalog_only.series.head(complete_rows))
-    pulses = ald.detect_pulses(log)
+    pulses = detect_pulses(log)
     assert 0 < len(pulses) < 150
 
 
 def test_truncated_inside_the_header(tmp_path: Path) -> None:
     path = _write(tmp_path, "cut.txt", DATALOG.read_bytes()[:150])
     with pytest.raises(ParseError) as info:
-        ald.parse_labview_datalog(path, ctx_for(path))
+        parse_labview_datalog(path, ctx_for(path))
     assert info.value.location
 
 
@@ -119,26 +127,26 @@ def _utf16(path: Path, tmp_path: Path) -> Path:
 def test_utf16_copies_parse_identically(
     tmp_path: Path, datalog_only: AldLog, controller_log
 ) -> None:
-    log = ald.parse_labview_datalog(_utf16(DATALOG, tmp_path), ctx_for(DATALOG))
+    log = parse_labview_datalog(_utf16(DATALOG, tmp_path), ctx_for(DATALOG))
     assert log.metadata["encoding"].startswith("utf-16")
     assert log.series.equals(datalog_only.series)
     assert [c.name for c in log.channels] == [c.name for c in datalog_only.channels]
-    event = ald.parse_controller_log(_utf16(EVENTLOG, tmp_path), ctx_for(EVENTLOG))
+    event = parse_controller_log(_utf16(EVENTLOG, tmp_path), ctx_for(EVENTLOG))
     assert event.series.equals(controller_log.series)
-    doses = ald.parse_doses_table(_utf16(DOSES, tmp_path), ctx_for(DOSES))
+    doses = parse_doses_table(_utf16(DOSES, tmp_path), ctx_for(DOSES))
     assert doses.doses_per_precursor() == {"TMA": 80, "H2O": 70}
-    summary = ald.parse_summary(_utf16(SUMMARY, tmp_path), ctx_for(SUMMARY))
+    summary = parse_summary(_utf16(SUMMARY, tmp_path), ctx_for(SUMMARY))
     assert summary.setpoints["Furnace Temp"]["value"] == 425.0
-    table = ald.parse_execution_table(_utf16(EXECUTION, tmp_path), ctx_for(EXECUTION))
+    table = parse_execution_table(_utf16(EXECUTION, tmp_path), ctx_for(EXECUTION))
     assert len(table.steps) == 154
-    recipe = ald.parse_controller_recipe(_utf16(RECIPE_CSV, tmp_path), ctx_for(RECIPE_CSV))
+    recipe = parse_controller_recipe(_utf16(RECIPE_CSV, tmp_path), ctx_for(RECIPE_CSV))
     assert len(recipe.rows) == 25
 
 
 def test_latin1_degree_sign_and_kelvin(tmp_path: Path, datalog_only: AldLog) -> None:
     data = DATALOG.read_bytes()
     degree = _write(tmp_path, "deg_DataLog.txt", data.replace(b"[\xbaC]", b"[\xb0C]"))
-    log = ald.parse_labview_datalog(degree, ctx_for(degree))
+    log = parse_labview_datalog(degree, ctx_for(degree))
     assert [c.name for c in log.by_role("temperature")] == [
         f"Thermocouple {k}" for k in range(1, 5)
     ]
@@ -146,7 +154,7 @@ def test_latin1_degree_sign_and_kelvin(tmp_path: Path, datalog_only: AldLog) -> 
     kelvin = _write(
         tmp_path, "k_DataLog.txt", data.replace(b"Thermocouple 1 [\xbaC]", b"Thermocouple 1 [K]")
     )
-    log = ald.parse_labview_datalog(kelvin, ctx_for(kelvin))
+    log = parse_labview_datalog(kelvin, ctx_for(kelvin))
     assert log.channel("Thermocouple 1").raw_unit == "K"
     delta = (datalog_only.series["Thermocouple 1"] - log.series["Thermocouple 1"]).abs().max()
     assert delta == pytest.approx(273.15)
@@ -154,7 +162,7 @@ def test_latin1_degree_sign_and_kelvin(tmp_path: Path, datalog_only: AldLog) -> 
 
 def test_wrong_declared_encoding_is_corrected_with_a_warning(datalog_only: AldLog) -> None:
     ctx = ParseContext(filename=DATALOG.name, encoding="utf-8")
-    log = ald.parse_labview_datalog(DATALOG, ctx)
+    log = parse_labview_datalog(DATALOG, ctx)
     assert any("does not decode" in w for w in log.warnings)
     assert log.series.equals(datalog_only.series)
 
@@ -167,13 +175,13 @@ def test_short_rows_gaps_backwards_time_and_bad_cells(tmp_path: Path) -> None:
     body[60], body[61] = body[61], body[60]  # time going backwards once
     del body[200:300]  # 50 s gap
     path = _write(tmp_path, "broken_DataLog.txt", b"\n".join(lines[:2] + body))
-    log = ald.parse_labview_datalog(path, ctx_for(path))
+    log = parse_labview_datalog(path, ctx_for(path))
     tb = log.metadata["time_base"]
     assert tb["short_rows"] == 1 and tb["rows_backwards"] == 1
     assert tb["gaps"] == 1 and tb["largest_gap_s"] == pytest.approx(50.5, abs=0.01)
     assert any("parse" in w for w in log.warnings)
     assert log.series.height == 9450 - 100 - 1
-    report = ald.run_checks(log, ald.detect_pulses(log), None)
+    report = run_checks(log, detect_pulses(log), None)
     quality = next(r for r in report.results if r.name == "log_quality")
     assert quality.status == "warn" and "gaps" in quality.details
 
@@ -181,12 +189,12 @@ def test_short_rows_gaps_backwards_time_and_bad_cells(tmp_path: Path) -> None:
 def test_recipe_csv_errors(tmp_path: Path) -> None:
     bad = _write(tmp_path, "r.csv", b"aldv1,delay(s)\n1,0.1\nx,1\n")
     with pytest.raises(ParseError) as info:
-        ald.parse_controller_recipe(bad, ctx_for(bad))
+        parse_controller_recipe(bad, ctx_for(bad))
     assert info.value.location == "line 3"
     headless = _write(tmp_path, "h.csv", b"1,0.1\n")
     with pytest.raises(ParseError):
-        ald.parse_controller_recipe(headless, ctx_for(headless))
+        parse_controller_recipe(headless, ctx_for(headless))
     short = _write(tmp_path, "s.csv", b"aldv1,aldv2,delay(s)\n1,-1,0.1\n-1\n")
     with pytest.raises(ParseError) as info:
-        ald.parse_controller_recipe(short, ctx_for(short))
+        parse_controller_recipe(short, ctx_for(short))
     assert "delay" in info.value.message

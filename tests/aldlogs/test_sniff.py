@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-import depositions.aldlogs  # noqa: F401  (registers the parsers)
 from lims.ingestion.parsing import SNIFF_BYTES
 from lims.ingestion.registry import all_parsers, detect_parser
 from tests.aldlogs.conftest import (

@@ -280,7 +280,7 @@ def test_a_companion_arriving_after_the_data_log_queues_its_recheck(
 def test_linking_an_unlinked_log_checks_it_against_the_run(
     fixture_path, project, labview_run, django_capture_on_commit_callbacks
 ):
-    from depositions.logs import run_log_link
+    from depositions.aldlogs.services import run_log_link
 
     job = _ingest(
         fixture_path, project, f"{LABVIEW}_DataLog.txt", django_capture_on_commit_callbacks
@@ -304,7 +304,7 @@ def test_linking_to_another_projects_run_is_refused(
 ):
     from django.core.exceptions import ValidationError
 
-    from depositions.logs import run_log_link
+    from depositions.aldlogs.services import run_log_link
     from lims.models import Project
 
     other = Project.objects.create(name="Other", slug="other")
@@ -333,7 +333,7 @@ def _complete(run):
 def test_a_recheck_with_new_thresholds_takes_back_a_qc_failure_set_by_the_log(
     fixture_path, project, labview_run, django_capture_on_commit_callbacks
 ):
-    from depositions.logs import run_log_recheck
+    from depositions.aldlogs.services import run_log_recheck
 
     _complete(labview_run)
     job = _ingest(
@@ -367,7 +367,7 @@ def test_a_recheck_with_new_thresholds_takes_back_a_qc_failure_set_by_the_log(
 def test_a_recheck_never_undoes_a_persons_qc_failure(
     fixture_path, project, labview_run, django_capture_on_commit_callbacks
 ):
-    from depositions.logs import run_log_recheck
+    from depositions.aldlogs.services import run_log_recheck
 
     dep.tool_update(tool=labview_run.tool, check_thresholds={"purge_tolerance_s": 10.5})
     _complete(labview_run)
@@ -505,7 +505,7 @@ def _submit(path, project, capture, **params):
 def test_two_failing_logs_rechecked_in_any_order_take_the_run_back(
     order, fixture_path, tmp_path, project, labview_run, django_capture_on_commit_callbacks
 ):
-    from depositions.logs import run_log_recheck
+    from depositions.aldlogs.services import run_log_recheck
 
     capture = django_capture_on_commit_callbacks
     _complete(labview_run)
@@ -531,7 +531,7 @@ def test_two_failing_logs_rechecked_in_any_order_take_the_run_back(
 def test_a_log_checked_while_running_fails_the_run_when_it_is_completed(
     fixture_path, project, labview_run, django_capture_on_commit_callbacks
 ):
-    from depositions.logs import run_log_recheck
+    from depositions.aldlogs.services import run_log_recheck
 
     capture = django_capture_on_commit_callbacks
     job = _ingest(fixture_path, project, f"{LABVIEW}_DataLog.txt", capture, run="LV-RUN1")
@@ -557,7 +557,7 @@ def test_a_recheck_runs_the_parser_this_worker_has(
     fixture_path, project, labview_run, django_capture_on_commit_callbacks
 ):
     """A log read by an older parser version is checked again with the current one."""
-    from depositions.logs import run_log_recheck
+    from depositions.aldlogs.services import run_log_recheck
 
     capture = django_capture_on_commit_callbacks
     job = _ingest(fixture_path, project, f"{LABVIEW}_DataLog.txt", capture, run="LV-RUN1")
@@ -593,7 +593,7 @@ def test_a_recheck_asked_while_the_log_is_running_runs_once_more_after(
     fixture_path, project, labview_run, django_capture_on_commit_callbacks
 ):
     """The running job may have read the old thresholds: it is queued again when it ends."""
-    from depositions.logs import run_log_recheck
+    from depositions.aldlogs.services import run_log_recheck
 
     capture = django_capture_on_commit_callbacks
     job = _ingest(fixture_path, project, f"{LABVIEW}_DataLog.txt", capture, run="LV-RUN1")
@@ -618,7 +618,7 @@ def test_the_sweep_measures_a_requeued_job_from_its_requeue(
 
     from django.utils import timezone
 
-    from depositions.logs import run_log_recheck
+    from depositions.aldlogs.services import run_log_recheck
 
     capture = django_capture_on_commit_callbacks
     job = _ingest(fixture_path, project, f"{LABVIEW}_DataLog.txt", capture, run="LV-RUN1")
@@ -628,3 +628,52 @@ def test_the_sweep_measures_a_requeued_job_from_its_requeue(
     job.refresh_from_db()
     stale = timezone.now() - timedelta(seconds=settings.LIMS_STUCK_AFTER_S)
     assert job.queued_at > stale  # not re-sent by the next sweep
+
+
+@pytest.mark.django_db
+def test_a_companion_stored_between_prepare_and_persist_is_merged_in_persist(
+    fixture_path, project, labview_run, django_capture_on_commit_callbacks
+):
+    """Two-phase handler: prepare reads the companions without a lock; a companion committed
+    before persist (its re-check finds the data log's job running and queues nothing) must
+    still reach the data log's checks. Persist reads the inputs again under the run lock."""
+    from django.db import transaction
+
+    from depositions.aldlogs.services import ald_log_ingest, ald_log_prepare
+    from lims.ingestion import storage
+    from lims.ingestion.parsing import ParseContext
+    from lims.ingestion.registry import get_parser
+
+    capture = django_capture_on_commit_callbacks
+    rel = f"{LABVIEW}_DataLog.txt"
+    with (fixture_path / rel).open("rb") as fh, capture(execute=False):
+        job, _ = ingest.ingest_submit(
+            stream=fh, filename=rel.rsplit("/", 1)[-1], project=project, params={"run": "LV-RUN1"}
+        )
+    IngestionJob.objects.filter(pk=job.pk).update(status="running")  # the worker took it
+    job.refresh_from_db()
+    raw = job.raw_file
+    data = get_parser(job.parser_name).parse(
+        storage.absolute(raw.storage_path), ParseContext(filename=raw.original_name, size=raw.size)
+    )
+    prepared = ald_log_prepare(job=job, data=data)
+
+    summary = _ingest(fixture_path, project, f"{LABVIEW}_Summary.txt", capture, run="LV-RUN1")
+    assert summary.result["rechecks_queued"] == []  # the data log's job is running
+
+    with transaction.atomic(), capture(execute=False):
+        outcome = ald_log_ingest(job=job, prepared=prepared)
+    assert outcome.result["checked_again_in_persist"] is True
+    names = set(RunCheck.objects.filter(run=labview_run).values_list("name", flat=True))
+    assert "temperature_setpoint:Furnace Temp" in names  # from the summary
+    log = RunLogFile.objects.get(run=labview_run, parser_name="labview_datalog")
+    assert [c["file"] for c in log.metadata["companions"]] == [summary.raw_file.original_name]
+
+    # nothing changed since: the next pass keeps what prepare computed
+    again = ald_log_prepare(job=job, data=data)
+    with transaction.atomic(), capture(execute=False):
+        outcome = ald_log_ingest(job=job, prepared=again)
+    assert "checked_again_in_persist" not in outcome.result
+    assert "temperature_setpoint:Furnace Temp" in set(
+        RunCheck.objects.filter(run=labview_run).values_list("name", flat=True)
+    )

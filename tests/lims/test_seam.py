@@ -212,7 +212,7 @@ def test_unit_labels_split_only_on_units_the_family_knows() -> None:
     [
         ("cells.parsers.biologic", {"depositions", "django"}),
         ("cells.parsers.neware", {"depositions", "django"}),
-        ("depositions.aldlogs.labview", {"cells"}),
+        ("depositions.aldlogs.parsers.labview", {"cells"}),
         ("lims.ingestion.text", {"cells", "depositions", "django"}),
         ("lims.ingestion.registry", {"cells", "depositions", "django"}),
     ],

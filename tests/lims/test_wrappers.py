@@ -265,7 +265,7 @@ def test_the_line_bound_holds_for_a_last_line_without_newline(tmp_path) -> None:
 
 
 def test_the_tool_log_reader_refuses_a_long_line(tmp_path) -> None:
-    from depositions.aldlogs.tabular import open_text
+    from depositions.aldlogs.parsers.tabular import open_text
 
     path = tmp_path / "log.txt"
     path.write_bytes(b"Time\tP\n" + b"1\t2\n" * 10 + b"9" * (2 * text.MAX_LINE_BYTES) + b"\n")

@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from depositions.aldlogs.tabular import (
+from depositions.aldlogs.parsers.tabular import (
     ColumnSpec,
     TextHead,
     _cut_last_line,
@@ -53,8 +53,8 @@ from depositions.aldlogs.tabular import (
     timestamp_format,
     timestamps_to_seconds,
 )
-from depositions.aldlogs.types import CANONICAL_UNITS, ROLES, AldLog, Channel
-from depositions.aldlogs.units import conversion, split_header, time_scale
+from depositions.aldlogs.parsers.types import CANONICAL_UNITS, ROLES, AldLog, Channel
+from depositions.aldlogs.parsers.units import conversion, split_header, time_scale
 from lims.ingestion.parsing import ParseContext, ParseError
 from lims.ingestion.text import (
     NULL_VALUES,

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from depositions.aldlogs.types import Channel
+from depositions.aldlogs.parsers.types import Channel
 from lims.ingestion.parsing import ParseContext, ParseError
 from lims.ingestion.text import (
     NULL_VALUES,
@@ -32,6 +32,7 @@ from lims.ingestion.text import (
     bom_encoding,
     check_line_lengths,
     detect_encoding,
+    nonempty_size,
     polars_parse_error,
     read_head,
 )
@@ -39,6 +40,10 @@ from lims.ingestion.text import (
 HEAD_BYTES = 256 * 1024
 MAX_TEXT_BYTES = 64 * 1024 * 1024  # companion files and event logs are decoded whole
 GAP_FACTOR = 3.0  # a time step above 3 sample periods is a gap
+# No tool-log line comes near this (a 40-channel data log row is ~400 bytes, a printed recipe
+# wraps at 75 characters): a longer one is a missing line break or another kind of file. The
+# text toolkit's own bound (1 MiB) is for any text export; tool logs are refused sooner.
+MAX_LINE_BYTES = 64 * 1024
 _CR_RUN = re.compile(rb"\r+\n")
 
 
@@ -75,12 +80,7 @@ def _encoding_for(head: bytes, declared: str | None, warnings: list[str]) -> str
 
 def open_text(path: Path, ctx: ParseContext, head_bytes: int = HEAD_BYTES) -> TextHead:
     """Decode the head of ``path``; ParseError for empty, unreadable or binary files."""
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise ParseError(f"cannot read file: {exc.strerror or exc}", location="file") from exc
-    if size == 0:
-        raise ParseError("file is empty", location="byte 0")
+    size = nonempty_size(path)
     head = read_head(path, head_bytes)
     warnings: list[str] = []
     encoding = _encoding_for(head, ctx.encoding, warnings)
@@ -90,7 +90,11 @@ def open_text(path: Path, ctx: ParseContext, head_bytes: int = HEAD_BYTES) -> Te
             f"binary content (byte 0x{head[offset]:02x}) where a text log was expected",
             location=f"byte offset {offset}",
         )
-    check_line_lengths(path)  # before a reader holds an over-long line in memory
+    # before a reader holds an over-long line (csv's field limit, a polars row) in memory;
+    # UTF-16/32 lines take up to 4 bytes a character between their 0x0A bytes
+    check_line_lengths(
+        path, MAX_LINE_BYTES * (4 if encoding.startswith(("utf-16", "utf-32")) else 1)
+    )
     bom = bom_encoding(head)
     body = head[bom[1] :] if bom else head
     complete = len(head) >= size
@@ -102,15 +106,16 @@ def open_text(path: Path, ctx: ParseContext, head_bytes: int = HEAD_BYTES) -> Te
 
 
 def read_text(path: Path, ctx: ParseContext) -> TextHead:
-    """The whole file decoded (companion tables, event logs); refuses absurdly large files."""
+    """The whole file decoded (companion tables, event logs); refuses absurdly large files
+    (:func:`open_text` refused lines longer than :data:`MAX_LINE_BYTES`)."""
     head = open_text(path, ctx)
-    if head.complete:
-        return head
     if head.size > MAX_TEXT_BYTES:
         raise ParseError(
             f"file of {head.size} bytes is too large for a text table of this kind",
             location="file",
         )
+    if head.complete:
+        return head
     data = path.read_bytes()
     bom = bom_encoding(data)
     text = data[bom[1] if bom else 0 :].decode(head.encoding, errors="replace")

@@ -13,6 +13,7 @@ benchmarks on their own.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -112,6 +113,9 @@ class AldLog:
     warnings: list[str] = field(default_factory=list)
     conventions: dict[str, str] = field(default_factory=dict)
     parser: str = ""
+    # Every run of a file that holds several (a controller log appended session after
+    # session), this log included; empty when the file is one run.
+    segments: list[LogSegment] = field(default_factory=list)
 
     def channel(self, name: str) -> Channel:
         for ch in self.channels:
@@ -134,6 +138,51 @@ class AldLog:
             "metadata": self.metadata,
             "warnings": list(self.warnings),
             "conventions": dict(self.conventions),
+            "segments": [seg.describe() for seg in self.segments],
+        }
+
+    def end_time(self) -> str | None:
+        """ISO time of the last sample or event (start time + the last time seen)."""
+        if not self.start_time:
+            return None
+        last = [max(e.time_s for e in self.events)] if self.events else []
+        if self.series.height and "time_s" in self.series.columns:
+            value = self.series["time_s"].max()
+            if isinstance(value, int | float):
+                last.append(float(value))
+        if not last:
+            return self.start_time
+        start = datetime.fromisoformat(self.start_time)
+        return (start + timedelta(seconds=max(last))).isoformat(timespec="milliseconds")
+
+    def parts(self) -> list[LogSegment]:
+        """The runs of the file: its segments, or the log itself as the one segment."""
+        if self.segments:
+            return list(self.segments)
+        return [LogSegment(0, self, self.start_time, self.end_time())]
+
+
+@dataclass
+class LogSegment:
+    """One run of a log file that holds several, with its own series, pulses and verdict.
+
+    ``log`` is the run on its own time axis (seconds from its first entry); ``start_time``
+    and ``end_time`` (ISO, the instrument's clock) place it in time, so that it can be lined
+    up with a deposition run's window.
+    """
+
+    index: int
+    log: AldLog
+    start_time: str | None
+    end_time: str | None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "start_time": self.start_time,
+            "end_time": self.end_time,
+            "rows": self.log.series.height,
+            "events": len(self.log.events),
         }
 
 

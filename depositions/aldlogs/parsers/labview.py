@@ -38,7 +38,7 @@ from typing import Any, ClassVar
 import numpy as np
 import polars as pl
 
-from depositions.aldlogs.tabular import (
+from depositions.aldlogs.parsers.tabular import (
     TIMESTAMP_FORMATS,
     ColumnSpec,
     TextHead,
@@ -55,7 +55,7 @@ from depositions.aldlogs.tabular import (
     start_time_iso,
     timestamps_to_seconds,
 )
-from depositions.aldlogs.types import (
+from depositions.aldlogs.parsers.types import (
     CANONICAL_UNITS,
     AldLog,
     Channel,
@@ -65,7 +65,7 @@ from depositions.aldlogs.types import (
     ExecutionTable,
     RunSummary,
 )
-from depositions.aldlogs.units import (
+from depositions.aldlogs.parsers.units import (
     conversion,
     family_of_unit,
     infer_role,
@@ -75,7 +75,6 @@ from depositions.aldlogs.units import (
     split_header,
     time_scale,
 )
-from depositions.expansion import PlannedStep
 from lims.ingestion.parsing import ParseContext, ParseError
 from lims.ingestion.text import guess_decimal_comma, sniff_lines
 
@@ -658,9 +657,15 @@ def _step_warnings(steps: Sequence[int], what: str) -> list[str]:
         out.append(f"{what}: step numbers repeated: {_ranges(repeated)}")
     if any(b < a for a, b in itertools.pairwise(steps)):
         out.append(f"{what}: step numbers out of order")
-    missing = sorted(set(range(1, max(steps) + 1)) - set(counts))
-    if missing:
-        out.append(f"{what}: steps {_ranges(missing)} missing ({len(missing)} rows)")
+    # the gaps between the numbers present, never a list as long as the largest number (a
+    # step 9999999999 in a 275-byte table would otherwise build a 10-billion-element set)
+    present = [n for n in sorted(counts) if n >= 1]
+    gaps = [(a + 1, b - 1) for a, b in itertools.pairwise([0, *present]) if b - a > 1]
+    if gaps:
+        missing = sum(b - a + 1 for a, b in gaps)
+        shown = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in gaps[:8])
+        more = ", ..." if len(gaps) > 8 else ""
+        out.append(f"{what}: steps {shown}{more} missing ({missing} rows)")
     return out
 
 
@@ -879,9 +884,11 @@ _STATUS = re.compile(
     re.IGNORECASE,
 )
 _ALARM_WORDS = re.compile(r"(abort|alarm|error|fail|interlock|emergency|stopped)", re.IGNORECASE)
-_STEPS_DONE = re.compile(r"(\d+)\s*(?:/|of)\s*(\d+)")
+# at most 9 digits: a longer "count" is not one (and int() refuses 4300+ digits anyway)
+_STEPS_DONE = re.compile(r"(?<!\d)(\d{1,9})\s*(?:/|of)\s*(\d{1,9})(?!\d)")
 _STEPS_EXECUTED = re.compile(
-    r"^(\d+)\s+(?:of\s+(\d+)\s+)?steps?\s+(?:executed|completed|done|run)\b", re.IGNORECASE
+    r"^(\d{1,9})\s+(?:of\s+(\d{1,9})\s+)?steps?\s+(?:executed|completed|done|run)\b",
+    re.IGNORECASE,
 )
 _KEY_VALUE = re.compile(r"^([A-Za-z][^:\t]{0,60}?)\s*:\s+(\S.*)$")
 # free text the operator typed: never a status, never an alarm, may run over several lines
@@ -1273,43 +1280,6 @@ def _compare_steps(table: ExecutionTable, array: ExecutionTable) -> list[str]:
     if not differ:
         return []
     return [f"steps {_ranges(differ)} differ from the execution table (the table is used)"]
-
-
-def plan_from_execution_table(table: ExecutionTable) -> list[PlannedStep]:
-    """The execution table as a planned sequence (doses then purges, offsets summed).
-
-    A pulse-purge step is a ``pulse`` of the dose time. A stop-flow step (``Fill-Hold``, or a
-    fill pressure without process-type words) is a ``fill`` lasting the dose time: the
-    precursor fills the closed chamber up to the fill pressure and stays there until the purge;
-    the plan does not split the fill from the hold (their split is set by the pressure, not by
-    the table), so the fill's planned width is the whole dose time. The fill pressure stays in
-    the declared recipe (``metadata.declared_recipe.steps[].fill_pressure_torr``).
-    """
-    steps: list[PlannedStep] = []
-    t = 0.0
-    for row in table.steps:
-        if row.precursor and row.dose_time_s:
-            steps.append(_planned(row.step, step_kind(row), row.precursor, t, row.dose_time_s))
-            t += row.dose_time_s
-        if row.purge_time_s:
-            steps.append(_planned(row.step, "purge", "", t, row.purge_time_s))
-            t += row.purge_time_s
-    return steps
-
-
-def _planned(order: int, kind: str, label: str, start: float, duration: float) -> PlannedStep:
-    return PlannedStep(
-        phase="cycle",
-        supercycle=None,
-        block=None,
-        subcycle=None,
-        repetition=None,
-        order=order,
-        kind=kind,
-        source_label=label,
-        start_s=round(start, 6),
-        duration_s=duration,
-    )
 
 
 def classify_labview_file(head: bytes) -> str | None:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import dataclasses
 import math
 import re
 from collections.abc import Sequence
@@ -44,20 +45,20 @@ from typing import Any, ClassVar
 import numpy as np
 import polars as pl
 
-from depositions.aldlogs.tabular import TextHead, dedupe, read_text
-from depositions.aldlogs.types import (
+from depositions.aldlogs.parsers.tabular import TextHead, dedupe, read_text
+from depositions.aldlogs.parsers.types import (
     AldLog,
     Channel,
     ControllerRecipe,
     LogEvent,
+    LogSegment,
     RecipeRow,
 )
-from depositions.aldlogs.units import conversion, split_header, time_scale
-from depositions.expansion import PlannedStep
-from lims.ingestion.parsing import ParseContext, ParseError
+from depositions.aldlogs.parsers.units import conversion, split_header, time_scale
+from lims.ingestion.parsing import SNIFF_BYTES, ParseContext, ParseError
 from lims.ingestion.text import bom_encoding, sniff_lines
 
-VERSION = "1.2.0"
+VERSION = "1.3.0"
 PRESSURE_CHANNEL = "chamber pressure"
 UNNAMED_VALVE = "valve ?"
 # "03/14/2025 09:58:10 AM INFO     msg", "03/14/2025 21:58:10 INFO msg", logging's default
@@ -93,7 +94,7 @@ _MESSAGES: tuple[tuple[str, str], ...] = (
     ("pressure", r"(?i)^the pressure is\s*[:=]?\s*(?P<b>.*?)\s*$"),
     ("sleep", rf"(?i)^going to sleep for\s*(?P<b>{_NUM})\s*sec"),
     ("setpoint", rf"(?i)^set mfc at\s*(?P<a>.+?)\s*to\s*(?P<b>{_NUM})\s*$"),
-    ("loops", r"(?i)^user asked to run the loops this many times\s*(?P<b>\d+)"),
+    ("loops", r"(?i)^user asked to run the loops this many times\s*(?P<b>\d{1,9})\b"),
     ("start", r"(?i)^starting a new run"),
     ("finish", r"(?i)^(run finished|run complete|finished the run|run done)"),
     ("recipe_dump", r"(?i)^here is the recipe"),
@@ -111,7 +112,7 @@ _ALARM_LEVELS = {
     "CRITICAL": "error",
     "FATAL": "error",
 }
-_VALVE_COLUMN = re.compile(r"^ald\s*_?v(?:alve)?\s*_?(\d+)$", re.IGNORECASE)
+_VALVE_COLUMN = re.compile(r"^ald\s*_?v(?:alve)?\s*_?(\d{1,9})$", re.IGNORECASE)
 _DELAY_COLUMN = re.compile(r"^(delay|sleep|wait|dwell|time|duration)\b", re.IGNORECASE)
 _DECIMAL_COMMA = re.compile(r"^[-+]?\d*,\d+(?:[eE][-+]?\d+)?$")
 
@@ -265,7 +266,7 @@ def _valve_name(address: str | None) -> str:
     text = (address or "").strip()
     if not text:
         return UNNAMED_VALVE
-    return f"valve {int(text)}" if text.isdigit() else f"valve {text}"
+    return f"valve {int(text)}" if text.isdigit() and len(text) <= 9 else f"valve {text[:40]}"
 
 
 _DUMP_CELL = re.compile(rf"{_NUM}|\bnan\b", re.IGNORECASE)
@@ -389,14 +390,35 @@ def parse_controller_log(path: Path, ctx: ParseContext) -> AldLog:
     metadata: dict[str, Any] = {"format": "controller_eventlog", "encoding": head.encoding}
     if date_order != "MDY":
         metadata["date_order"] = date_order
-    chosen = _choose_run(entries, runs, ctx, warnings)
-    first, last = runs[chosen]
-    metadata["runs_in_file"] = [
+    choice: list[str] = []
+    chosen = _choose_run(entries, runs, ctx, choice)
+    sessions = [
+        _session_log(entries.slice(a, b - a), ctx, list(warnings), {**metadata, "run_index": i})
+        for i, (a, b) in enumerate(runs)
+    ]
+    in_file = [
         {"index": i, "start": str(entries["dt"][a]), "entries": b - a}
         for i, (a, b) in enumerate(runs)
     ]
-    metadata["run_index"] = chosen
-    run = entries.slice(first, last - first)
+    # the run taken when the log is read as one run (a caller that wants one); every run of
+    # the file is a segment with its own pulses and verdict (what the ingest handler stores)
+    log = dataclasses.replace(
+        sessions[chosen],
+        metadata={**sessions[chosen].metadata, "runs_in_file": in_file},
+        warnings=[*sessions[chosen].warnings, *choice],
+    )
+    if len(sessions) > 1:
+        log.segments = [
+            LogSegment(i, session, session.start_time, session.end_time())
+            for i, session in enumerate(sessions)
+        ]
+    return log
+
+
+def _session_log(
+    run: pl.DataFrame, ctx: ParseContext, warnings: list[str], metadata: dict[str, Any]
+) -> AldLog:
+    """One run of the log (the entries from one start to the next) as its own :class:`AldLog`."""
     resolution = _resolution(run["digits"])
     times = _times(run["dt"], warnings, resolution)
     declared: list[list[float]] | None = None
@@ -409,7 +431,8 @@ def parse_controller_log(path: Path, ctx: ParseContext) -> AldLog:
         run, times, resolution, _printed_pulse_delays(declared or []), warnings
     )
     run = run.with_columns(pl.Series("time_s", times))
-    start_time = run["dt"][0].isoformat(timespec="seconds" if resolution >= 1 else "milliseconds")
+    stamp = "seconds" if resolution >= 1 else "milliseconds"
+    start_time = run["dt"][0].isoformat(timespec=stamp)
 
     pressure_unit = str(ctx.metadata.get("pressure_unit") or "Torr")
     conv = conversion("pressure", pressure_unit)
@@ -561,6 +584,17 @@ def parse_controller_log(path: Path, ctx: ParseContext) -> AldLog:
     period = _period(series["time_s"].to_numpy(), resolution)
     if series.height == 0:
         warnings.append("no pressure readings in this run: pulses cannot be checked for a response")
+    per_loop = _pulses_per_loop(declared or [])
+    if per_loop and run_info["loops_requested"] is not None:
+        opens = {
+            valve: sum(1 for e in events if e.kind == "valve" and e.channel == valve and e.value)
+            for valve in per_loop
+        }
+        run_info["loops_completed"] = min(opens[v] // n for v, n in per_loop.items())
+        run_info["loops_completed_from"] = (
+            "valve opens / opens per loop of the recipe the run printed: "
+            + ", ".join(f"{v} {opens[v]}/{n}" for v, n in per_loop.items())
+        )
     metadata.update(
         {
             "run_info": run_info,
@@ -664,6 +698,12 @@ def _declared_recipe(text: str, line: int, warnings: list[str]) -> list[list[flo
         )
         return None
     rows = _recipe_dump(text)
+    if any(math.isinf(x) for row in rows for x in row):
+        warnings.append(
+            f"the recipe array printed at line {line} holds an infinite number: "
+            "not kept as the declared recipe"
+        )
+        return None
     if len({len(r) for r in rows}) > 1:
         warnings.append(
             f"the recipe array printed at line {line} has rows of different lengths: "
@@ -685,7 +725,7 @@ _ALD_CELLS = range(6, 10)
 _DUMP_WIDTH = 15
 
 
-def _cell_action(value: float, before: float) -> str | None:
+def cell_action(value: float, before: float) -> str | None:
     """What the controller does with one ALD valve cell of a row.
 
     ``None``: skipped (its integer part is -1, or it equals the row above: only changed cells
@@ -712,9 +752,26 @@ def _printed_pulse_delays(rows: list[list[float]]) -> dict[str, float]:
             break
         before = [x + 1 for x in row] if j == 0 else rows[j - 1]
         for i in _ALD_CELLS:
-            if _cell_action(row[i], before[i]) == "pulse":
+            if cell_action(row[i], before[i]) == "pulse":
                 delays.setdefault(f"valve {i - 5}", set()).add(row[-1])
     return {valve: next(iter(found)) for valve, found in delays.items() if len(found) == 1}
+
+
+def _pulses_per_loop(rows: list[list[float]]) -> dict[str, int]:
+    """Valve -> opens in one loop, replaying the controller over the recipe array a run printed.
+
+    Empty when the array cannot be replayed whole (not the known layout, or a blank cell, at
+    which the controller stops in the first loop).
+    """
+    if not rows or any(len(row) != _DUMP_WIDTH or any(map(math.isnan, row)) for row in rows):
+        return {}
+    counts: dict[str, int] = {}
+    for j, row in enumerate(rows):
+        before = [x + 1 for x in row] if j == 0 else rows[j - 1]
+        for i in _ALD_CELLS:
+            if cell_action(row[i], before[i]) == "pulse":
+                counts[f"valve {i - 5}"] = counts.get(f"valve {i - 5}", 0) + 1
+    return counts
 
 
 def _timed_pulses(
@@ -885,7 +942,7 @@ def _series(
 
 
 def _natural(name: str) -> tuple[str, int]:
-    match = re.search(r"(\d+)$", name)
+    match = re.search(r"(\d{1,9})$", name)
     return (name[: match.start()] if match else name, int(match.group(1)) if match else -1)
 
 
@@ -900,9 +957,14 @@ def _period(times: np.ndarray, resolution: float = 1.0) -> float | None:
 # --- recipe CSV ---------------------------------------------------------------------------------
 
 
-def _cells(line: str, separator: str) -> list[str]:
+def _cells(line: str, separator: str, number: int) -> list[str]:
     """The fields of one CSV line (quotes honoured: ``"0,05"`` stays one field)."""
-    row = next(csv.reader([line], delimiter=separator), [])
+    try:
+        row = next(csv.reader([line], delimiter=separator), [])
+    except csv.Error as exc:  # an unclosed quote, a field above csv's limit
+        raise ParseError(
+            f"unreadable CSV line: {str(exc)[:200]}", location=f"line {number}"
+        ) from exc
     return [cell.strip().strip('"').strip() for cell in row]
 
 
@@ -919,12 +981,12 @@ def parse_controller_recipe(path: Path, ctx: ParseContext) -> ControllerRecipe:
         raise ParseError("the recipe file has no lines", location="line 1")
     header_at, header = lines[0]
     sep = "\t" if "\t" in header else ";" if header.count(";") > header.count(",") else ","
-    raw = _cells(header, sep)
+    raw = _cells(header, sep, header_at + 1)
     if any(_NUM_ONLY.match(c) for c in raw):
         raise ParseError(
             "the first line is not a header of column names", location=f"line {header_at + 1}"
         )
-    body = [(i, _cells(line, sep)) for i, line in lines[1:]]
+    body = [(i, _cells(line, sep, i + 1)) for i, line in lines[1:]]
     notes: list[str] = []
     trailing = 0
     while len(raw) > 1 and raw[-1] == "":
@@ -1053,96 +1115,49 @@ def _recipe_number(text: str, column: str, line: int, commas: list[tuple[int, st
 _NUM_ONLY = re.compile(rf"^{_NUM}$")
 
 
-def plan_from_controller_recipe(
-    recipe: ControllerRecipe,
-    loops: int,
-    *,
-    valve_labels: dict[str, str] | None = None,
-    column_to_valve: dict[str, str] | None = None,
-) -> list[PlannedStep]:
-    """The planned sequence as the controller runs it: ``loops`` times the recipe rows.
-
-    On each row the controller sets, in column order, every ALD valve cell (``aldvN``, or the
-    columns of ``column_to_valve``) whose integer part is not -1 and which differs from the row
-    above (the first row of a loop always acts): integer part 1 opens the valve, sleeps the
-    row's delay without logging it and closes it -- a pulse of the delay; any other value
-    closes the valve, sleeps the delay and closes it again -- a wait. Then, except on a loop's
-    first row, it logs ``going to sleep`` and sleeps the delay once more (a purge). So a row
-    repeating the row above does not pulse again, a valve row after the first lasts twice its
-    delay, and a first row with nothing to set takes no time. The time the program spends
-    reading the gauge and plotting (~0.1 s a row on the real tool) is not planned. Labels are
-    the log's valve names (``valve 1``) unless ``valve_labels`` maps them to chemicals.
-    """
-    if loops < 1:
-        raise ValueError("loops must be >= 1")
-    labels = valve_labels or {}
-    custom = column_to_valve or {}
-    mapping = {
-        column: custom.get(column) or valve_of_column(column) or ""
-        for column in recipe.columns
-        if column in custom or valve_of_column(column)
-    }
-    steps: list[PlannedStep] = []
-    t = 0.0
-
-    def add(loop: int, row: RecipeRow, kind: str, valve: str | None) -> None:
-        nonlocal t
-        steps.append(
-            PlannedStep(
-                phase="cycle",
-                supercycle=loop,
-                block=0,
-                subcycle="recipe",
-                repetition=0,
-                order=row.index + 1,
-                kind=kind,
-                source_label=labels.get(valve, valve) if valve else "",
-                start_s=round(t, 6),
-                duration_s=row.delay_s,
-            )
-        )
-        t += row.delay_s
-
-    for loop in range(loops):
-        above: dict[str, float] | None = None
-        for row in recipe.rows:
-            cells = {c: _controller_cell(row.values.get(c)) for c in mapping}
-            for column, valve in mapping.items():
-                before = cells[column] + 1 if above is None else above[column]
-                action = _cell_action(cells[column], before)
-                if action == "pulse":
-                    add(loop, row, "pulse", valve)
-                elif action == "wait":
-                    add(loop, row, "purge", None)  # valve closed, the delay slept anyway
-            if above is not None:
-                add(loop, row, "purge", None)
-            above = cells
-    return steps
-
-
-def _controller_cell(value: float | None) -> float:
-    """A parsed recipe cell as the controller sees it (``None`` was -1 or blank)."""
-    return -1.0 if value is None else value
-
-
 # --- registered parsers -------------------------------------------------------------------------
 
 
+_CONTROLLER_WORDS = re.compile(
+    r"(?i)(set valve|the pressure is|going to sleep|set mfc|starting a new run|"
+    r"user asked to run the loops|here is the recipe|run finished)"
+)
+# A line without a timestamp that continues the entry above: a printed numpy array row, a
+# traceback line, or any indented text.
+_CONTINUATION = re.compile(r"^(\s|\[|\]|Traceback|\w+(\.\w+)*(Error|Exception)\b)")
+# How many lines before the first entry a cut copy may start with (the parser skips them).
+_SNIFF_LEAD_LINES = 5
+SNIFF_LINE_LIMIT = 20_000  # more than a 64 KiB head can hold
+
+
 def _log_score(head: bytes) -> float:
-    lines = [line for line in (sniff_lines(head, 60) or []) if line.strip()]
+    """Judged on every whole line of the head, entry by entry, not on its first lines.
+
+    A real log can open with the recipe printed as a numpy array over dozens of continuation
+    lines. So lines are grouped into entries (a timestamped line and the unstamped lines that
+    continue it); the head is a controller log when it starts with an entry (after at most a
+    few lines of a cut copy), the lines that are neither entries nor continuations are
+    fewer than the entries, and at least two entries carry the controller's own words.
+    """
+    lines = sniff_lines(head, SNIFF_LINE_LIMIT) or []
+    if len(lines) > 1 and len(head) >= SNIFF_BYTES:
+        lines = lines[:-1]  # the head cuts the last line
+    lines = [line for line in lines if line.strip()]
     if not lines:
         return 0.0
-    hits = [_LINE.match(line) for line in lines[:50]]
-    matched = [m for m in hits if m]
-    if len(matched) < 2 or len(matched) < len(hits) / 3:
+    entries = words = stray = 0
+    for number, line in enumerate(lines):
+        match = _LINE.match(line)
+        if match:
+            entries += 1
+            words += bool(_CONTROLLER_WORDS.match(match["msg"]))
+        elif not entries:
+            if number >= _SNIFF_LEAD_LINES:
+                return 0.0
+        elif not _CONTINUATION.match(line):
+            stray += 1
+    if entries < 2 or stray >= entries:
         return 0.0
-    words = sum(
-        1
-        for m in matched
-        if re.match(
-            r"(?i)(set valve|the pressure is|going to sleep|set mfc|starting a new run)", m["msg"]
-        )
-    )
     return 0.95 if words >= 2 else 0.0
 
 
