@@ -6,10 +6,18 @@ class CellsConfig(AppConfig):
 
     def ready(self) -> None:
         from cells import services, subscribers  # noqa: F401  (event consumers)
+        from cells.eis import parsers as eis_parsers
+        from cells.eis import services as eis_services
         from cells.parsers import PARSERS
         from lims.ingestion import registry
 
         registry.register_parsers(PARSERS)
+        registry.register_parsers(eis_parsers.PARSERS)
+        registry.register_handler(
+            "eis",
+            prepare=eis_services.eis_spectrum_prepare,
+            persist=eis_services.eis_spectrum_persist,
+        )
         registry.register_handler(
             "cycler", prepare=services.cycling_test_prepare, persist=services.cycling_test_persist
         )

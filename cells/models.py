@@ -270,3 +270,76 @@ class CyclerSidecar(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.raw_file.original_name}"
+
+
+class EisSpectrum(models.Model):
+    """One impedance spectrum: the points live in Parquet, the numbers a list needs here.
+
+    Sign convention of the stored points: Z = Z' + jZ'', Z'' negative for capacitive
+    behaviour (``conventions`` also says what the file wrote). Linked to a cell or a sample
+    (a pellet, a film), never both; a spectrum without either waits for linking.
+    """
+
+    class Technique(models.TextChoices):
+        PEIS = "PEIS", "potentiostatic (PEIS)"
+        GEIS = "GEIS", "galvanostatic (GEIS)"
+        UNKNOWN = "", "not stated by the file"
+
+    project = models.ForeignKey("lims.Project", on_delete=models.PROTECT, related_name="+")
+    raw_file = models.OneToOneField(
+        "lims.RawFile", on_delete=models.PROTECT, related_name="eis_spectrum"
+    )
+    job = models.ForeignKey(
+        "lims.IngestionJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    instrument = models.ForeignKey(
+        "lims.Instrument", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    cell = models.ForeignKey(
+        Cell, null=True, blank=True, on_delete=models.PROTECT, related_name="spectra"
+    )
+    sample = models.ForeignKey(
+        "samples.Sample",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="eis_spectra",
+    )
+    parser_name = models.CharField(max_length=100)
+    parser_version = models.CharField(max_length=30)
+    vendor = models.CharField(max_length=50, blank=True)
+    technique = models.CharField(max_length=4, choices=Technique.choices, blank=True)
+    temperature_c = models.FloatField(null=True, blank=True)
+    temperature_source = models.CharField(max_length=100, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    points = models.PositiveIntegerField(default=0)
+    sweeps = models.PositiveIntegerField(default=1)
+    f_min_hz = models.FloatField(null=True)
+    f_max_hz = models.FloatField(null=True)
+    series_path = models.CharField(max_length=500, blank=True, help_text="Parquet (zstd)")
+    hf_intercept_ohm = models.FloatField(
+        null=True, blank=True, help_text="Model-free real-axis crossing at high frequency"
+    )
+    hf_intercept = models.JSONField(
+        default=dict, blank=True, help_text="How the intercept was read, or why there is none"
+    )
+    conventions = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    metadata = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    warnings = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(cell__isnull=True) | models.Q(sample__isnull=True),
+                name="eis_spectrum_cell_or_sample",
+            )
+        ]
+
+    def __str__(self) -> str:
+        owner = self.cell or self.sample or "unlinked"
+        return f"{owner}: {self.raw_file.original_name}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("cells:spectrum-detail", args=[self.pk])

@@ -11,6 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import redirect, render
 
 from cells import selectors, services
+from cells.eis.views import cell_spectra_context
 from cells.filtersets import CellFilterSet
 from cells.forms import CellForm
 from cells.models import Cell
@@ -98,6 +99,7 @@ def cell_detail(request: HttpRequest, code: str) -> HttpResponse:
             "plots": plots,
             "plot_data": plot_data,
             "chosen": chosen,
+            **cell_spectra_context(cell),
         },
     )
 

@@ -168,6 +168,75 @@ def _check_biologic(exprs: dict[str, pl.Expr], columns: list[str], where: str) -
         )
 
 
+# Technique id: the first byte of the settings module ("VMP Set"). 0x04 GCPL and 0x7F Modulo
+# Bat are seen in this repository's fixtures; the impedance ids follow public mpr readers.
+MPR_TECHNIQUES = {
+    0x04: "GCPL",
+    0x0B: "OCV",
+    0x18: "CA",
+    0x19: "CP",
+    0x1D: "PEIS",
+    0x1E: "GEIS",
+    0x7F: "Modulo Bat",
+}
+_MPR_HEAD = 52  # magic padded to 48 bytes, then 4 zero bytes
+
+
+def mpr_head_columns(head: bytes) -> tuple[str, list[str]] | None:
+    """(technique, data column names) from the module headers in a file's head, or None when
+    the data module's column list is not in ``head``. Reads headers only (for sniffing)."""
+    from galvani.BioLogic import VMPdata_colID_dtype_map, VMPdata_colID_flag_map
+
+    pos, technique = _MPR_HEAD, ""
+    while head[pos : pos + 6] == b"MODULE":
+        hdr = head[pos + 6 : pos + 6 + 59]
+        if len(hdr) < 51:
+            return None
+        if hdr[35:39] == b"\xff\xff\xff\xff":  # EC-Lab >= 11.50 module header
+            length, version, size = _u32(hdr, 39), _u32(hdr, 43), 59
+        else:
+            length, version, size = _u32(hdr, 35), _u32(hdr, 39), 51
+        start = pos + 6 + size
+        if hdr.startswith(b"VMP Set") and start < len(head):
+            technique = MPR_TECHNIQUES.get(head[start], f"technique id {head[start]}")
+        if hdr.startswith(b"VMP data"):
+            data = head[start : start + 1100]
+            if len(data) < 8:
+                return None
+            count = data[4]
+            if version == 0 and data[5]:
+                ids = list(data[5 : 5 + count])
+            else:
+                offset = 6 if version == 0 else 5
+                raw = data[offset : offset + 2 * count]
+                ids = [raw[i] | raw[i + 1] << 8 for i in range(0, len(raw) - 1, 2)]
+            names = [
+                VMPdata_colID_dtype_map.get(i, VMPdata_colID_flag_map.get(i, (f"column id {i}",)))[
+                    0
+                ]
+                for i in ids
+            ]
+            return technique, names
+        pos = start + length
+    return None
+
+
+def _u32(data: bytes, offset: int) -> int:
+    return int.from_bytes(data[offset : offset + 4], "little")
+
+
+def mpt_is_impedance(lines: list[str]) -> str | None:
+    """ "impedance" for an EC-Lab impedance export (a ``freq/Hz`` column in a PEIS/GEIS file or
+    a file without the technique line), "mixed" for a multi-technique (Modulo Bat) file with
+    an impedance step, None otherwise."""
+    index = _mpt_header_index(lines)
+    columns = lines[index].split("\t") if index is not None else []
+    if "freq/Hz" not in columns:
+        return None
+    technique = lines[3].strip() if lines[0].strip() in MPT_MAGIC and len(lines) > 3 else ""
+    return "mixed" if technique.lower().startswith("modulo bat") else "impedance"
+
+
 class BiologicMprParser:
     """EC-Lab/BT-Lab binary ``.mpr`` read with galvani (datalab-org fork)."""
 
@@ -176,7 +245,12 @@ class BiologicMprParser:
     kind: ClassVar[str] = "cycler"
 
     def sniff(self, head: bytes, filename: str) -> float:
-        return 0.99 if head.startswith(MPR_MAGIC) else 0.0
+        if not head.startswith(MPR_MAGIC):
+            return 0.0
+        found = mpr_head_columns(head)
+        if found is not None and "freq/Hz" in found[1] and found[0] != "Modulo Bat":
+            return 0.0  # an impedance record: a spectrum is never a cycling test
+        return 0.99
 
     def parse(self, path: Path, ctx: ParseContext) -> CyclerData:
         from galvani.BioLogic import MPRfile
@@ -291,10 +365,13 @@ class BiologicMptParser:
         lines = sniff_lines(head)
         if not lines:
             return 0.0
+        impedance = mpt_is_impedance(lines)
+        if impedance == "impedance":
+            return 0.0  # a spectrum is never a cycling test (cells.eis reads it)
+        if impedance == "mixed":
+            return 0.3  # a Modulo Bat file with an impedance step is a cycling test
         index = _mpt_header_index(lines)
         columns = lines[index].split("\t") if index is not None else []
-        if "freq/Hz" in columns:
-            return 0.3  # an impedance export: an EIS parser should win
         if lines[0].strip() in MPT_MAGIC:
             return 0.98
         return 0.7 if any(c.startswith(("Ewe/", "Ecell/")) for c in columns) else 0.0
@@ -304,6 +381,11 @@ class BiologicMptParser:
             path, ctx, _mpt_header_index, separator="\t", what="EC-Lab column header"
         )
         columns = list(layout.columns)
+        if mpt_is_impedance([*layout.preamble, "\t".join(layout.raw_columns)]) == "impedance":
+            raise ParseError(
+                "an impedance spectrum (freq/Hz column), not cycler data: send it as kind=eis",
+                location=f"line {layout.header_line + 1}",
+            )
         conventions = dict(BIOLOGIC_CONVENTIONS)
         exprs = biologic_expressions(columns, conventions)
         _check_biologic(exprs, columns, f"line {layout.header_line + 1}")

@@ -33,7 +33,7 @@ from streaming_form_data.targets import BaseTarget, ValueTarget
 from lims.ingestion.parsing import SNIFF_BYTES
 
 CHUNK = 1024 * 1024
-FIELDS = ("kind", "cell", "run", "anneal", "project", "metadata")
+FIELDS = ("kind", "cell", "sample", "temperature_c", "run", "anneal", "project", "metadata")
 
 
 class UploadTooLarge(exceptions.APIException):

@@ -30,6 +30,15 @@ class IngestRequestSerializer(serializers.Serializer):
         error_messages={"invalid_choice": f"unknown kind; expected one of {', '.join(KINDS)}"},
     )
     cell = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    sample = serializers.CharField(
+        required=False, allow_blank=True, max_length=64, help_text="Sample code (impedance)"
+    )
+    temperature_c = serializers.FloatField(
+        required=False,
+        min_value=-273.15,
+        max_value=2000,
+        help_text="Measurement temperature, °C (impedance spectra)",
+    )
     run = serializers.CharField(required=False, allow_blank=True, max_length=64)
     anneal = serializers.CharField(
         required=False, allow_blank=True, max_length=64, help_text="Anneal code (furnace logs)"

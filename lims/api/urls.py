@@ -2,6 +2,7 @@ from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
 from cells.api.views import CellsFromLotView, CellViewSet, CyclingTestViewSet
+from cells.eis.api import EisSpectrumViewSet
 from depositions.api.urls import router as depositions_router
 from lims.api.views import (
     ColumnMappingViewSet,
@@ -21,6 +22,7 @@ router.register("instruments", InstrumentViewSet, basename="instrument")
 router.register("column-mappings", ColumnMappingViewSet, basename="column-mapping")
 router.register("cells", CellViewSet, basename="cell")
 router.register("cycling-tests", CyclingTestViewSet, basename="cycling-test")
+router.register("eis-spectra", EisSpectrumViewSet, basename="eis-spectrum")
 router.register("materials", MaterialViewSet, basename="material")
 router.register("material-lots", MaterialLotViewSet, basename="material-lot")
 router.register("samples", SampleViewSet, basename="sample")

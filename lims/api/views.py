@@ -74,7 +74,7 @@ class IngestView(APIView):
                 kind=data.get("kind"),
                 params={
                     k: data[k]
-                    for k in ("cell", "run", "anneal", "metadata")
+                    for k in ("cell", "sample", "temperature_c", "run", "anneal", "metadata")
                     if data.get(k) not in (None, "")
                 },
                 user=request.user if isinstance(request.user, AbstractBaseUser) else None,

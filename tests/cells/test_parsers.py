@@ -21,7 +21,7 @@ from lims.ingestion.registry import all_parsers, detect_parser, get_parser
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cycler"
 MPR_GCPL = FIXTURES / "biologic/navani_jdb11-1_c3_gcpl_5cycles_2V-3p8V_C-24_data_C09.mpr"
 MPR_SMALL = FIXTURES / "biologic/navani_00_test_04_MB_C01.mpr"
-MPT_EIS = FIXTURES / "biologic/impedance_exampleDataBioLogic.mpt"
+MPT_EIS = FIXTURES.parent / "eis/impedance_exampleDataBioLogic.mpt"
 NDAX = FIXTURES / "neware/fastnda_nw4-120-1-6-53.ndax"
 NDA = FIXTURES / "neware/newarenda_new_nda_file.nda"
 NEWARE_CSV = FIXTURES / "neware/cellpy_neware_uio.csv"
@@ -114,9 +114,9 @@ def test_generic_parser_never_wins_a_sniff() -> None:
         assert generic.sniff(head_of(FIXTURES / relative), relative) == 0.0
 
 
-def test_impedance_mpt_defers_to_an_eis_parser() -> None:
-    mpt = get_parser("biologic_mpt")
-    assert 0 < mpt.sniff(head_of(MPT_EIS), MPT_EIS.name) < 0.5
+def test_no_cycler_parser_claims_an_impedance_mpt() -> None:
+    """A spectrum is never a cycling test (cells.eis reads it; tests/cells/test_eis_*)."""
+    assert get_parser("biologic_mpt").sniff(head_of(MPT_EIS), MPT_EIS.name) == 0
 
 
 # --- canonical contract -----------------------------------------------------------------------
@@ -243,17 +243,10 @@ def test_mpt_text_export_matches_the_mpr_it_came_from(tmp_path: Path, decimal_co
         assert got[column].to_list() == pytest.approx(expected[column].to_list(), rel=1e-6)
 
 
-def test_real_mpt_header_block_latin1_and_trailing_tab() -> None:
-    data = parse(MPT_EIS, "biologic_mpt")
-    frame = data.collect()
-    assert frame.height == 43
-    assert data.metadata["header_line"] == 61
-    assert data.metadata["encoding"] != "utf-8"  # ISO-8859 file with a µ in a column name
-    assert "Cs/µF" in data.metadata["source_columns"]
-    assert data.metadata["software_version"].startswith("EC-Lab for windows v11.18")
-    assert frame["cycle"].unique().to_list() == [1]
-    assert frame["current_a"][0] == pytest.approx(-4.8041187e-5)  # <I>/mA -> A
-    assert frame["voltage_v"][0] == pytest.approx(-2.8677555e-4)  # <Ewe>/V
+def test_cycler_mpt_reader_refuses_an_impedance_export() -> None:
+    with pytest.raises(ParseError, match=r"impedance spectrum.*kind=eis") as caught:
+        parse(MPT_EIS, "biologic_mpt")
+    assert caught.value.location == "line 61"
 
 
 # --- Neware -----------------------------------------------------------------------------------
