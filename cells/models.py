@@ -329,6 +329,20 @@ class EisSpectrum(models.Model):
     conventions = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
     metadata = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
     warnings = models.JSONField(default=list, blank=True)
+    kk_passed = models.BooleanField(
+        null=True, blank=True, help_text="Lin-KK validity of the first sweep; null: not tested"
+    )
+    kramers_kronig = models.JSONField(
+        default=dict, blank=True, help_text="Lin-KK summary, residuals and method, or the error"
+    )
+    thickness_mm = models.FloatField(
+        null=True, blank=True, help_text="Specimen thickness stated at upload (metadata)"
+    )
+    thickness_stderr_mm = models.FloatField(null=True, blank=True)
+    area_cm2 = models.FloatField(
+        null=True, blank=True, help_text="Electrode area stated at upload (metadata)"
+    )
+    area_stderr_cm2 = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -346,3 +360,65 @@ class EisSpectrum(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("cells:spectrum-detail", args=[self.pk])
+
+
+class EisFit(models.Model):
+    """One equivalent-circuit fit of a spectrum, with what it takes to reproduce it.
+
+    A spectrum keeps every fit (the one at ingestion and each refit); a failed fit is a row too,
+    with its error. The conductivity is derived from the fit's bulk resistance and the specimen
+    geometry; ``conductivity`` says which numbers and sources were used, or why there is none.
+    """
+
+    class Reason(models.TextChoices):
+        INGESTED = "ingested", "at ingestion"
+        REFIT = "refit", "refit"
+
+    class Status(models.TextChoices):
+        OK = "ok", "fitted"
+        FAILED = "failed", "failed"
+
+    spectrum = models.ForeignKey(EisSpectrum, on_delete=models.CASCADE, related_name="fits")
+    circuit_name = models.CharField(
+        max_length=40, help_text="Measurement-type circuit asked for (a key of fit.CIRCUITS)"
+    )
+    circuit = models.CharField(max_length=200, blank=True, help_text="impedance.py string fitted")
+    status = models.CharField(max_length=10, choices=Status.choices)
+    error = models.TextField(blank=True)
+    parameters = models.JSONField(
+        default=list, blank=True, help_text="[{name, value, stderr, unit}] in circuit order"
+    )
+    chi_square = models.FloatField(null=True, blank=True)
+    rms_relative = models.FloatField(null=True, blank=True)
+    f_min_hz = models.FloatField(null=True, blank=True)
+    f_max_hz = models.FloatField(null=True, blank=True)
+    f_range_requested = models.JSONField(
+        default=list, blank=True, help_text="[f_min, f_max] asked for (Hz); empty: all points"
+    )
+    n_points = models.PositiveIntegerField(null=True, blank=True)
+    weighting = models.CharField(max_length=20, blank=True)
+    initial_guess = models.JSONField(default=list, blank=True)
+    guess_source = models.CharField(max_length=20, blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+    versions = models.JSONField(default=dict, blank=True, help_text="impedance, scipy, numpy")
+    raw_sha256 = models.CharField(max_length=64)
+    parser_name = models.CharField(max_length=100)
+    parser_version = models.CharField(max_length=30)
+    sweep = models.PositiveIntegerField(default=0, help_text="Sweep fitted (0-based)")
+    fit_seconds = models.FloatField(null=True, blank=True)
+    sigma_s_cm = models.FloatField(null=True, blank=True, help_text="Bulk conductivity, S/cm")
+    sigma_stderr_s_cm = models.FloatField(null=True, blank=True)
+    conductivity = models.JSONField(
+        default=dict, blank=True, help_text="Resistance, thickness, area used and their sources"
+    )
+    reason = models.CharField(max_length=10, choices=Reason.choices)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"fit {self.pk} of spectrum {self.spectrum_id}: {self.circuit_name} ({self.status})"

@@ -13,8 +13,9 @@ import polars as pl
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from cells.eis import conductivity as cond
 from cells.eis.spectrum import EisData, hf_intercept
-from cells.models import Cell, EisSpectrum
+from cells.models import Cell, EisFit, EisSpectrum
 from lims.events.services import event_emit
 from lims.ingestion import storage
 from lims.ingestion.registry import IngestOutcome
@@ -26,6 +27,11 @@ TEMPERATURE_RANGE_C = (-273.15, 2000.0)
 TEMPERATURE_DISAGREE_C = 2.0
 
 
+# The circuit a spectrum is fitted with at ingestion, by what it was measured on (fit.CIRCUITS).
+CIRCUIT_FOR_OWNER = {"cell": "cell_interfaces", "sample": "blocking_pellet", "": "cell_interfaces"}
+FIT_CIRCUITS = ("blocking_pellet", "bulk_grain_boundary", "cell_interfaces")
+
+
 @dataclass(frozen=True)
 class PreparedSpectrum:
     data: EisData
@@ -33,10 +39,17 @@ class PreparedSpectrum:
     hf_intercept_ohm: float | None
     hf_provenance: dict[str, Any]
     series_s: float
+    kk_passed: bool | None = None
+    kramers_kronig: dict[str, Any] | None = None
+    fit: dict[str, Any] | None = None
+    fit_s: float = 0.0
 
 
 def eis_spectrum_prepare(*, job: IngestionJob, data: EisData) -> PreparedSpectrum:
-    """Phase 1, outside any transaction: the points to Parquet and the model-free intercept."""
+    """Phase 1, outside any transaction: Parquet, model-free intercept, Lin-KK and the fit.
+
+    A fit or KK failure is recorded, never raised: the spectrum is worth keeping without it.
+    """
     started = time.monotonic()
     raw = job.raw_file
     rel = storage.series_relpath(
@@ -48,7 +61,271 @@ def eis_spectrum_prepare(*, job: IngestionJob, data: EisData) -> PreparedSpectru
     data.points.write_parquet(tmp, compression="zstd")
     os.replace(tmp, path)
     value, provenance = hf_intercept(data.points)
-    return PreparedSpectrum(data, rel, value, provenance, time.monotonic() - started)
+    series_s = time.monotonic() - started
+    fit_started = time.monotonic()
+    kk_passed, kk = kk_compute(data.points)
+    circuit, why = choose_circuit(job.params or {})
+    fitted = fit_compute(data.points, circuit=circuit)
+    fitted["warnings"] = [why, *fitted["warnings"]]
+    return PreparedSpectrum(
+        data,
+        rel,
+        value,
+        provenance,
+        series_s,
+        kk_passed=kk_passed,
+        kramers_kronig=kk,
+        fit=fitted,
+        fit_s=time.monotonic() - fit_started,
+    )
+
+
+def choose_circuit(params: dict[str, Any]) -> tuple[str, str]:
+    """``metadata.circuit`` when the upload names one, else by what was measured (a note why)."""
+    metadata = params.get("metadata") or {}
+    named = str(metadata.get("circuit") or "").strip()
+    if named:
+        return named, f"circuit {named!r} named in the upload's metadata.circuit"
+    owner = "cell" if params.get("cell") else "sample" if params.get("sample") else ""
+    circuit = CIRCUIT_FOR_OWNER[owner]
+    what = f"a spectrum of a {owner}" if owner else "no cell or sample named: fitted as a cell"
+    return circuit, f"circuit {circuit!r}: {what}"
+
+
+def _first_sweep(points: pl.DataFrame) -> tuple[Any, Any, int]:
+    """f and complex Z of the first sweep (the fit and KK work on one sweep: no repeated f)."""
+
+    sweep = int(points["sweep"][0]) if points.height else 0
+    one = points.filter(pl.col("sweep") == sweep)
+    f = one["f_hz"].to_numpy().astype(float)
+    z = one["z_real_ohm"].to_numpy().astype(float) + 1j * one["z_imag_ohm"].to_numpy().astype(float)
+    return f, z, sweep
+
+
+def kk_compute(points: pl.DataFrame) -> tuple[bool | None, dict[str, Any]]:
+    """Lin-KK verdict of the first sweep; (None, {error}) when it cannot be tested."""
+    from cells.eis.fit import kramers_kronig  # impedance.py: ~1 s to import, only when fitting
+
+    f, z, sweep = _first_sweep(points)
+    try:
+        result = kramers_kronig(f, z)
+    except Exception as exc:  # noqa: BLE001 - the verdict is optional; the reason is stored
+        return None, {"error": f"{type(exc).__name__}: {exc}", "sweep": sweep}
+    return result.passed, {**result.as_dict(), "sweep": sweep}
+
+
+def fit_compute(
+    points: pl.DataFrame, *, circuit: str, f_range: tuple[float, float] | None = None
+) -> dict[str, Any]:
+    """EisFit fields of one fit (pure of the database); a failure gives a row with its error."""
+    from cells.eis.fit import fit_circuit, library_versions
+
+    f, z, sweep = _first_sweep(points)
+    base: dict[str, Any] = {
+        "circuit_name": circuit,
+        "sweep": sweep,
+        "f_range_requested": list(f_range) if f_range else [],
+        "warnings": [],
+        "versions": library_versions(),
+    }
+    if points["sweep"].n_unique() > 1:
+        base["warnings"].append(f"the spectrum has several sweeps: sweep {sweep} is fitted")
+    started = time.monotonic()
+    if circuit not in FIT_CIRCUITS:
+        return {
+            **base,
+            "status": EisFit.Status.FAILED,
+            "error": f"circuit {circuit!r} is not one of {', '.join(FIT_CIRCUITS)}",
+        }
+    try:
+        result = fit_circuit(f, z, circuit, f_range=f_range)
+    except Exception as exc:  # noqa: BLE001 - numerics failures are recorded on the fit row
+        return {
+            **base,
+            "status": EisFit.Status.FAILED,
+            "error": f"{type(exc).__name__}: {exc}",
+            "fit_seconds": time.monotonic() - started,
+        }
+    data = result.as_dict()
+    return {
+        **base,
+        "status": EisFit.Status.OK,
+        "circuit": result.circuit,
+        "parameters": data["parameters"],
+        "chi_square": result.chi_square,
+        "rms_relative": result.rms_relative,
+        "f_min_hz": result.f_range[0],
+        "f_max_hz": result.f_range[1],
+        "n_points": result.n_points,
+        "weighting": result.weighting,
+        "initial_guess": data["initial_guess"],
+        "guess_source": result.guess_source,
+        "warnings": base["warnings"] + data["warnings"],
+        "versions": data["versions"],
+        "fit_seconds": time.monotonic() - started,
+    }
+
+
+def _resistance(fitted: dict[str, Any], name: str) -> tuple[float, float | None]:
+    for p in fitted.get("parameters") or []:
+        if p["name"] == name:
+            return float(p["value"]), p["stderr"]
+    raise KeyError(name)
+
+
+def specimen_geometry(spectrum: EisSpectrum) -> dict[str, Any]:
+    """Thickness (mm) and area (cm2) with their sources: the upload's metadata, else the specimen.
+
+    A sample gives ``thickness_um`` and ``area_cm2`` (or ``diameter_mm``); a cell its
+    ``se_thickness_um`` (the separator pellet) and its area (override, else pellet diameter).
+    """
+    out: dict[str, Any] = {"thickness_mm": None, "area_cm2": None}
+    if spectrum.thickness_mm is not None:
+        out["thickness_mm"], out["thickness_source"] = spectrum.thickness_mm, "upload metadata"
+        out["thickness_stderr_mm"] = spectrum.thickness_stderr_mm
+    if spectrum.area_cm2 is not None:
+        out["area_cm2"], out["area_source"] = spectrum.area_cm2, "upload metadata"
+        out["area_stderr_cm2"] = spectrum.area_stderr_cm2
+    sample, cell = spectrum.sample, spectrum.cell
+    if out["thickness_mm"] is None:
+        if sample is not None and sample.thickness_um is not None:
+            out["thickness_mm"] = float(sample.thickness_um) / 1000
+            out["thickness_source"] = f"sample {sample.code} thickness_um"
+        elif cell is not None and cell.se_thickness_um is not None:
+            out["thickness_mm"] = float(cell.se_thickness_um) / 1000
+            out["thickness_source"] = f"cell {cell.code} se_thickness_um"
+    if out["area_cm2"] is None:
+        if sample is not None and sample.area_cm2 is not None:
+            out["area_cm2"] = float(sample.area_cm2)
+            out["area_source"] = f"sample {sample.code} area_cm2"
+        elif sample is not None and sample.diameter_mm is not None:
+            radius_cm = float(sample.diameter_mm) / 20
+            out["area_cm2"] = math.pi * radius_cm**2
+            out["area_source"] = f"sample {sample.code} diameter_mm (pi d^2 / 4)"
+        elif cell is not None and cell.area_cm2 is not None:
+            out["area_cm2"] = float(cell.area_cm2)
+            out["area_source"] = f"cell {cell.code} area (override, else pellet diameter)"
+    return out
+
+
+def conductivity_compute(
+    spectrum: EisSpectrum, fitted: dict[str, Any]
+) -> tuple[float | None, float | None, dict[str, Any]]:
+    """sigma = L / (R A) from the fit's bulk resistance, or None with the reason.
+
+    R is R1 of 'blocking_pellet' and 'bulk_grain_boundary' (the high-frequency arc: the bulk);
+    for 'bulk_grain_boundary' the total conductivity from R1 + R2 is given beside it. A cell's
+    arcs ('cell_interfaces') are interfaces, not a material's bulk: no conductivity.
+    """
+    geometry = specimen_geometry(spectrum)
+    info: dict[str, Any] = {"geometry": geometry}
+    if fitted.get("status") != EisFit.Status.OK:
+        return None, None, {**info, "none_reason": "the fit failed"}
+    if fitted["circuit_name"] not in ("blocking_pellet", "bulk_grain_boundary"):
+        reason = f"circuit {fitted['circuit_name']!r} has no bulk resistance"
+        return None, None, {**info, "none_reason": reason}
+    if geometry["thickness_mm"] is None or geometry["area_cm2"] is None:
+        missing = [k for k in ("thickness_mm", "area_cm2") if geometry[k] is None]
+        reason = (
+            f"no {' or '.join(missing)}: give it in the upload's metadata or on the sample/cell"
+        )
+        return None, None, {**info, "none_reason": reason}
+    r1, u1 = _resistance(fitted, "R1")
+    kwargs = {
+        "area_cm2": geometry["area_cm2"],
+        "thickness_mm": geometry["thickness_mm"],
+        "thickness_stderr_mm": geometry.get("thickness_stderr_mm"),
+        "area_stderr_cm2": geometry.get("area_stderr_cm2"),
+    }
+    try:
+        bulk = cond.conductivity(r1, resistance_stderr=u1, **kwargs)
+    except cond.ConductivityError as exc:
+        return None, None, {**info, "none_reason": str(exc)}
+    info.update(
+        resistance="R1 (bulk arc)",
+        resistance_ohm=r1,
+        resistance_stderr_ohm=u1,
+        formula=bulk.formula,
+    )
+    if fitted["circuit_name"] == "bulk_grain_boundary":
+        r2, u2 = _resistance(fitted, "R2")
+        u_total = math.hypot(u1, u2) if u1 is not None and u2 is not None else None
+        total = cond.conductivity(r1 + r2, resistance_stderr=u_total, **kwargs)
+        info["total"] = {
+            "resistance": "R1 + R2 (bulk + grain boundary)",
+            "resistance_ohm": r1 + r2,
+            "sigma_s_cm": total.sigma_s_cm,
+            "sigma_stderr_s_cm": total.stderr_s_cm,
+        }
+    return bulk.sigma_s_cm, bulk.stderr_s_cm, info
+
+
+def _fit_row(
+    spectrum: EisSpectrum, fitted: dict[str, Any], *, reason: str, user: Any = None
+) -> EisFit:
+    sigma, sigma_se, info = conductivity_compute(spectrum, fitted)
+    return EisFit.objects.create(
+        spectrum=spectrum,
+        raw_sha256=spectrum.raw_file.sha256,
+        parser_name=spectrum.parser_name,
+        parser_version=spectrum.parser_version,
+        reason=reason,
+        created_by=user if user is not None and user.is_authenticated else None,
+        sigma_s_cm=sigma,
+        sigma_stderr_s_cm=sigma_se,
+        conductivity=info,
+        **fitted,
+    )
+
+
+def eis_fit_run(
+    *,
+    spectrum: EisSpectrum,
+    circuit: str,
+    f_min: float | None = None,
+    f_max: float | None = None,
+    user: Any = None,
+) -> EisFit:
+    """Refit a stored spectrum (synchronous: ~0.1 s for 60 points); earlier fits are kept.
+
+    The fit runs before the transaction; a failed fit is stored with its error and returned.
+    """
+    if circuit not in FIT_CIRCUITS:
+        raise ValidationError(f"circuit must be one of {', '.join(FIT_CIRCUITS)}, not {circuit!r}")
+    f_range = None
+    if f_min is not None or f_max is not None:
+        lo = f_min if f_min is not None else 0.0
+        hi = f_max if f_max is not None else math.inf
+        if not (lo >= 0 and hi > lo):
+            raise ValidationError(f"f_min {f_min} Hz must be below f_max {f_max} Hz")
+        f_range = (lo, hi)
+    fitted = fit_compute(spectrum_points(spectrum), circuit=circuit, f_range=f_range)
+    with transaction.atomic():
+        fit = _fit_row(spectrum, fitted, reason=EisFit.Reason.REFIT, user=user)
+        event_emit(
+            topic="cells.eis_fit.created",
+            payload={"spectrum": spectrum.pk, "fit": fit.pk, "status": fit.status},
+        )
+    return fit
+
+
+def _geometry_params(params: dict[str, Any]) -> dict[str, float | None]:
+    """thickness_mm, area_cm2 (and their standard errors) from the upload's metadata."""
+    metadata: dict[str, Any] = params.get("metadata") or {}
+    out: dict[str, float | None] = {}
+    for key in ("thickness_mm", "thickness_stderr_mm", "area_cm2", "area_stderr_cm2"):
+        value: Any = metadata.get(key)
+        if value in (None, ""):
+            out[key] = None
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValidationError(f"metadata {key} {value!r} is not a number") from None
+        if not math.isfinite(number) or number < 0 or (number == 0 and "stderr" not in key):
+            raise ValidationError(f"metadata {key} {value!r} must be a positive number")
+        out[key] = number
+    return out
 
 
 def _number(value: Any, what: str) -> float | None:
@@ -159,8 +436,14 @@ def eis_spectrum_persist(*, job: IngestionJob, prepared: PreparedSpectrum) -> In
             "conventions": data.conventions,
             "metadata": data.metadata,
             "warnings": notes,
+            "kk_passed": prepared.kk_passed,
+            "kramers_kronig": prepared.kramers_kronig or {},
+            **_geometry_params(job.params or {}),
         },
     )
+    fit = None
+    if prepared.fit is not None:
+        fit = _fit_row(spectrum, prepared.fit, reason=EisFit.Reason.INGESTED)
     event_emit(
         topic="cells.eis_spectrum.imported",
         payload={
@@ -178,8 +461,17 @@ def eis_spectrum_persist(*, job: IngestionJob, prepared: PreparedSpectrum) -> In
         "f_min_hz": spectrum.f_min_hz,
         "f_max_hz": spectrum.f_max_hz,
         "hf_intercept_ohm": spectrum.hf_intercept_ohm,
-        "timings_s": {"series": round(prepared.series_s, 3)},
+        "kk_passed": spectrum.kk_passed,
+        "timings_s": {"series": round(prepared.series_s, 3), "fit": round(prepared.fit_s, 3)},
     }
+    if fit is not None:
+        result["fit"] = {
+            "id": fit.pk,
+            "circuit": fit.circuit_name,
+            "status": fit.status,
+            "error": fit.error,
+            "sigma_s_cm": fit.sigma_s_cm,
+        }
     if note:
         result["note"] = note
     if notes:
