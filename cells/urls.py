@@ -10,6 +10,7 @@ urlpatterns = [
     path("new/", views.cell_create, name="cell-create"),
     path("from-lot/<int:lot_id>/", views.cells_from_lot, name="cells-from-lot"),
     path("spectra/<int:pk>/", eis_views.spectrum_detail, name="spectrum-detail"),
+    path("spectra/<int:pk>/refit/", eis_views.spectrum_refit, name="spectrum-refit"),
     path("<str:code>/", views.cell_detail, name="cell-detail"),
     path("<str:code>/edit/", views.cell_edit, name="cell-edit"),
 ]

@@ -80,6 +80,9 @@ def sample_detail(request: HttpRequest, code: str) -> HttpResponse:
         "split_form": SplitForm(),
         "exposure_form": ExposureForm(),
     }
+    from cells.eis.views import sample_spectra_context  # the pellet's impedance section
+
+    context.update(sample_spectra_context(sample))
     return render(request, "samples/sample_detail.html", context)
 
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
-from rest_framework import serializers, viewsets
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
 
-from cells.eis import selectors
-from cells.models import EisSpectrum
+from cells.eis import selectors, services
+from cells.models import Cell, EisFit, EisSpectrum
 
 SPECTRUM_FIELDS = [
     "id",
@@ -35,8 +40,84 @@ SPECTRUM_FIELDS = [
     "hf_intercept",
     "conventions",
     "warnings",
+    "kk_passed",
     "created_at",
 ]
+
+FIT_FIELDS = [
+    "id",
+    "spectrum",
+    "circuit_name",
+    "circuit",
+    "status",
+    "error",
+    "parameters",
+    "chi_square",
+    "rms_relative",
+    "f_min_hz",
+    "f_max_hz",
+    "f_range_requested",
+    "n_points",
+    "weighting",
+    "initial_guess",
+    "guess_source",
+    "warnings",
+    "versions",
+    "raw_sha256",
+    "parser_name",
+    "parser_version",
+    "sweep",
+    "fit_seconds",
+    "sigma_s_cm",
+    "sigma_stderr_s_cm",
+    "conductivity",
+    "reason",
+    "created_by",
+    "created_at",
+]
+
+
+class EisFitSerializer(serializers.ModelSerializer):
+    """A fit with its provenance; parameters are [{name, value, stderr, unit}]."""
+
+    created_by: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+
+    class Meta:
+        model = EisFit
+        fields = FIT_FIELDS
+        read_only_fields = FIT_FIELDS
+
+
+class RefitSerializer(serializers.Serializer):
+    circuit = serializers.ChoiceField(choices=services.FIT_CIRCUITS)
+    f_min = serializers.FloatField(required=False, allow_null=True, min_value=0)
+    f_max = serializers.FloatField(required=False, allow_null=True, min_value=0)
+
+
+class ArrheniusPointSerializer(serializers.Serializer):
+    spectrum = serializers.IntegerField()
+    fit = serializers.IntegerField()
+    name = serializers.CharField()
+    circuit = serializers.CharField()
+    temperature_c = serializers.FloatField()
+    temperature_k = serializers.FloatField()
+    inverse_t_1000_k = serializers.FloatField()
+    sigma_s_cm = serializers.FloatField()
+    sigma_stderr_s_cm = serializers.FloatField(allow_null=True)
+    ln_sigma_t = serializers.FloatField()
+
+
+class ArrheniusSerializer(serializers.Serializer):
+    """ln(sigma T) vs 1/T of one specimen; ``fit`` is null with ``none_reason`` below 2 points."""
+
+    cell = serializers.CharField(allow_null=True)
+    sample = serializers.CharField(allow_null=True)
+    points = ArrheniusPointSerializer(many=True)
+    skipped = serializers.ListField(child=serializers.DictField())
+    fit = serializers.DictField(allow_null=True)
+    none_reason = serializers.CharField(allow_blank=True)
 
 
 class EisSpectrumSerializer(serializers.ModelSerializer):
@@ -72,7 +153,9 @@ class EisSpectrumDetailSerializer(EisSpectrumSerializer):
 
     class Meta:
         model = EisSpectrum
-        fields = [*SPECTRUM_FIELDS, "metadata", "series"]
+        fields = [*SPECTRUM_FIELDS, "kramers_kronig", "metadata", "series", "fits"]
+
+    fits = EisFitSerializer(many=True, read_only=True)
 
     @extend_schema_field(SpectrumPointsSerializer)
     def get_series(self, spectrum: EisSpectrum) -> dict[str, Any]:
@@ -98,3 +181,52 @@ class EisSpectrumViewSet(viewsets.ReadOnlyModelViewSet):
         if self.action == "retrieve":
             return EisSpectrumDetailSerializer
         return EisSpectrumSerializer
+
+    @extend_schema(
+        request=RefitSerializer,
+        responses={200: EisFitSerializer(many=True), 201: EisFitSerializer},
+        description="GET: every fit of the spectrum, newest first. POST: refit (kept beside "
+        "the earlier fits; a failed fit is stored with its error and returned with 201).",
+    )
+    @action(detail=True, methods=["get", "post"])
+    def fits(self, request: Request, pk: str | None = None) -> Response:
+        spectrum = self.get_object()
+        if request.method == "GET":
+            return Response(EisFitSerializer(selectors.spectrum_fits(spectrum), many=True).data)
+        form = RefitSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            fit = services.eis_fit_run(spectrum=spectrum, user=request.user, **form.validated_data)
+        except DjangoValidationError as exc:
+            raise ValidationError({"detail": exc.messages}) from exc
+        return Response(EisFitSerializer(fit).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("cell", str, description="Cell code"),
+            OpenApiParameter("sample", str, description="Sample code"),
+        ],
+        responses=ArrheniusSerializer,
+    )
+    @action(detail=False, methods=["get"])
+    def arrhenius(self, request: Request) -> Response:
+        """Conductivity vs temperature of a cell or a sample and its Arrhenius fit."""
+        from lims.selectors import scope_to_user
+        from samples.models import Sample
+
+        cell_code = request.query_params.get("cell")
+        sample_code = request.query_params.get("sample")
+        if bool(cell_code) == bool(sample_code):
+            raise ValidationError({"detail": "give ?cell= or ?sample= (exactly one)"})
+        cell = sample = None
+        if cell_code:
+            cell = scope_to_user(Cell.objects.all(), user=request.user).filter(code=cell_code)
+            cell = cell.first()
+            if cell is None:
+                raise NotFound(f"no cell {cell_code!r} in your projects")
+        else:
+            sample = scope_to_user(Sample.objects.all(), user=request.user)
+            sample = sample.filter(code=sample_code).first()
+            if sample is None:
+                raise NotFound(f"no sample {sample_code!r} in your projects")
+        return Response(selectors.arrhenius_series(cell=cell, sample=sample))

@@ -1,15 +1,25 @@
-"""Pages for impedance spectra: the detail page, and the plot data the cell page draws."""
+"""Pages for impedance spectra: the detail page with fits, the refit form, the plot data."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
-from cells.eis import selectors
+from cells.eis import selectors, services
 from cells.models import Cell, EisSpectrum
+
+
+class RefitForm(forms.Form):
+    circuit = forms.ChoiceField(choices=[(c, c) for c in services.FIT_CIRCUITS])
+    f_min = forms.FloatField(required=False, min_value=0, label="f min (Hz)")
+    f_max = forms.FloatField(required=False, min_value=0, label="f max (Hz)")
 
 
 def spectra_plot_data(spectra: list[EisSpectrum]) -> list[dict[str, Any]]:
@@ -28,16 +38,85 @@ def spectra_plot_data(spectra: list[EisSpectrum]) -> list[dict[str, Any]]:
 
 def cell_spectra_context(cell: Cell) -> dict[str, Any]:
     spectra = selectors.cell_spectra(cell=cell)
-    return {"spectra": spectra, "eis_data": spectra_plot_data(spectra)}
+    context: dict[str, Any] = {"spectra": spectra, "eis_data": spectra_plot_data(spectra)}
+    if spectra:
+        context["arrhenius"] = selectors.arrhenius_series(cell=cell)
+    return context
+
+
+def sample_spectra_context(sample: Any) -> dict[str, Any]:
+    """The impedance section of a sample (pellet) page: its spectra and their Arrhenius plot."""
+    spectra = list(
+        sample.eis_spectra.select_related("raw_file").order_by("temperature_c", "created_at")
+    )
+    context: dict[str, Any] = {"spectra": spectra, "eis_data": spectra_plot_data(spectra)}
+    if spectra:
+        context["arrhenius"] = selectors.arrhenius_series(sample=sample)
+    return context
+
+
+def _spectrum(request: HttpRequest, pk: int) -> EisSpectrum:
+    spectrum = selectors.eis_spectrum_list(user=request.user).filter(pk=pk).first()
+    if spectrum is None:
+        raise Http404("no such spectrum")
+    return spectrum
 
 
 @login_required
 def spectrum_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    spectrum = selectors.eis_spectrum_list(user=request.user).filter(pk=pk).first()
-    if spectrum is None:
-        raise Http404("no such spectrum")
+    spectrum = _spectrum(request, pk)
+    fits = selectors.spectrum_fits(spectrum)
+    chosen = selectors.chosen_fit(spectrum, request.GET.get("fit"))
+    data = spectra_plot_data([spectrum])
+    if chosen is not None:
+        data[0]["fit"] = {
+            "id": chosen.pk,
+            "label": f"fit {chosen.pk}: {chosen.circuit}",
+            "curve": selectors.fit_curve(chosen),
+        }
+    kk = spectrum.kramers_kronig or {}
+    if "residuals_real" in kk:
+        data[0]["kk"] = {
+            "f_hz": kk["frequencies"],
+            "real": kk["residuals_real"],
+            "imag": kk["residuals_imag"],
+            "threshold": kk["threshold"],
+        }
+    rows = []
+    if chosen is not None:
+        guesses = list(chosen.initial_guess) + [None] * len(chosen.parameters)
+        rows = [{**p, "guess": g} for p, g in zip(chosen.parameters, guesses, strict=False)]
+    initial = {"circuit": chosen.circuit_name if chosen else services.FIT_CIRCUITS[0]}
     return render(
         request,
         "cells/spectrum_detail.html",
-        {"spectrum": spectrum, "eis_data": spectra_plot_data([spectrum])},
+        {
+            "spectrum": spectrum,
+            "eis_data": data,
+            "fits": fits,
+            "chosen": chosen,
+            "parameter_rows": rows,
+            "kk": kk,
+            "form": RefitForm(initial=initial),
+        },
     )
+
+
+@login_required
+@require_POST
+def spectrum_refit(request: HttpRequest, pk: int) -> HttpResponse:
+    spectrum = _spectrum(request, pk)
+    form = RefitForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, f"refit not started: {form.errors.as_text()}")
+        return redirect(spectrum.get_absolute_url())
+    try:
+        fit = services.eis_fit_run(spectrum=spectrum, user=request.user, **form.cleaned_data)
+    except ValidationError as exc:
+        messages.error(request, f"refit not started: {'; '.join(exc.messages)}")
+        return redirect(spectrum.get_absolute_url())
+    if fit.status == fit.Status.OK:
+        messages.success(request, f"fit {fit.pk} ({fit.circuit_name}) stored")
+    else:
+        messages.error(request, f"fit {fit.pk} failed: {fit.error}")
+    return redirect(f"{spectrum.get_absolute_url()}?fit={fit.pk}")
