@@ -12,4 +12,9 @@ urlpatterns = [
     path("spectra/<int:pk>/", eis_views.spectrum_detail, name="spectrum-detail"),
     path("<str:code>/", views.cell_detail, name="cell-detail"),
     path("<str:code>/edit/", views.cell_edit, name="cell-edit"),
+    path(
+        "<str:code>/tests/<int:pk>/<str:action>/",
+        views.cycling_test_chain,
+        name="cycling-test-chain",
+    ),
 ]
