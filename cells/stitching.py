@@ -38,6 +38,8 @@ class TestSummary:
     """What stitching needs of one test. ``key`` identifies it (the test's id); ``order``
     breaks remaining ties (ingestion order)."""
 
+    __test__ = False  # not a pytest class despite its name
+
     key: int
     label: str
     started_at: datetime | None
@@ -146,15 +148,14 @@ def find_duplicates(tests: Sequence[TestSummary]) -> list[Duplicate]:
             kept.append(test)
             continue
         same = len(test.cycles) == len(original.cycles)
+        what = f"the same {len(test.cycles)} cycles as" if same else "a subset of the cycles of"
         out.append(
             Duplicate(
                 test.key,
                 original.key,
-                f"{test.label}: {'the same' if same else 'a subset of the'} "
-                f"{len(test.cycles) if same else ''}{' ' if same else ''}cycles as "
-                f"{original.label} (file cycles {test.first_file_cycle}-"
-                f"{test.last_file_cycle}, capacities and times equal within "
-                f"{DUPLICATE_REL:.1%}); excluded from the stitched test",
+                f"{test.label}: {what} {original.label} (file cycles {test.first_file_cycle}-"
+                f"{test.last_file_cycle}, capacities within {DUPLICATE_REL:.1%}, times within "
+                f"{DUPLICATE_ABS_S:g} s); left out of the stitched test",
             )
         )
     return out
