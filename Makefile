@@ -11,7 +11,7 @@ lint:
 	bash scripts/test.sh --lint-only
 
 schema:
-	.venv/bin/python manage.py spectacular --file schema.yml --validate
+	DJANGO_SETTINGS_MODULE=lims.settings.test .venv/bin/python manage.py spectacular --file schema.yml --validate
 
 bench:
 	.venv/bin/python bench/ingest_cycler.py

@@ -172,6 +172,31 @@ class CyclingTest(models.Model):
     metadata = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
     warnings = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    series_first_s = models.FloatField(null=True, blank=True, help_text="First time_s")
+    series_last_s = models.FloatField(null=True, blank=True, help_text="Last time_s")
+
+    # Stitching (cells.stitching): the tests of a cell form one logical test.
+    class ChainRole(models.TextChoices):
+        MEMBER = "member", "in the stitched test"
+        DUPLICATE = "duplicate", "duplicate of another test (left out)"
+        DETACHED = "detached", "detached by a person"
+        NONE = "", "not linked to a cell"
+
+    chain_detached = models.BooleanField(
+        default=False, help_text="A person took this test out of the cell's stitched test"
+    )
+    chain_role = models.CharField(max_length=10, choices=ChainRole.choices, blank=True)
+    chain_position = models.PositiveIntegerField(null=True, blank=True)
+    chain_cycle_offset = models.IntegerField(
+        null=True, blank=True, help_text="Stitched cycle = cycle_index + this"
+    )
+    chain_time_offset_s = models.FloatField(
+        null=True, blank=True, help_text="Stitched time = time_s + this"
+    )
+    chain_notes = models.JSONField(default=list, blank=True)
+    duplicate_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -201,6 +226,7 @@ class CycleRecord(models.Model):
     end_charge_v = models.FloatField(null=True)
     end_discharge_v = models.FloatField(null=True)
     duration_s = models.FloatField(null=True)
+    start_time_s = models.FloatField(null=True, help_text="time_s of the cycle's first row")
 
     class Meta:
         ordering = ["test", "cycle_index"]
@@ -212,10 +238,9 @@ class CycleRecord(models.Model):
         return f"{self.test_id} cycle {self.cycle_index}"
 
 
-class PerformanceRecord(models.Model):
-    """Headline numbers of one test, with everything needed to trust or redo them."""
+class PerformanceValues(models.Model):
+    """The headline numbers (cells.services.performance_metrics) of a cycle table."""
 
-    test = models.OneToOneField(CyclingTest, on_delete=models.CASCADE, related_name="performance")
     cycles = models.PositiveIntegerField(default=0)
     first_charge_mah = models.FloatField(null=True)
     first_discharge_mah = models.FloatField(null=True)
@@ -234,6 +259,15 @@ class PerformanceRecord(models.Model):
     mean_ce = models.FloatField(null=True, help_text="Mean CE over cycles 2..N")
     active_mass_mg = models.FloatField(null=True)
     active_mass_source = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class PerformanceRecord(PerformanceValues):
+    """Headline numbers of one test, with everything needed to trust or redo them."""
+
+    test = models.OneToOneField(CyclingTest, on_delete=models.CASCADE, related_name="performance")
     raw_sha256 = models.CharField(max_length=64)
     parser_name = models.CharField(max_length=100)
     parser_version = models.CharField(max_length=30)
@@ -243,6 +277,26 @@ class PerformanceRecord(models.Model):
 
     def __str__(self) -> str:
         return f"performance of {self.test}"
+
+
+class StitchedRecord(PerformanceValues):
+    """The cell's performance over its stitched test: the attached tests' cycle tables in
+    chain order with continuous cycle numbers, duplicates left out (cells.stitching)."""
+
+    cell = models.OneToOneField(Cell, on_delete=models.CASCADE, related_name="stitched")
+    tests = models.PositiveIntegerField(default=0, help_text="Tests in the chain")
+    sources = models.JSONField(
+        default=list, encoder=DjangoJSONEncoder, help_text="Every raw file used or left out"
+    )
+    duplicates = models.JSONField(default=list, blank=True)
+    overlaps = models.JSONField(default=list, blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+    conventions = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
+    computed_at = models.DateTimeField(auto_now=True)
+    reason = models.CharField(max_length=300, blank=True)
+
+    def __str__(self) -> str:
+        return f"stitched performance of {self.cell}"
 
 
 class CyclerSidecar(models.Model):

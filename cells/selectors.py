@@ -304,3 +304,88 @@ def symmetric_of_test(*, test: CyclingTest, max_points: int = 4000) -> dict[str,
             "current_ma": (thin["current_a"] * 1000).to_list(),
         },
     }
+
+
+# -- stitching ---------------------------------------------------------------------------
+
+_MERGED = (
+    "charge_mah",
+    "discharge_mah",
+    "charge_wh",
+    "discharge_wh",
+    "duration_s",
+    "mean_charge_v",
+    "mean_discharge_v",
+    "end_charge_v",
+    "end_discharge_v",
+)
+
+
+def cell_chain(*, cell: Cell) -> list[CyclingTest]:
+    """The cell's tests: the stitched test's members in chain order, then the duplicates and
+    the detached ones (each says why in ``chain_notes``)."""
+    tests = cell.tests.select_related("raw_file", "duplicate_of__raw_file").prefetch_related(
+        Prefetch("cycles", queryset=CycleRecord.objects.order_by("cycle_index"))
+    )
+    out = sorted(tests, key=lambda t: (t.chain_position is None, t.chain_position or 0, t.pk))
+    for t in out:  # start and end on the stitched clock, hours (members only)
+        t.cycle_list = list(t.cycles.all())  # type: ignore[attr-defined]
+        offset = t.chain_time_offset_s
+        known = offset is not None and t.series_first_s is not None and t.series_last_s is not None
+        t.stitched_start_h = (t.series_first_s + offset) / 3600 if known else None  # type: ignore[attr-defined,operator]
+        t.stitched_end_h = (t.series_last_s + offset) / 3600 if known else None  # type: ignore[attr-defined,operator]
+    return out
+
+
+def stitched_cycle_table(
+    *, cell: Cell, mass_g: float | None = None, anode_half: bool | None = None
+) -> list[CycleRecord]:
+    """The stitched cycle table (unsaved rows): the members' cycles in chain order, numbered
+    ``cycle_index + chain_cycle_offset``; a cycle split between two files is added into one.
+    Each row carries ``test_id`` (its file's test) and ``stitched_start_s`` (continuous time).
+    """
+    from cells.choices import CellType
+    from cells.stitching import merge_split_cycle
+
+    if anode_half is None:
+        anode_half = cell.cell_type == CellType.ANODE_HALF
+    if mass_g is None and cell.active_mass_mg:
+        mass_g = float(cell.active_mass_mg) / 1000
+    members = list(
+        cell.tests.filter(chain_role=CyclingTest.ChainRole.MEMBER).order_by("chain_position")
+    )
+    offsets = {t.pk: (t.chain_cycle_offset or 0, t.chain_time_offset_s) for t in members}
+    rows: dict[int, CycleRecord] = {}
+    records = CycleRecord.objects.filter(test__in=members)
+    order = {t.pk: t.chain_position for t in members}
+    for c in sorted(records, key=lambda c: (order[c.test_id], c.cycle_index)):
+        cycle_offset, time_offset = offsets[c.test_id]
+        number = c.cycle_index + cycle_offset
+        start = (
+            c.start_time_s + time_offset
+            if c.start_time_s is not None and time_offset is not None
+            else None
+        )
+        if number in rows:  # the second part of a cycle split between two files
+            first = rows[number]
+            merged = merge_split_cycle(
+                {k: getattr(first, k) for k in _MERGED}, {k: getattr(c, k) for k in _MERGED}
+            )
+            for key, value in merged.items():
+                setattr(first, key, value)
+            continue
+        c.cycle_index = number
+        c.stitched_start_s = start  # type: ignore[attr-defined]
+        rows[number] = c
+    table = [rows[n] for n in sorted(rows)]
+    reversible, irreversible = ("charge", "discharge") if anode_half else ("discharge", "charge")
+    for c in table:  # the same rules as cells.services._cycles_normalise, on merged rows too
+        c.charge_mah_g = c.charge_mah / mass_g if mass_g and c.charge_mah is not None else None
+        c.discharge_mah_g = (
+            c.discharge_mah / mass_g if mass_g and c.discharge_mah is not None else None
+        )
+        num, den = getattr(c, f"{reversible}_mah"), getattr(c, f"{irreversible}_mah")
+        c.coulombic_efficiency = num / den if num is not None and den else None
+        num, den = getattr(c, f"{reversible}_wh"), getattr(c, f"{irreversible}_wh")
+        c.energy_efficiency = num / den if num is not None and den else None
+    return table

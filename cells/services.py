@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,11 +18,12 @@ from django.db import transaction
 from django.db.models import Case, F, When
 
 from cells.choices import CellType
-from cells.models import Cell, CycleRecord, CyclingTest, PerformanceRecord
+from cells.models import Cell, CycleRecord, CyclingTest, PerformanceRecord, StitchedRecord
 from cells.parsers.sidecars import SidecarData
 from cells.parsers.summary import check_summary, summary_plan
 from cells.parsers.types import CyclerData
 from cells.sidecars import sidecar_persist, sidecars_attach_to_test
+from cells.stitching import CycleSummary, TestSummary, stitch
 from lims.events.services import event_emit
 from lims.fields import assign_fields, check_fields
 from lims.ingestion import storage
@@ -215,7 +217,9 @@ def cycling_test_persist(
             "parser_version": job.parser_version,
             "vendor": data.vendor,
             "protocol": str(params.get("protocol") or data.metadata.get("protocol") or ""),
-            "started_at": _start_time(data.metadata),
+            # a file without a start time may get one from the upload's metadata (stitching)
+            "started_at": _start_time(data.metadata) or _start_time(params.get("metadata") or {}),
+            **_time_range(summary),
             "series_path": prepared.series_relpath,
             "row_count": rows,
             "conventions": prepared.conventions,
@@ -226,6 +230,8 @@ def cycling_test_persist(
     _cycles_store(test=test, summary=summary)
     sidecars_attach_to_test(test=test)  # cycler-formats: sidecars that arrived before it
     record = cycling_test_derive(test=test, reason="ingested")
+    if cell is not None:  # each new test of a cell re-stitches the cell's test
+        cell_stitch(cell=cell, reason=f"test {test.pk} ingested ({raw.original_name})")
     event_emit(
         topic="cells.cycling_test.imported",
         payload={"test": test.pk, "cell": cell.code if cell else None, "job": job.pk},
@@ -259,6 +265,19 @@ def _start_time(metadata: dict[str, Any]) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _time_range(summary: pl.DataFrame) -> dict[str, float | None]:
+    """First and last time of the series (stitching orders and offsets tests by them)."""
+    out: dict[str, float | None] = {"series_first_s": None, "series_last_s": None}
+    for key, column, pick in (
+        ("series_first_s", "start_time_s", "min"),
+        ("series_last_s", "end_time_s", "max"),
+    ):
+        if summary.height and column in summary.columns:
+            value = getattr(summary[column], pick)()
+            out[key] = float(value) if value is not None and math.isfinite(value) else None
+    return out
 
 
 def _carried_over(series: Path) -> dict[str, str]:
@@ -302,6 +321,7 @@ def _cycles_store(*, test: CyclingTest, summary: pl.DataFrame) -> None:
             end_charge_v=opt(r["end_charge_v"]),
             end_discharge_v=opt(r["end_discharge_v"]),
             duration_s=opt(r["duration_s"]),
+            start_time_s=opt(r.get("start_time_s")),
         )
         for r in summary.iter_rows(named=True)
     ]
@@ -316,6 +336,7 @@ def _cycles_store(*, test: CyclingTest, summary: pl.DataFrame) -> None:
         "end_charge_v",
         "end_discharge_v",
         "duration_s",
+        "start_time_s",
     ]
     CycleRecord.objects.bulk_create(
         rows,
@@ -445,6 +466,9 @@ def cell_records_recompute(*, cell_id: int, reason: str) -> int:
     for test in tests:
         cycling_test_derive(test=test, reason=reason)
         count += 1
+    cell = Cell.objects.filter(pk=cell_id).first()
+    if cell is not None:
+        cell_stitch(cell=cell, reason=reason)
     return count
 
 
@@ -456,10 +480,182 @@ def cycling_test_link(*, test: CyclingTest, cell: Cell) -> CyclingTest:
     test.cell = cell
     test.save(update_fields=["cell"])
     cycling_test_derive(test=test, reason=f"linked to cell {cell.code}")
+    cell_stitch(cell=cell, reason=f"test {test.pk} linked")
     if test.job_id is not None:
         IngestionJob.objects.filter(
             pk=test.job_id, status=IngestionJob.Status.NEEDS_LINKING
         ).update(status=IngestionJob.Status.SUCCEEDED)
+    return test
+
+
+# -- stitching: the tests of a cell as one logical test ------------------------------------
+
+STITCH_CONVENTIONS = {
+    "chain": "the cell's tests not detached, duplicates left out, ordered by the time of "
+    "their first row (start time + first time_s); tests without a start time last",
+    "cycle_index": "stitched: continues across tests. A file whose cycle numbers go on from "
+    "the previous file's keeps their steps (a split export); a file starting again (a "
+    "restart) continues after the previous test's last stitched cycle",
+    "time": "stitched time = the file's time_s + the test's chain_time_offset_s (0 at the "
+    "chain's first row); without start times a continuing clock is kept, else appended",
+    "duplicates": "a test whose every cycle another test holds (same file cycle, capacities "
+    "within 0.1 %, start and duration within 1 s) is named and left out",
+}
+
+
+def _summary_of(test: CyclingTest, cycles: list[CycleRecord]) -> TestSummary:
+    return TestSummary(
+        key=test.pk,
+        label=test.raw_file.original_name,
+        started_at=test.started_at,
+        first_time_s=test.series_first_s,
+        last_time_s=test.series_last_s,
+        cycles=tuple(
+            CycleSummary(
+                c.cycle_in_file,
+                c.cycle_index,
+                c.charge_mah,
+                c.discharge_mah,
+                c.start_time_s,
+                c.duration_s,
+            )
+            for c in cycles
+        ),
+        order=test.pk,
+    )
+
+
+@transaction.atomic
+def cell_stitch(*, cell: Cell, reason: str) -> StitchedRecord | None:
+    """Re-stitch the tests of a cell and recompute its stitched performance record.
+
+    Locks the cell so two tests of one cell ingested at once stitch one after the other.
+    """
+    from cells.selectors import stitched_cycle_table
+
+    cell = Cell.objects.select_for_update().get(pk=cell.pk)
+    tests = list(CyclingTest.objects.filter(cell=cell).select_related("raw_file").order_by("pk"))
+    by_test: dict[int, list[CycleRecord]] = defaultdict(list)
+    for c in CycleRecord.objects.filter(test__in=tests).order_by("test_id", "cycle_index"):
+        by_test[c.test_id].append(c)
+    chain = stitch([_summary_of(t, by_test[t.pk]) for t in tests if not t.chain_detached])
+    members = {m.key: m for m in chain.members}
+    duplicates = {d.key: d for d in chain.duplicates}
+    for test in tests:
+        member = members.get(test.pk)
+        test.chain_position = member.position if member else None
+        test.chain_cycle_offset = member.cycle_offset if member else None
+        test.chain_time_offset_s = member.time_offset_s if member else None
+        test.chain_notes = list(member.notes) if member else []
+        test.duplicate_of_id = None
+        if test.chain_detached:
+            test.chain_role = CyclingTest.ChainRole.DETACHED
+        elif test.pk in duplicates:
+            test.chain_role = CyclingTest.ChainRole.DUPLICATE
+            test.duplicate_of_id = duplicates[test.pk].of
+            test.chain_notes = [duplicates[test.pk].reason]
+        else:
+            test.chain_role = CyclingTest.ChainRole.MEMBER
+    CyclingTest.objects.bulk_update(
+        tests,
+        [
+            "chain_role",
+            "chain_position",
+            "chain_cycle_offset",
+            "chain_time_offset_s",
+            "chain_notes",
+            "duplicate_of",
+        ],
+    )
+    mass_mg = _as_float(cell.active_mass_mg)
+    mass_g = mass_mg / 1000 if mass_mg else None
+    anode_half = cell.cell_type == CellType.ANODE_HALF
+    table = stitched_cycle_table(cell=cell, mass_g=mass_g, anode_half=anode_half)
+    if not table:
+        StitchedRecord.objects.filter(cell=cell).delete()
+        return None
+    labels = {t.pk: t.raw_file.original_name for t in tests}
+    sources = [
+        {
+            "test": t.pk,
+            "file": t.raw_file.original_name,
+            "raw_sha256": t.raw_file.sha256,
+            "parser": t.parser_name,
+            "parser_version": t.parser_version,
+            "role": t.chain_role,
+            "position": t.chain_position,
+            "started_at": t.started_at,
+            "stitched_cycles": [members[t.pk].first_chain_cycle, members[t.pk].last_chain_cycle]
+            if t.pk in members
+            else None,
+            "duplicate_of": t.duplicate_of_id,
+        }
+        for t in sorted(tests, key=lambda t: (t.chain_position or 10**9, t.pk))
+    ]
+    values = performance_metrics(cycles=table, anode_half=anode_half, mass_g=mass_g)
+    record, _ = StitchedRecord.objects.update_or_create(
+        cell=cell,
+        defaults={
+            **values,
+            "tests": len(chain.members),
+            "active_mass_mg": mass_mg,
+            "active_mass_source": cell.active_mass_source,
+            "sources": sources,
+            "duplicates": [
+                {"test": d.key, "file": labels[d.key], "of": d.of, "reason": d.reason}
+                for d in chain.duplicates
+            ],
+            "overlaps": [
+                {
+                    "test": o.key,
+                    "file": labels[o.key],
+                    "previous": o.previous,
+                    "previous_file": labels[o.previous],
+                    "seconds": round(o.seconds, 3),
+                }
+                for o in chain.overlaps
+            ],
+            "warnings": chain.warnings,
+            "conventions": {**_conventions(cell, {}), **STITCH_CONVENTIONS},
+            "reason": reason[:300],
+        },
+    )
+    event_emit(
+        topic="cells.stitched_record.computed",
+        payload={"cell": cell.code, "record": record.pk, "reason": reason[:300]},
+    )
+    return record
+
+
+@transaction.atomic
+def cycling_test_detach(*, test: CyclingTest, reason: str = "") -> CyclingTest:
+    """Take a test out of its cell's stitched test (it keeps its own record) and re-stitch."""
+    if test.cell is None:
+        raise ValidationError("the test is not linked to a cell, so it is in no stitched test")
+    test.chain_detached = True
+    test.save(update_fields=["chain_detached"])
+    cell_stitch(cell=test.cell, reason=reason or f"test {test.pk} detached")
+    event_emit(
+        topic="cells.cycling_test.detached",
+        payload={"test": test.pk, "cell": test.cell.code, "reason": reason[:300]},
+    )
+    test.refresh_from_db()
+    return test
+
+
+@transaction.atomic
+def cycling_test_attach(*, test: CyclingTest, reason: str = "") -> CyclingTest:
+    """Put a detached test back into its cell's stitched test and re-stitch."""
+    if test.cell is None:
+        raise ValidationError("the test is not linked to a cell; link it to a cell first")
+    test.chain_detached = False
+    test.save(update_fields=["chain_detached"])
+    cell_stitch(cell=test.cell, reason=reason or f"test {test.pk} attached")
+    event_emit(
+        topic="cells.cycling_test.attached",
+        payload={"test": test.pk, "cell": test.cell.code, "reason": reason[:300]},
+    )
+    test.refresh_from_db()
     return test
 
 

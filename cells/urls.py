@@ -13,4 +13,9 @@ urlpatterns = [
     path("spectra/<int:pk>/refit/", eis_views.spectrum_refit, name="spectrum-refit"),
     path("<str:code>/", views.cell_detail, name="cell-detail"),
     path("<str:code>/edit/", views.cell_edit, name="cell-edit"),
+    path(
+        "<str:code>/tests/<int:pk>/<str:action>/",
+        views.cycling_test_chain,
+        name="cycling-test-chain",
+    ),
 ]

@@ -118,9 +118,25 @@ def cell_detail(request: HttpRequest, code: str) -> HttpResponse:
             "plot_data": plot_data,
             "analytics_data": analytics_data,
             "chosen": chosen,
+            "chain": selectors.cell_chain(cell=cell),
+            "stitched": getattr(cell, "stitched", None),
             **cell_spectra_context(cell),
         },
     )
+
+
+@login_required
+def cycling_test_chain(request: HttpRequest, code: str, pk: int, action: str) -> HttpResponse:
+    """Detach a test from the cell's stitched test, or attach it back (POST from the page)."""
+    cell = _get_cell(request, code)
+    if request.method != "POST" or action not in ("detach", "attach"):
+        raise Http404("POST detach or attach")
+    test = cell.tests.filter(pk=pk).first()
+    if test is None:
+        raise Http404("no such test on this cell")
+    change = services.cycling_test_detach if action == "detach" else services.cycling_test_attach
+    change(test=test, reason=f"{action}ed on the cell page by {request.user}")
+    return redirect(cell.get_absolute_url() + "#stitched")
 
 
 @login_required

@@ -3,7 +3,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from cells.models import Cell, CycleRecord, CyclingTest, PerformanceRecord
+from cells.models import Cell, CycleRecord, CyclingTest, PerformanceRecord, StitchedRecord
 from lims.models import Project
 from samples.models import Sample
 
@@ -108,7 +108,68 @@ class CyclingTestSerializer(serializers.ModelSerializer):
             "warnings",
             "performance",
             "created_at",
+            "chain_role",
+            "chain_detached",
+            "chain_position",
+            "chain_cycle_offset",
+            "chain_time_offset_s",
+            "chain_notes",
+            "duplicate_of",
+            "series_first_s",
+            "series_last_s",
         ]
+
+
+class DetachSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=300)
+
+
+class StitchedCycleSerializer(serializers.ModelSerializer):
+    test = serializers.IntegerField(source="test_id", read_only=True)
+    stitched_start_s = serializers.FloatField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = CycleRecord
+        exclude = ["id"]
+
+
+class StitchedRecordSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = StitchedRecord
+        exclude = ["id", "cell"]
+
+
+class ChainMemberSerializer(serializers.ModelSerializer):
+    raw_sha256 = serializers.CharField(source="raw_file.sha256", read_only=True)
+    raw_name = serializers.CharField(source="raw_file.original_name", read_only=True)
+
+    class Meta:
+        model = CyclingTest
+        fields = [
+            "id",
+            "raw_name",
+            "raw_sha256",
+            "parser_name",
+            "parser_version",
+            "started_at",
+            "series_first_s",
+            "series_last_s",
+            "chain_role",
+            "chain_detached",
+            "chain_position",
+            "chain_cycle_offset",
+            "chain_time_offset_s",
+            "chain_notes",
+            "duplicate_of",
+        ]
+
+
+class ChainSerializer(serializers.Serializer):
+    """The cell's stitched test: its tests in chain order, the record and the cycle table."""
+
+    tests = ChainMemberSerializer(many=True)
+    record = StitchedRecordSerializer(allow_null=True)
+    cycles = StitchedCycleSerializer(many=True)
 
 
 class LinkSerializer(serializers.Serializer):

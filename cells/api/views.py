@@ -16,8 +16,10 @@ from rest_framework.views import APIView
 from cells import selectors, services
 from cells.api.serializers import (
     CellSerializer,
+    ChainSerializer,
     CycleRecordSerializer,
     CyclingTestSerializer,
+    DetachSerializer,
     LinkSerializer,
     LotCellGroupSerializer,
 )
@@ -69,6 +71,20 @@ class CellViewSet(
             )
         except DjangoValidationError as exc:
             raise ValidationError(exc.message_dict) from exc
+
+    @extend_schema(responses=ChainSerializer)
+    @action(detail=True, methods=["get"])
+    def chain(self, request: Request, code: Any = None) -> Response:
+        """The cell's stitched test: tests in chain order (duplicates and detached ones say
+        why), the stitched performance record and the stitched cycle table."""
+        cell = self.get_object()
+        record = getattr(cell, "stitched", None)
+        data = {
+            "tests": selectors.cell_chain(cell=cell),
+            "record": record,
+            "cycles": selectors.stitched_cycle_table(cell=cell),
+        }
+        return Response(ChainSerializer(data).data)
 
 
 class CyclingTestViewSet(viewsets.ReadOnlyModelViewSet):
@@ -127,6 +143,30 @@ class CyclingTestViewSet(viewsets.ReadOnlyModelViewSet):
         except DjangoValidationError as exc:
             raise ValidationError(exc.messages) from exc
         return Response(self.get_serializer(test).data, status=status.HTTP_200_OK)
+
+    def _chain_change(self, request: Request, attach: bool) -> Response:
+        test = self.get_object()
+        form = DetachSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        reason = form.validated_data.get("reason", "")
+        change = services.cycling_test_attach if attach else services.cycling_test_detach
+        try:
+            test = change(test=test, reason=reason)
+        except DjangoValidationError as exc:
+            raise ValidationError(exc.messages) from exc
+        return Response(self.get_serializer(test).data, status=status.HTTP_200_OK)
+
+    @extend_schema(request=DetachSerializer, responses=CyclingTestSerializer)
+    @action(detail=True, methods=["post"])
+    def detach(self, request: Request, pk: Any = None) -> Response:
+        """Take the test out of its cell's stitched test; the cell's record is recomputed."""
+        return self._chain_change(request, attach=False)
+
+    @extend_schema(request=DetachSerializer, responses=CyclingTestSerializer)
+    @action(detail=True, methods=["post"])
+    def attach(self, request: Request, pk: Any = None) -> Response:
+        """Put a detached test back into its cell's stitched test."""
+        return self._chain_change(request, attach=True)
 
 
 class CellsFromLotView(APIView):
