@@ -495,7 +495,7 @@ def _gamry_expected_points(header: dict[str, Any]) -> int | None:
 _FREQ = re.compile(r"^(f|freq|frequency)\b", re.I)
 _REAL = re.compile(r"^(z'|z_?re(al)?|re\(?z\)?|zre|real|z\s*real|re)(\b|$|[\s(/\[])", re.I)
 _IMAG = re.compile(
-    r"^(-\s*)?(z''|z\"|z_?im(ag)?|im\(?z\)?|zim|imag|imaginary|z\s*imag|im)(\b|$|[\s(/\[])", re.I
+    r"^(-\s*)?(z''|z\"|z_?im(ag|g)?|im\(?z\)?|zim|imag|imaginary|z\s*imag|im)(\b|$|[\s(/\[])", re.I
 )
 
 
@@ -565,6 +565,37 @@ def _headless(lines: list[str]) -> bool:
 
 
 _ZPLOT_END = "End Comments"
+_TIME_S = re.compile(r"^(elapsed\s*)?time\s*[(/\[]\s*s(ec)?\s*[)\]]?$", re.I)
+# Header signatures of exports whose maker the labels alone tell (impedance.py's samples)
+_PARSTAT_LABELS = ("Frequency (Hz)", "Zre (ohms)", "Zim (ohms)", "|Vac| (V)", "|Iac| (A)")
+_POWERSUITE_LABELS = ["Frequency", "Zre", "Zimg"]
+
+
+def _table_vendor(header: list[str]) -> str:
+    labels = [h.strip() for h in header if h.strip()]
+    if all(label in labels for label in _PARSTAT_LABELS):
+        return "parstat"
+    if labels == _POWERSUITE_LABELS:
+        return "powersuite"
+    return "generic"
+
+
+def _drop_dc_rows(
+    rows: list[tuple[int, list[str]]], f_at: int, notes: list[str]
+) -> list[tuple[int, list[str]]]:
+    """Parstat writes the run's DC steps in the same table with Frequency 0: not impedance
+    points, so they are left out with one note (not one warning per row)."""
+    keep: list[tuple[int, list[str]]] = []
+    dc: list[tuple[int, list[str]]] = []
+    for line, fields in rows:
+        text = fields[f_at].strip() if f_at < len(fields) else ""
+        (dc if text in ("0", "0.0") else keep).append((line, fields))
+    if dc:
+        notes.append(
+            f"{len(dc)} DC row(s) with Frequency (Hz) = 0 (lines {dc[0][0]}-{dc[-1][0]}) "
+            "are the run's DC steps, not impedance points: left out"
+        )
+    return keep
 
 
 class ImpedanceTableParser:
@@ -608,7 +639,10 @@ class ImpedanceTableParser:
             negate = columns["im"][1]
             start = index + 1
             metadata.update(header_line=index + 1, source_columns=header)
-            vendor = "zplot" if zplot_end is not None else "generic"
+            vendor = "zplot" if zplot_end is not None else _table_vendor(header)
+            time_at = next((i for i, h in enumerate(header) if _TIME_S.match(h.strip())), None)
+            if time_at is not None:
+                indices["t"], labels["t"] = time_at, header[time_at]
         elif zplot_end is not None:
             # ZPlot: Freq(Hz), Ampl, Bias, Time(Sec), Z'(a), Z''(b), GD, Err, Range
             start, sep = zplot_end + 1, r"\t|,\s*"
@@ -634,6 +668,8 @@ class ImpedanceTableParser:
         rows = _data_rows(lines, start, lambda s: _split(s, sep), lambda s: False)
         if not rows:
             raise ParseError("no data rows after the header", location=f"line {start + 1}")
+        if vendor == "parstat":
+            rows = _drop_dc_rows(rows, indices["f"], notes)
         points, source = _spectrum(rows, indices, labels, negate_imag=negate, warnings_=notes)
         wrote = f"{labels['im']} " + (
             "(-Z'', positive for capacitive)" if negate else "(Z'' as written)"
@@ -650,4 +686,274 @@ class ImpedanceTableParser:
         )
 
 
-PARSERS = (BiologicMptEisParser, BiologicMprEisParser, GamryDtaParser, ImpedanceTableParser)
+# --- Princeton Applied Research VersaStudio .par -----------------------------------------------
+
+_PAR_SECTION = re.compile(r"^<(/?)([A-Za-z]+)(\d*)>\s*$")
+_PAR_COLUMNS = {"f": "Frequency(Hz)", "re": "Z Real", "im": "Z Imag"}
+_PAR_TECHNIQUES = {"potentiostatic eis": "PEIS", "galvanostatic eis": "GEIS"}
+
+
+def _par_sections(lines: list[str]) -> list[tuple[str, int, int, bool]]:
+    """(name, first line index, end index, closed) of each ``<Name>`` ... ``</Name>`` block.
+
+    A block left open at the end of the file (a truncated copy) runs to the last line."""
+    out: list[tuple[str, int, int, bool]] = []
+    open_name, open_at = "", -1
+    for index, line in enumerate(lines):
+        match = _PAR_SECTION.match(line.strip())
+        if not match:
+            continue
+        name = match.group(2) + match.group(3)
+        if not match.group(1):
+            if open_name:  # a new block before the old one closed: the old one ends here
+                out.append((open_name, open_at, index, False))
+            open_name, open_at = name, index
+        elif name == open_name:
+            out.append((open_name, open_at, index, True))
+            open_name = ""
+    if open_name:
+        out.append((open_name, open_at, len(lines), False))
+    return out
+
+
+def _par_keys(lines: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in lines:
+        key, sep, value = line.partition("=")
+        if sep and key.strip() not in out:
+            out[key.strip()] = value.strip()
+    return out
+
+
+class VersaStudioParParser:
+    """VersaStudio ``.par`` (Princeton Applied Research / AMETEK): ``<Section>`` blocks of
+    ``key=value`` lines; each ``<SegmentN>`` holds a ``Definition=`` line naming the CSV
+    columns of the rows after it. Impedance segments have ``Frequency(Hz)``, ``Z Real``,
+    ``Z Imag`` (Z'' negative for capacitive, as its Nyquist view negates it to plot)."""
+
+    name: ClassVar[str] = "versastudio_par_eis"
+    version: ClassVar[str] = "1.0.0"
+    kind: ClassVar[str] = "eis"
+
+    def sniff(self, head: bytes, filename: str) -> float:
+        lines = sniff_lines(head, limit=2000)
+        if not lines or lines[0].strip() != "<Application>":
+            return 0.0
+        for line in lines:
+            if line.startswith("Definition="):
+                labels = [s.strip() for s in line[len("Definition=") :].split(",")]
+                if all(label in labels for label in _PAR_COLUMNS.values()):
+                    return 0.97
+        # the segment may start after the head: an EIS action in the set-up is enough
+        versa = any(line.strip() == "Name=VersaStudio" for line in lines[:10])
+        eis = any(line.startswith("Name=") and "EIS" in line for line in lines)
+        return 0.6 if versa and eis else 0.0
+
+    def parse(self, path: Path, ctx: ParseContext) -> EisData:
+        lines, encoding = read_text(path, ctx)
+        if not lines or lines[0].strip() != "<Application>":
+            raise ParseError(
+                "not a VersaStudio .par file (first line is not <Application>)",
+                location="line 1",
+            )
+        sections = _par_sections(lines)
+        notes: list[str] = []
+        rows: list[tuple[int, list[str]]] = []
+        sweep: list[int] = []
+        header: list[str] = []
+        used: list[str] = []
+        for name, start, end, closed in sections:
+            if not name.startswith("Segment"):
+                continue
+            definition = next(
+                (i for i in range(start + 1, end) if lines[i].startswith("Definition=")), None
+            )
+            if definition is None:
+                raise ParseError(
+                    f"<{name}> has no Definition= line naming its columns",
+                    location=f"lines {start + 1}-{end}",
+                )
+            labels = [s.strip() for s in lines[definition][len("Definition=") :].split(",")]
+            if not all(label in labels for label in _PAR_COLUMNS.values()):
+                notes.append(f"<{name}> (line {start + 1}) has no impedance columns: skipped")
+                continue
+            if header and labels != header:
+                raise ParseError(
+                    f"<{name}> names other columns than the first impedance segment",
+                    location=f"line {definition + 1}",
+                )
+            header = labels
+            if not closed:
+                notes.append(
+                    f"<{name}> (line {start + 1}) is not closed: the file may be truncated; "
+                    "its rows up to the end of the file are kept"
+                )
+            segment_rows = _data_rows(
+                lines,
+                definition + 1,
+                lambda s: [f.strip() for f in s.split(",")],
+                lambda s: bool(_PAR_SECTION.match(s.strip())),
+            )
+            rows.extend(segment_rows)
+            sweep.extend([len(used)] * len(segment_rows))
+            used.append(name)
+        if not header:
+            raise ParseError(
+                "no <SegmentN> block with Frequency(Hz), Z Real and Z Imag columns: "
+                "not an impedance measurement",
+                location=f"lines 1-{len(lines)}",
+            )
+        if not rows:
+            raise ParseError("the impedance segment has no data rows", location="file")
+        indices = {key: header.index(label) for key, label in _PAR_COLUMNS.items()}
+        labels_used = dict(_PAR_COLUMNS)
+        if "Elapsed Time(s)" in header:
+            indices["t"], labels_used["t"] = header.index("Elapsed Time(s)"), "Elapsed Time(s)"
+        cols = _columns(rows, indices, labels_used, False)
+        points = build_points(
+            f_hz=cols["f"],
+            z_real=cols["re"],
+            z_imag=cols["im"],
+            time_s=cols.get("t"),
+            lines=[line for line, _ in rows],
+            negate_imag=False,
+            sweep=sweep if len(used) > 1 else None,
+            warnings=notes,
+        )
+        blocks = {name: _par_keys(lines[a + 1 : b]) for name, a, b, _ in sections}
+        action = next(
+            (
+                keys
+                for name, keys in blocks.items()
+                if name.startswith("Action") and "EIS" in keys.get("Name", "")
+            ),
+            {},
+        )
+        instrument, experiment = blocks.get("Instrument", {}), blocks.get("Experiment", {})
+        metadata: dict[str, Any] = {
+            "source_columns": header,
+            "encoding": encoding,
+            "segments": used,
+            "software": " ".join(
+                v
+                for v in (
+                    blocks.get("Application", {}).get("Name"),
+                    blocks.get("Application", {}).get("Version"),
+                )
+                if v
+            ),
+            "instrument": instrument.get("Type", ""),
+            "serial_number": instrument.get("SN", ""),
+            "action": action.get("Name", ""),
+        }
+        for key in ("Amplitude (mV RMS)", "Start Frequency (Hz)", "End Frequency (Hz)"):
+            if key in action:
+                metadata[key] = action[key]
+        if experiment.get("DateAcquired") and experiment.get("TimeAcquired"):
+            metadata["start_time_text"] = (
+                f"{experiment['DateAcquired']} {experiment['TimeAcquired']}"
+            )
+        return _finish(
+            points,
+            vendor="versastudio",
+            technique=_PAR_TECHNIQUES.get(action.get("Name", "").lower(), ""),
+            wrote="Z Imag (negative for capacitive)",
+            negated=False,
+            sweep_source="one sweep per impedance <SegmentN>"
+            if len(used) > 1
+            else "derived from the frequencies (a jump back starts a new sweep)",
+            metadata=metadata,
+            notes=notes,
+        )
+
+
+# --- Maccor impedance export ---------------------------------------------------------------------
+
+_MACCOR_SWEEP = "Frequency Sweep:"
+_MACCOR_START = re.compile(r"Start Date:\s*(?P<date>.*?)\s*Start Time:\s*(?P<time>.*)$")
+
+
+class MaccorEisParser:
+    """Maccor impedance export (the layout BEEP's MaccorEIS reads): a preamble with
+    ``Frequency Sweep: ...`` on line 2, the method and file name on lines 3-4 and
+    ``Start Date: ... Start Time: ...`` by line 10, then a tab separated table whose columns
+    are found by their labels (as ``impedance_table`` does; a leading ``-`` on the Z''
+    label means the file holds -Z'')."""
+
+    name: ClassVar[str] = "maccor_eis"
+    version: ClassVar[str] = "1.0.0"
+    kind: ClassVar[str] = "eis"
+
+    def sniff(self, head: bytes, filename: str) -> float:
+        lines = sniff_lines(head)
+        if not lines or not any(line.startswith(_MACCOR_SWEEP) for line in lines[:3]):
+            return 0.0
+        if not any(_MACCOR_START.search(line) for line in lines[:12]):
+            return 0.0
+        return 0.95 if _table_header(lines) is not None else 0.3
+
+    def parse(self, path: Path, ctx: ParseContext) -> EisData:
+        lines, encoding = read_text(path, ctx)
+        sweep_line = next((i for i, s in enumerate(lines[:3]) if s.startswith(_MACCOR_SWEEP)), None)
+        if sweep_line is None:
+            raise ParseError(
+                f"no {_MACCOR_SWEEP!r} line: not a Maccor impedance export", location="lines 1-3"
+            )
+        found = _table_header(lines)
+        if found is None:
+            raise ParseError(
+                "no column header naming frequency, Z' and Z''",
+                location=f"lines 1-{min(len(lines), 200)}",
+            )
+        index, sep, columns = found
+        header = _split(lines[index], sep)
+        indices = {key: position for key, (position, _) in columns.items()}
+        labels = {key: header[position] for key, position in indices.items()}
+        time_at = next((i for i, h in enumerate(header) if _TIME_S.match(h.strip())), None)
+        if time_at is not None:
+            indices["t"], labels["t"] = time_at, header[time_at]
+        negate = columns["im"][1]
+        rows = _data_rows(lines, index + 1, lambda s: _split(s, sep), lambda s: False)
+        if not rows:
+            raise ParseError("no data rows after the header", location=f"line {index + 2}")
+        notes: list[str] = []
+        points, source = _spectrum(rows, indices, labels, negate_imag=negate, warnings_=notes)
+        metadata: dict[str, Any] = {
+            "source_columns": header,
+            "encoding": encoding,
+            "header_line": index + 1,
+            "frequency_sweep": lines[sweep_line][len(_MACCOR_SWEEP) :].strip(),
+        }
+        preamble = lines[sweep_line + 1 : index]
+        if len(preamble) >= 2:
+            metadata["method"], metadata["source_filename"] = (
+                preamble[0].strip(),
+                preamble[1].strip(),
+            )
+        for line in preamble:
+            match = _MACCOR_START.search(line)
+            if match:
+                metadata["start_time_text"] = f"{match['date']} {match['time']}".strip()
+        wrote = f"{labels['im']} " + (
+            "(-Z'', positive for capacitive)" if negate else "(Z'' as written)"
+        )
+        return _finish(
+            points,
+            vendor="maccor",
+            technique="",
+            wrote=wrote,
+            negated=negate,
+            sweep_source=source,
+            metadata=metadata,
+            notes=notes,
+        )
+
+
+PARSERS = (
+    BiologicMptEisParser,
+    BiologicMprEisParser,
+    GamryDtaParser,
+    ImpedanceTableParser,
+    VersaStudioParParser,
+    MaccorEisParser,
+)
