@@ -14,6 +14,7 @@ import contextlib
 import io
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -61,6 +62,8 @@ INTERCEPT_PERSIST = 3
 # Each log-parameter may move this far (natural log, a factor 1e9) from its initial guess.
 LOG_SPAN = math.log(1e9)
 MAX_NFEV = 2000
+# Evaluations each start of a multi-start fit gets before the best one is fitted to the end.
+SCREEN_NFEV = 30
 
 _ELEMENT = re.compile(r"^[A-Za-z]+\d+$")
 
@@ -337,7 +340,12 @@ def _tail_alpha(w: FloatArray, mim: FloatArray) -> float:
 
 
 def auto_initial_guess(
-    f: ArrayLike, z: ArrayLike, circuit: str, *, arc_alpha: float = 0.85
+    f: ArrayLike,
+    z: ArrayLike,
+    circuit: str,
+    *,
+    arc_alpha: float = 0.85,
+    arc_apex_hz: list[float] | None = None,
 ) -> list[float]:
     """An initial guess read off the spectrum, so a fit converges without a person.
 
@@ -346,6 +354,8 @@ def auto_initial_guess(
     the tail element from the last points (CPE exponent from the log-log slope, Warburg from
     -Z'' * sqrt(w)). Arcs without a visible apex are placed in the remaining decades. Supports
     series R, L, C, CPE, W, Wo, Ws and p(R, CPE|C) blocks; anything else needs ``initial_guess``.
+    ``arc_apex_hz`` (one per arc) replaces the apex frequencies read off the spectrum and splits
+    the arcs' span evenly: the other starts of the multi-start fit.
     """
     fs, zs = as_spectrum(f, z)
     w = 2 * np.pi * fs
@@ -409,6 +419,9 @@ def auto_initial_guess(
     heights = [heights[i] for i in order]
     rs = np.asarray(heights) * 2.0
     rs = rs * (span / rs.sum()) if rs.sum() > 0 else np.full(len(arcs), span / max(len(arcs), 1))
+    if arc_apex_hz is not None and len(arc_apex_hz) == len(arcs):
+        apex_f = sorted(arc_apex_hz, reverse=True)
+        rs = np.full(len(arcs), span / len(arcs))
 
     guess: dict[str, float] = {}
     for (r_name, c_name), r_k, fa in zip(arcs, rs, apex_f, strict=True):
@@ -445,19 +458,42 @@ def auto_initial_guess(
     return [guess[name] for name, _ in parameter_names(circuit)]
 
 
-def _fit_log(
+def _arc_count(circ: str) -> int:
+    return sum(1 for b in _split_top(circ, "-") if b.startswith("p("))
+
+
+def auto_starts(fs: FloatArray, zs: ComplexArray, circ: str) -> list[list[float]]:
+    """Starting points for a fit without a given guess: the read-off guess first, then (two or
+    more arcs) the first arc at the highest-frequency apex of -Z'' and each later arc 1, 2 or 3
+    decades below the one before. An arc hidden under its neighbour or under a blocking
+    electrode's tail has no apex of its own, and a single start then tends to a local minimum
+    with that arc's R near 0."""
+    base = auto_initial_guess(fs, zs, circ)
+    arcs = _arc_count(circ)
+    if arcs < 2:
+        return [base]
+    mim = -zs.imag
+    peaks, _ = find_peaks(mim, prominence=0.02 * max(float(mim.max()), 1e-300))
+    f_top = float(fs[peaks[0]]) if peaks.size else float(fs[int(np.argmax(mim))])
+    starts = [base]
+    for decades in (1.0, 2.0, 3.0):
+        apexes = [max(f_top / 10 ** (decades * k), float(fs.min())) for k in range(arcs)]
+        if len(set(apexes)) < arcs:
+            continue
+        with contextlib.suppress(FitError):
+            starts.append(auto_initial_guess(fs, zs, circ, arc_apex_hz=apexes))
+    return starts
+
+
+def _log_problem(
     fs: FloatArray,
     zs: ComplexArray,
     circ: str,
     names: list[str],
     guess: list[float],
     weighting: str,
-) -> tuple[FloatArray, list[float | None], float, list[str]]:
-    """Least squares over log(parameters): scale-free (R ~ 1e3 beside Q ~ 1e-9) and positive.
-
-    Standard errors by the delta method, se(p) = p * se(log p), from the Jacobian at the optimum
-    and the reduced chi-square (no absolute measurement variances are known).
-    """
+) -> tuple[Callable[[FloatArray], FloatArray], FloatArray, FloatArray, FloatArray, int]:
+    """Residual function over log(parameters), start, bounds and the number of residuals."""
     model = wrapCircuit(circ, {})
     y = np.hstack([zs.real, zs.imag])
     sigma = np.hstack([np.abs(zs), np.abs(zs)]) if weighting == "modulus" else np.ones(y.size)
@@ -473,12 +509,51 @@ def _fit_log(
     def resid(x: FloatArray) -> FloatArray:
         return np.asarray((model(fs, *np.exp(x)) - y) / sigma, dtype=float)
 
+    return resid, x0, lo, hi, int(y.size)
+
+
+def _screen(
+    fs: FloatArray,
+    zs: ComplexArray,
+    circ: str,
+    names: list[str],
+    starts: list[list[float]],
+    weighting: str,
+) -> tuple[int, list[float]]:
+    """The start whose short run (SCREEN_NFEV evaluations) reaches the lowest chi-square, and
+    where that run ended (the full fit goes on from there)."""
+    best: tuple[float, int, list[float]] | None = None
+    for index, guess in enumerate(starts):
+        resid, x0, lo, hi, _ = _log_problem(fs, zs, circ, names, guess, weighting)
+        res = least_squares(resid, x0, bounds=(lo, hi), method="trf", max_nfev=SCREEN_NFEV)
+        cost = float(np.sum(res.fun**2))
+        if math.isfinite(cost) and (best is None or cost < best[0]):
+            best = (cost, index, [float(v) for v in np.exp(res.x)])
+    if best is None:
+        return 0, starts[0]
+    return best[1], best[2]
+
+
+def _fit_log(
+    fs: FloatArray,
+    zs: ComplexArray,
+    circ: str,
+    names: list[str],
+    guess: list[float],
+    weighting: str,
+) -> tuple[FloatArray, list[float | None], float, list[str]]:
+    """Least squares over log(parameters): scale-free (R ~ 1e3 beside Q ~ 1e-9) and positive.
+
+    Standard errors by the delta method, se(p) = p * se(log p), from the Jacobian at the optimum
+    and the reduced chi-square (no absolute measurement variances are known).
+    """
+    resid, x0, lo, hi, n_res = _log_problem(fs, zs, circ, names, guess, weighting)
     res = least_squares(resid, x0, bounds=(lo, hi), method="trf", max_nfev=MAX_NFEV)
     if res.status <= 0:
         raise FitError(f"fit of {circ!r} did not converge: {res.message}")
     popt = np.exp(res.x)
     chi2 = float(np.sum(res.fun**2))
-    dof = max(y.size - popt.size, 1)
+    dof = max(n_res - popt.size, 1)
     # Covariance as scipy's curve_fit forms it (pseudo-inverse of J^T J through the SVD), over the
     # parameters not pinned at a bound; a pinned one (e.g. a CPE exponent at 1) has no error bar.
     pinned = np.minimum(res.x - lo, hi - res.x) <= 1e-6
@@ -562,9 +637,19 @@ def fit_circuit(
     names = [n for n, _ in names_units]
     if fs.size * 2 <= len(names):
         raise FitError(f"{fs.size} points are too few for the {len(names)} parameters of {circ!r}")
+    start_note = ""
     if initial_guess is None:
-        guess = auto_initial_guess(fs, zs, circ)
+        starts = auto_starts(fs, zs, circ)
         source = "automatic"
+        guess, fit_from = starts[0], starts[0]
+        if len(starts) > 1:
+            chosen, fit_from = _screen(fs, zs, circ, names, starts, weighting)
+            guess = starts[chosen]
+            if chosen:
+                start_note = (
+                    f"automatic initial guess: start {chosen + 1} of {len(starts)} (arc apexes "
+                    "placed a decade step apart) reached a lower residual than the read-off one"
+                )
     else:
         guess = [float(x) for x in initial_guess]
         source = "given"
@@ -572,7 +657,10 @@ def fit_circuit(
             raise FitError(f"{circ!r} has {len(names)} parameters, initial_guess {len(guess)}")
         if any(not (g > 0 and math.isfinite(g)) for g in guess):
             raise FitError("every initial guess must be a positive finite number")
-    popt, errs, chi2, notes = _fit_log(fs, zs, circ, names, guess, weighting)
+        fit_from = guess
+    popt, errs, chi2, notes = _fit_log(fs, zs, circ, names, fit_from, weighting)
+    if start_note:
+        notes.insert(0, start_note)
     rel = (zs - circuit_impedance(circ, popt, fs)) / np.abs(zs)
     rms_rel = float(np.sqrt(np.mean(np.concatenate([rel.real, rel.imag]) ** 2)))
     params = tuple(
