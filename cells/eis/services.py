@@ -124,7 +124,8 @@ def fit_compute(
     base: dict[str, Any] = {
         "circuit_name": circuit,
         "sweep": sweep,
-        "f_range_requested": list(f_range) if f_range else [],
+        # JSON has no infinity: an open end is stored as null
+        "f_range_requested": [v if math.isfinite(v) else None for v in f_range] if f_range else [],
         "warnings": [],
         "versions": library_versions(),
     }
