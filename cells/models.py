@@ -292,6 +292,12 @@ class StitchedRecord(PerformanceValues):
     overlaps = models.JSONField(default=list, blank=True)
     warnings = models.JSONField(default=list, blank=True)
     conventions = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
+    interface_resistance = models.JSONField(
+        default=dict,
+        blank=True,
+        encoder=DjangoJSONEncoder,
+        help_text="R_interface vs stitched cycle from the cell's spectra (cells.eis.interface)",
+    )
     computed_at = models.DateTimeField(auto_now=True)
     reason = models.CharField(max_length=300, blank=True)
 

@@ -620,6 +620,9 @@ def cell_stitch(*, cell: Cell, reason: str) -> StitchedRecord | None:
             "reason": reason[:300],
         },
     )
+    from cells.eis.services import cell_interface_recompute
+
+    record.interface_resistance = cell_interface_recompute(cell=cell) or {}
     event_emit(
         topic="cells.stitched_record.computed",
         payload={"cell": cell.code, "record": record.pk, "reason": reason[:300]},

@@ -124,7 +124,8 @@ def fit_compute(
     base: dict[str, Any] = {
         "circuit_name": circuit,
         "sweep": sweep,
-        "f_range_requested": list(f_range) if f_range else [],
+        # JSON has no infinity: an open end is stored as null
+        "f_range_requested": [v if math.isfinite(v) else None for v in f_range] if f_range else [],
         "warnings": [],
         "versions": library_versions(),
     }
@@ -302,6 +303,8 @@ def eis_fit_run(
     fitted = fit_compute(spectrum_points(spectrum), circuit=circuit, f_range=f_range)
     with transaction.atomic():
         fit = _fit_row(spectrum, fitted, reason=EisFit.Reason.REFIT, user=user)
+        if spectrum.cell is not None:
+            cell_interface_recompute(cell=spectrum.cell)
         event_emit(
             topic="cells.eis_fit.created",
             payload={"spectrum": spectrum.pk, "fit": fit.pk, "status": fit.status},
@@ -444,6 +447,8 @@ def eis_spectrum_persist(*, job: IngestionJob, prepared: PreparedSpectrum) -> In
     fit = None
     if prepared.fit is not None:
         fit = _fit_row(spectrum, prepared.fit, reason=EisFit.Reason.INGESTED)
+    if cell is not None:
+        cell_interface_recompute(cell=cell)
     event_emit(
         topic="cells.eis_spectrum.imported",
         payload={
@@ -493,6 +498,8 @@ def eis_spectrum_link(
         raise ValidationError("that cell or sample belongs to another project than the spectrum")
     spectrum.cell, spectrum.sample = cell, sample
     spectrum.save(update_fields=["cell", "sample"])
+    if cell is not None:
+        cell_interface_recompute(cell=cell)
     if spectrum.job_id is not None:
         IngestionJob.objects.filter(
             pk=spectrum.job_id, status=IngestionJob.Status.NEEDS_LINKING
@@ -514,3 +521,113 @@ def _start_time(metadata: dict[str, Any]) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+INTERFACE_METHOD = (
+    "each spectrum of the cell follows the last stitched cycle that started at or before it "
+    "(0: before the first cycle); R_interface = sum of the arc resistances of the spectrum's "
+    "latest successful fit (cell_interfaces: R1 + R2; one arc: R1; R0 left out), stderr in "
+    "quadrature. Spectrum time: the file's start time, else the upload's metadata.measured_at "
+    "(ISO 8601; naive = UTC), else the upload time"
+)
+
+
+def spectrum_moment(spectrum: EisSpectrum) -> tuple[datetime, str]:
+    """When a spectrum was measured, and where that came from (docs/eis.md)."""
+    if spectrum.started_at is not None:
+        return spectrum.started_at, "file start time"
+    job = spectrum.job
+    metadata = ((job.params or {}).get("metadata") if job is not None else None) or {}
+    text = metadata.get("measured_at") if isinstance(metadata, dict) else None
+    if isinstance(text, str):
+        moment = _start_time({"start_time": text})
+        if moment is not None:
+            return moment, "upload metadata.measured_at"
+    return spectrum.raw_file.received_at, "upload time (no acquisition time known)"
+
+
+def _chain_zero(cell: Cell) -> float | None:
+    """Epoch seconds of stitched time 0: started_at - chain_time_offset_s of a dated member."""
+    from cells.models import CyclingTest
+
+    for test in cell.tests.filter(chain_role=CyclingTest.ChainRole.MEMBER).order_by(
+        "chain_position"
+    ):
+        if test.started_at is not None and test.chain_time_offset_s is not None:
+            return test.started_at.timestamp() - test.chain_time_offset_s
+    return None
+
+
+def cell_interface_recompute(*, cell: Cell) -> dict[str, Any] | None:
+    """Store R_interface vs stitched cycle in the cell's StitchedRecord (no record: nothing
+    to place the spectra on). Called when the cell re-stitches, a spectrum of it is fitted
+    or linked to it. Runs inside the caller's transaction; locks the record."""
+    from cells.eis.interface import CycleSpan, SpectrumAt, interface_resistance, place_spectra
+    from cells.models import StitchedRecord
+    from cells.selectors import stitched_cycle_table
+
+    with transaction.atomic():
+        record = StitchedRecord.objects.select_for_update().filter(cell=cell).first()
+        if record is None:
+            return None
+        zero = _chain_zero(cell)
+        cycles = [
+            CycleSpan(
+                c.cycle_index,
+                zero + c.stitched_start_s,  # type: ignore[attr-defined]
+                zero + c.stitched_start_s + (c.duration_s or 0.0),  # type: ignore[attr-defined]
+            )
+            for c in stitched_cycle_table(cell=cell)
+            if zero is not None and getattr(c, "stitched_start_s", None) is not None
+        ]
+        spectra = list(
+            EisSpectrum.objects.filter(cell=cell).select_related("raw_file", "job").order_by("pk")
+        )
+        latest: dict[int, EisFit] = {}
+        for done in EisFit.objects.filter(spectrum__in=spectra, status=EisFit.Status.OK).order_by(
+            "created_at", "pk"
+        ):
+            latest[done.spectrum_id] = done
+        placed_in: list[SpectrumAt] = []
+        info: dict[int, dict[str, Any]] = {}
+        skipped: list[dict[str, Any]] = []
+        for s in spectra:
+            moment, source = spectrum_moment(s)
+            fit = latest.get(s.pk)
+            r = interface_resistance(fit.parameters) if fit is not None else None
+            base = {"spectrum": s.pk, "file": s.raw_file.original_name}
+            if fit is None or r is None:
+                why = "no successful fit" if fit is None else f"fit {fit.pk} has no arc"
+                skipped.append({**base, "reason": why})
+                continue
+            placed_in.append(SpectrumAt(s.pk, moment.timestamp(), r[0], r[1]))
+            info[s.pk] = {
+                **base,
+                "fit": fit.pk,
+                "circuit": fit.circuit_name,
+                "terms": r[2],
+                "raw_sha256": s.raw_file.sha256,
+                "measured_at": moment,
+                "time_source": source,
+            }
+        if not cycles and placed_in:
+            why = (
+                "the stitched test has no start time, so spectra cannot be placed on its cycles"
+                if zero is None
+                else "the stitched cycles have no start times"
+            )
+            skipped += [{**info[p.key], "reason": why} for p in placed_in]
+            placed_in = []
+        series = [
+            {
+                "cycle": p.cycle,
+                "r_ohm": p.r_ohm,
+                "r_stderr_ohm": p.r_stderr_ohm,
+                **info[p.key],
+                "note": p.note,
+            }
+            for p in place_spectra(cycles, placed_in)
+        ]
+        value = {"series": series, "skipped": skipped, "method": INTERFACE_METHOD}
+        StitchedRecord.objects.filter(pk=record.pk).update(interface_resistance=value)
+    return value

@@ -131,6 +131,20 @@ def test_refit_keeps_both_and_respects_the_range(
     assert first.circuit_name == "blocking_pellet" and first.reason == "ingested"
 
 
+def test_a_refit_open_at_one_end_is_stored(
+    fixture_path, project, user, pellet, django_capture_on_commit_callbacks
+):
+    """Only f_min given: the open end was infinity, which JSON (and PostgreSQL) refuse."""
+    job = _ingest(fixture_path, project, MPT, django_capture_on_commit_callbacks, sample="LPSCl-P1")
+    spectrum = EisSpectrum.objects.get(pk=job.result["eis_spectrum"])
+    with django_capture_on_commit_callbacks(execute=False):
+        refit = eis.eis_fit_run(spectrum=spectrum, circuit="blocking_pellet", f_min=1.0, user=user)
+    refit.refresh_from_db()
+    assert refit.f_range_requested == [1.0, None]
+    assert refit.status == EisFit.Status.OK, refit.error
+    assert refit.f_min_hz >= 1.0
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

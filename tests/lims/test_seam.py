@@ -104,6 +104,9 @@ def test_prepare_runs_outside_the_transaction_persist_inside(
         seen["persist_in_atomic"] = connection.in_atomic_block
         return IngestOutcome(status="succeeded", result={"n": prepared["n"]})
 
+    # A transactional test commits for real, and on_commit would send the job to the suite's
+    # worker process, which would race this test's flush (a deadlock seen once): run it here.
+    monkeypatch.setattr(ingest, "_dispatch", lambda job_id: None)
     monkeypatch.setitem(registry._PARSERS, "fake_eis", _parser("fake_eis", 0.9))
     monkeypatch.setitem(registry._HANDLERS, "eis", registry.IngestHandler("eis", prepare, persist))
     job = _submit(project, b"FAKE spectrum", "s.txt", django_capture_on_commit_callbacks)
