@@ -18,7 +18,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from cells.eis.spectrum import Column, EisData, build_points, common_conventions
-from cells.parsers.biologic import MPR_MAGIC, MPT_MAGIC, mpr_head_columns, mpt_is_impedance
+from cells.parsers.biologic import (
+    MPR_MAGIC,
+    mpr_head_columns,
+    mpt_header_index,
+    mpt_is_impedance,
+)
 from lims.ingestion.parsing import ParseContext, ParseError
 from lims.ingestion.text import (
     binary_offset,
@@ -173,20 +178,9 @@ def _finish(
 
 # --- BioLogic EC-Lab .mpt --------------------------------------------------------------------
 
-_NB_HEADER = re.compile(r"Nb header lines\s*:\s*(\d+)")
-
 
 def _mpt_header(lines: list[str]) -> int | None:
-    if lines and lines[0].strip() in MPT_MAGIC:
-        for line in lines[1:4]:
-            match = _NB_HEADER.search(line)
-            if match:
-                index = int(match.group(1)) - 1
-                return index if 0 < index < len(lines) else None
-    for index, line in enumerate(lines[:200]):
-        if "freq/Hz" in line.split("\t"):
-            return index
-    return None
+    return mpt_header_index(lines, lambda line: "freq/Hz" in line.split("\t"))
 
 
 class BiologicMptEisParser:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -229,7 +230,7 @@ def mpt_is_impedance(lines: list[str]) -> str | None:
     """ "impedance" for an EC-Lab impedance export (a ``freq/Hz`` column in a PEIS/GEIS file or
     a file without the technique line), "mixed" for a multi-technique (Modulo Bat) file with
     an impedance step, None otherwise."""
-    index = _mpt_header_index(lines)
+    index = mpt_header_index(lines)
     columns = lines[index].split("\t") if index is not None else []
     if "freq/Hz" not in columns:
         return None
@@ -340,8 +341,15 @@ def _sign_check(series: pl.DataFrame, frame: pl.DataFrame) -> list[str]:
 _NB_HEADER = re.compile(r"Nb header lines\s*:\s*(\d+)")
 
 
-def _mpt_header_index(lines: list[str]) -> int | None:
-    """Index of the column line: after 'Nb header lines : N', else the first 'time/s' line."""
+def _time_column_line(line: str) -> bool:
+    return "time/s" in line and "\t" in line
+
+
+def mpt_header_index(
+    lines: list[str], is_columns: Callable[[str], bool] = _time_column_line
+) -> int | None:
+    """Index of an EC-Lab text export's column line: after 'Nb header lines : N', else the
+    first line ``is_columns`` knows (cycler exports: 'time/s'; impedance ones: 'freq/Hz')."""
     if lines and lines[0].strip() in MPT_MAGIC:
         for line in lines[1:4]:
             match = _NB_HEADER.search(line)
@@ -349,7 +357,7 @@ def _mpt_header_index(lines: list[str]) -> int | None:
                 index = int(match.group(1)) - 1  # the count includes the column line
                 return index if 0 < index < len(lines) else None
     for index, line in enumerate(lines[:200]):
-        if "time/s" in line and "\t" in line:
+        if is_columns(line):
             return index
     return None
 
@@ -370,7 +378,7 @@ class BiologicMptParser:
             return 0.0  # a spectrum is never a cycling test (cells.eis reads it)
         if impedance == "mixed":
             return 0.3  # a Modulo Bat file with an impedance step is a cycling test
-        index = _mpt_header_index(lines)
+        index = mpt_header_index(lines)
         columns = lines[index].split("\t") if index is not None else []
         if lines[0].strip() in MPT_MAGIC:
             return 0.98
@@ -378,7 +386,7 @@ class BiologicMptParser:
 
     def parse(self, path: Path, ctx: ParseContext) -> CyclerData:
         layout = read_layout(
-            path, ctx, _mpt_header_index, separator="\t", what="EC-Lab column header"
+            path, ctx, mpt_header_index, separator="\t", what="EC-Lab column header"
         )
         columns = list(layout.columns)
         if mpt_is_impedance([*layout.preamble, "\t".join(layout.raw_columns)]) == "impedance":
