@@ -157,6 +157,32 @@ def wait_for(predicate, *, timeout: float = 60.0, interval: float = 0.2):
     pytest.fail(f"condition not met within {timeout} s")
 
 
+def api_upload(url: str, token: str, name: str, content: bytes, **data: str):
+    """``POST /api/v1/ingest/`` over HTTP as an instrument does (integration tests)."""
+    import requests
+
+    return requests.post(
+        f"{url}/api/v1/ingest/",
+        headers={"Authorization": f"Token {token}"},
+        files={"file": (name, content)},
+        data=data,
+        timeout=120,
+    )
+
+
+def api_finished_job(url: str, token: str, job_id: int) -> dict:
+    """Poll a job over HTTP until it leaves pending/running; its JSON."""
+    import requests
+
+    def poll():
+        body = requests.get(
+            f"{url}/api/v1/jobs/{job_id}/", headers={"Authorization": f"Token {token}"}, timeout=30
+        ).json()
+        return body if body["status"] not in ("pending", "running") else None
+
+    return wait_for(poll, timeout=90)
+
+
 @pytest.fixture
 def labview_run(project):
     """A run on a LabVIEW tool whose recipe matches the fixture run's shape, except for its

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-import requests
 
 from cells.models import CyclingTest, EisSpectrum
 from lims.ingestion import storage
 from lims.models import IngestionJob, RawFile
-from tests.conftest import wait_for
+from tests.conftest import api_finished_job, api_upload
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -25,26 +24,6 @@ FIXTURES = {
 }
 
 
-def _upload(url: str, token: str, name: str, content: bytes, **data: str) -> requests.Response:
-    return requests.post(
-        f"{url}/api/v1/ingest/",
-        headers={"Authorization": f"Token {token}"},
-        files={"file": (name, content)},
-        data=data,
-        timeout=120,
-    )
-
-
-def _finished(url: str, token: str, job_id: int) -> dict:
-    def poll():
-        body = requests.get(
-            f"{url}/api/v1/jobs/{job_id}/", headers={"Authorization": f"Token {token}"}, timeout=30
-        ).json()
-        return body if body["status"] not in ("pending", "running") else None
-
-    return wait_for(poll, timeout=90)
-
-
 def test_every_impedance_fixture_ingests_through_the_worker(
     celery_worker_process, live_server, instrument_token, cell, user
 ):
@@ -54,7 +33,7 @@ def test_every_impedance_fixture_ingests_through_the_worker(
         content = (EIS / name).read_bytes()
         kind = {"kind": "eis"} if index % 2 == 0 else {}
         upload_name = name if index % 2 == 0 else "upload.bin"
-        response = _upload(
+        response = api_upload(
             live_server.url,
             instrument_token.key,
             upload_name,
@@ -67,7 +46,7 @@ def test_every_impedance_fixture_ingests_through_the_worker(
         jobs[name] = response.json()["job"]["id"]
     for name, job_id in jobs.items():
         points, f_min, f_max, parser, technique = FIXTURES[name]
-        job = _finished(live_server.url, instrument_token.key, job_id)
+        job = api_finished_job(live_server.url, instrument_token.key, job_id)
         assert job["status"] == "succeeded", (name, job["error"])
         assert job["kind"] == "eis" and job["parser_name"] == parser
         assert job["result"]["points"] == points
@@ -92,15 +71,15 @@ def test_kind_cycler_refuses_a_spectrum_and_unlinked_spectra_wait(
     celery_worker_process, live_server, instrument_token, project
 ):
     content = (EIS / "impedance_exampleDataBioLogic.mpt").read_bytes()
-    response = _upload(live_server.url, instrument_token.key, "eis.mpt", content, kind="cycler")
-    job = _finished(live_server.url, instrument_token.key, response.json()["job"]["id"])
+    response = api_upload(live_server.url, instrument_token.key, "eis.mpt", content, kind="cycler")
+    job = api_finished_job(live_server.url, instrument_token.key, response.json()["job"]["id"])
     assert job["status"] == "failed"
     assert job["error"].startswith("eis.mpt")
     assert not CyclingTest.objects.exists()
 
     other = (EIS / "impedance_exampleDataGamry.DTA").read_bytes()
-    response = _upload(live_server.url, instrument_token.key, "g.DTA", other, sample="nope")
-    job = _finished(live_server.url, instrument_token.key, response.json()["job"]["id"])
+    response = api_upload(live_server.url, instrument_token.key, "g.DTA", other, sample="nope")
+    job = api_finished_job(live_server.url, instrument_token.key, response.json()["job"]["id"])
     assert job["status"] == "needs_linking", job["error"]
     assert "sample 'nope' not found" in job["result"]["note"]
 
@@ -114,9 +93,9 @@ def test_a_bad_spectrum_fails_with_file_place_and_cause_and_keeps_the_raw_file(
     fields[4] = "1.2.3"  # Zreal of the 7th point
     lines[start + 10] = "\t".join(fields)
     content = "\n".join(lines).encode("latin-1")
-    response = _upload(live_server.url, instrument_token.key, "bad.DTA", content, kind="eis")
+    response = api_upload(live_server.url, instrument_token.key, "bad.DTA", content, kind="eis")
     assert response.status_code == 202, response.text
-    job = _finished(live_server.url, instrument_token.key, response.json()["job"]["id"])
+    job = api_finished_job(live_server.url, instrument_token.key, response.json()["job"]["id"])
     assert job["status"] == "failed"
     assert job["error"] == (
         f"bad.DTA at line {start + 11}: '1.2.3' in column 'Zreal' is not a number"

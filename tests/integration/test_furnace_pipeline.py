@@ -7,7 +7,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-import requests
 
 from depositions import services as dep
 from depositions.inputs import SegmentInput
@@ -15,30 +14,10 @@ from depositions.models import FurnaceLog
 from lims import services as lims_services
 from lims.ingestion import storage
 from lims.models import IngestionJob, OutboxEvent, RawFile
-from tests.conftest import wait_for
+from tests.conftest import api_finished_job, api_upload
 from tests.depositions.factories import furnace_csv
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-def _push(url: str, token: str, name: str, content: bytes, **data: str) -> requests.Response:
-    return requests.post(
-        f"{url}/api/v1/ingest/",
-        headers={"Authorization": f"Token {token}"},
-        files={"file": (name, content)},
-        data=data,
-        timeout=120,
-    )
-
-
-def _finished(url: str, token: str, job_id: int) -> dict:
-    def poll():
-        body = requests.get(
-            f"{url}/api/v1/jobs/{job_id}/", headers={"Authorization": f"Token {token}"}, timeout=30
-        ).json()
-        return body if body["status"] not in ("pending", "running") else None
-
-    return wait_for(poll, timeout=90)
 
 
 def test_furnace_logs_pushed_by_the_furnace_are_checked_by_the_worker(
@@ -60,16 +39,16 @@ def test_furnace_logs_pushed_by_the_furnace_are_checked_by_the_worker(
     )
     url, key = live_server.url, token.key
 
-    good = _push(url, key, "run1.csv", furnace_csv(), kind="furnace_log", anneal="AN-LIVE")
+    good = api_upload(url, key, "run1.csv", furnace_csv(), kind="furnace_log", anneal="AN-LIVE")
     assert good.status_code == 202, good.text
-    short = _push(url, key, "run2.csv", furnace_csv(hold_s=5400), anneal="AN-LIVE")  # detected
+    short = api_upload(url, key, "run2.csv", furnace_csv(hold_s=5400), anneal="AN-LIVE")  # detected
     assert short.status_code == 202, short.text
     bad_bytes = b"Nabertherm P330\r\nTime;Temperature [\xb0C]\r\n10h00;25,0\r\n10h01;26,0\r\n"
-    bad = _push(url, key, "run3.csv", bad_bytes, kind="furnace_log", anneal="AN-LIVE")
+    bad = api_upload(url, key, "run3.csv", bad_bytes, kind="furnace_log", anneal="AN-LIVE")
     assert bad.status_code == 202, bad.text
 
     jobs = {
-        name: _finished(url, key, reply.json()["job"]["id"])
+        name: api_finished_job(url, key, reply.json()["job"]["id"])
         for name, reply in (("good", good), ("short", short), ("bad", bad))
     }
     assert jobs["good"]["status"] == "succeeded", jobs["good"]["error"]

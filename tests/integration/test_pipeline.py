@@ -12,32 +12,12 @@ import requests
 
 from cells.models import CyclingTest, PerformanceRecord
 from lims.models import EventRule, IngestionJob, RawFile, Webhook
-from tests.conftest import wait_for
+from tests.conftest import api_finished_job, api_upload, wait_for
 from tests.lims.test_events import _Receiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 MPR = "cycler/biologic/navani_jdb11-1_c3_gcpl_5cycles_2V-3p8V_C-24_data_C09.mpr"
-
-
-def _upload(url: str, token: str, name: str, content: bytes, **data: str) -> requests.Response:
-    return requests.post(
-        f"{url}/api/v1/ingest/",
-        headers={"Authorization": f"Token {token}"},
-        files={"file": (name, content)},
-        data=data,
-        timeout=120,
-    )
-
-
-def _finished_job(url: str, token: str, job_id: int) -> dict:
-    def poll():
-        body = requests.get(
-            f"{url}/api/v1/jobs/{job_id}/", headers={"Authorization": f"Token {token}"}, timeout=30
-        ).json()
-        return body if body["status"] not in ("pending", "running") else None
-
-    return wait_for(poll, timeout=90)
 
 
 def test_instrument_file_reaches_a_performance_record_and_the_cell_page(
@@ -50,9 +30,11 @@ def test_instrument_file_reaches_a_performance_record_and_the_cell_page(
             name="perf", topic_pattern="cells.performance_record.*", webhook=hook
         )
         content = (fixture_path / MPR).read_bytes()
-        response = _upload(live_server.url, instrument_token.key, "C09.mpr", content, cell="C-001")
+        response = api_upload(
+            live_server.url, instrument_token.key, "C09.mpr", content, cell="C-001"
+        )
         assert response.status_code == 202, response.text
-        job = _finished_job(live_server.url, instrument_token.key, response.json()["job"]["id"])
+        job = api_finished_job(live_server.url, instrument_token.key, response.json()["job"]["id"])
         assert job["status"] == "succeeded", job["error"]
         assert job["result"]["cell"] == "C-001"
 
@@ -89,7 +71,7 @@ def test_twenty_concurrent_identical_uploads_make_one_of_everything(
 
     def send(_: int) -> requests.Response:
         barrier.wait()
-        return _upload(live_server.url, instrument_token.key, "C09.mpr", content, cell="C-001")
+        return api_upload(live_server.url, instrument_token.key, "C09.mpr", content, cell="C-001")
 
     with ThreadPoolExecutor(max_workers=20) as pool:
         responses = list(pool.map(send, range(20)))
@@ -97,7 +79,7 @@ def test_twenty_concurrent_identical_uploads_make_one_of_everything(
     assert all(c in (200, 202) for c in codes), codes
     assert codes.count(202) == 1
     assert len({r.json()["job"]["id"] for r in responses}) == 1
-    job = _finished_job(live_server.url, instrument_token.key, responses[0].json()["job"]["id"])
+    job = api_finished_job(live_server.url, instrument_token.key, responses[0].json()["job"]["id"])
     assert job["status"] == "succeeded", job["error"]
     assert RawFile.objects.count() == 1
     assert IngestionJob.objects.count() == 1
@@ -116,16 +98,16 @@ def test_bad_files_fail_clearly_and_the_worker_goes_on(
     }
     ids = {}
     for name, content in bad.items():
-        response = _upload(live_server.url, instrument_token.key, name, content, cell="C-001")
+        response = api_upload(live_server.url, instrument_token.key, name, content, cell="C-001")
         assert response.status_code == 202, (name, response.status_code, response.text)
         ids[name] = response.json()["job"]["id"]
     for name, job_id in ids.items():
-        job = _finished_job(live_server.url, instrument_token.key, job_id)
+        job = api_finished_job(live_server.url, instrument_token.key, job_id)
         assert job["status"] == "failed", name
         assert job["error"].startswith(name), job["error"]
     assert celery_worker_process.poll() is None
-    response = _upload(live_server.url, instrument_token.key, "good.mpr", good, cell="C-001")
-    job = _finished_job(live_server.url, instrument_token.key, response.json()["job"]["id"])
+    response = api_upload(live_server.url, instrument_token.key, "good.mpr", good, cell="C-001")
+    job = api_finished_job(live_server.url, instrument_token.key, response.json()["job"]["id"])
     assert job["status"] == "succeeded", job["error"]
     assert RawFile.objects.count() == 5
 
@@ -134,8 +116,8 @@ def test_changing_active_mass_recomputes_records_through_an_event(
     celery_worker_process, live_server, instrument_token, cell, user, fixture_path
 ):
     content = (fixture_path / MPR).read_bytes()
-    response = _upload(live_server.url, instrument_token.key, "C09.mpr", content, cell="C-001")
-    job = _finished_job(live_server.url, instrument_token.key, response.json()["job"]["id"])
+    response = api_upload(live_server.url, instrument_token.key, "C09.mpr", content, cell="C-001")
+    job = api_finished_job(live_server.url, instrument_token.key, response.json()["job"]["id"])
     assert job["status"] == "succeeded", job["error"]
     record = PerformanceRecord.objects.get(test__cell=cell)
     before = record.first_discharge_mah_g
