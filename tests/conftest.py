@@ -87,6 +87,57 @@ def cell(db, project):
     )
 
 
+# the suite's worker process, once a test has started it (it lives to the end of the session)
+_WORKER: subprocess.Popen[bytes] | None = None
+
+
+def _worker_hostname() -> str:
+    import socket
+
+    return f"test-worker@{socket.gethostname()}"
+
+
+def _worker_busy() -> bool:
+    """Messages still queued, or tasks the worker holds (running or prefetched)."""
+    import redis
+
+    from lims.celery import app
+
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    if broker.llen(settings.CELERY_TASK_DEFAULT_QUEUE):
+        return True
+    inspect = app.control.inspect(destination=[_worker_hostname()], limit=1, timeout=2)
+    for reply in (inspect.active(), inspect.reserved()):
+        if reply is None or any(reply.values()):
+            return True
+    return False
+
+
+@pytest.fixture(autouse=True)
+def _worker_idle_before_flush(request) -> Iterator[None]:
+    """A transactional test ends with a flush (TRUNCATE of every table). Work the test left
+    to the worker (an event relayed on commit, a re-run job) would race it: a deadlock that
+    fails the flush and leaves rows to break the next test. Wait for the worker to go quiet
+    first; set up after the database fixture, so torn down before it."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = (marker is not None and marker.kwargs.get("transaction", False)) or bool(
+        {"transactional_db", "live_server"} & set(request.fixturenames)
+    )
+    if not transactional:
+        yield
+        return
+    request.getfixturevalue("_django_db_helper")
+    yield
+    if _WORKER is None or _WORKER.poll() is not None:
+        return
+    deadline = time.monotonic() + 60
+    quiet = 0
+    while quiet < 2 and time.monotonic() < deadline:  # twice: a task may enqueue another
+        quiet = 0 if _worker_busy() else quiet + 1
+        if quiet < 2:
+            time.sleep(0.1)
+
+
 def _broker_flush() -> None:
     import redis
 
@@ -119,7 +170,7 @@ def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[subpro
             "--max-memory-per-child=1500000",
             "--queues=lims",
             "--loglevel=INFO",
-            "--hostname=test-worker@%h",
+            f"--hostname={_worker_hostname()}",
             "--without-mingle",
             "--without-gossip",
         ],
@@ -137,7 +188,10 @@ def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[subpro
     else:
         proc.terminate()
         raise RuntimeError("worker did not answer a ping within 60 s")
+    global _WORKER
+    _WORKER = proc
     yield proc
+    _WORKER = None
     proc.terminate()
     try:
         proc.wait(timeout=20)

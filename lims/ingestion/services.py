@@ -247,10 +247,16 @@ def _count_lost(job: IngestionJob) -> bool:
 
 
 def _claim(job_id: int) -> tuple[IngestionJob, str] | None:
-    """Take a pending job, or a running one nobody holds any more, under a new lease."""
+    """Take a pending job, or a running one nobody holds any more, under a new lease.
+
+    The row lock is waited for, never skipped: this message may be the job's only ride, and
+    the lock may be anyone's (a companion log's handler deciding whether to queue the job
+    again, a person's re-run), not only a twin claim. A twin waits out the other's short
+    claim, then finds the job running under a live lease and leaves it.
+    """
     with transaction.atomic():
         job = (
-            IngestionJob.objects.select_for_update(skip_locked=True)
+            IngestionJob.objects.select_for_update()
             .select_related("raw_file")
             .filter(
                 pk=job_id,

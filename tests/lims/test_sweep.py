@@ -228,3 +228,52 @@ def test_an_attempt_that_lost_its_lease_writes_nothing(project, settings, monkey
     job.refresh_from_db()
     assert job.status == "running" and job.leased_by == "elsewhere:7:next"
     assert not OutboxEvent.objects.filter(topic__startswith="lims.job.f").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_locked_by_another_transaction_is_waited_for_not_dropped(
+    project, settings, monkeypatch
+):
+    """The message is the job's only ride: a claim that meets the row locked (a companion
+    log's handler checking whether to queue its data log again) must wait, not ack and leave
+    the job pending for ever (seen as a data log stuck pending after three companions)."""
+    import threading
+
+    from django.db import connection, transaction
+
+    from lims.ingestion import services as ingest
+    from tests.runtime_parsers import install
+
+    install()
+    raw = RawFile.objects.create(
+        sha256="d" * 64, size=1, original_name="x.rtt", project=project, storage_path="x"
+    )
+    job = IngestionJob.objects.create(
+        raw_file=raw, parser_name="runtime_test", parser_version="1", project=project
+    )
+    tmp_file = Path(settings.DATA_DIR) / "locked-claim.rtt"
+    tmp_file.write_bytes(b"#lims-runtime-test\nsleep 0\n")
+    monkeypatch.setattr(ingest.storage, "absolute", lambda _: tmp_file)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_row() -> None:
+        try:
+            with transaction.atomic():
+                IngestionJob.objects.select_for_update().get(pk=job.pk)
+                locked.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_the_row)
+    holder.start()
+    assert locked.wait(10)
+    threading.Timer(0.3, release.set).start()
+    try:
+        ran = ingest.job_run(job_id=job.pk)
+    finally:
+        release.set()
+        holder.join(10)
+    assert ran is not None
+    job.refresh_from_db()
+    assert job.status == "succeeded", job.error
