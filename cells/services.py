@@ -14,13 +14,13 @@ from typing import Any
 
 import polars as pl
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, F, When
 
 from cells.choices import CellType
 from cells.models import Cell, CycleRecord, CyclingTest, PerformanceRecord, StitchedRecord
 from cells.parsers.sidecars import SidecarData
-from cells.parsers.summary import check_summary, summary_plan
+from cells.parsers.summary import SUMMARY_SCHEMA, check_summary, summary_plan
 from cells.parsers.types import CyclerData
 from cells.sidecars import sidecar_persist, sidecars_attach_to_test
 from cells.stitching import CycleSummary, TestSummary, stitch
@@ -303,52 +303,55 @@ def _carried_over(series: Path) -> dict[str, str]:
     return out
 
 
-def _cycles_store(*, test: CyclingTest, summary: pl.DataFrame) -> None:
-    def opt(value: Any) -> float | None:
-        return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+# summary column -> CycleRecord field, in the order rows are written
+_CYCLE_FIELDS = {
+    "cycle_index": "cycle_index",
+    "cycle": "cycle_in_file",
+    "charge_mah": "charge_mah",
+    "discharge_mah": "discharge_mah",
+    "charge_wh": "charge_wh",
+    "discharge_wh": "discharge_wh",
+    "mean_charge_v": "mean_charge_v",
+    "mean_discharge_v": "mean_discharge_v",
+    "end_charge_v": "end_charge_v",
+    "end_discharge_v": "end_discharge_v",
+    "duration_s": "duration_s",
+    "start_time_s": "start_time_s",
+}
 
-    rows = [
-        CycleRecord(
-            test=test,
-            cycle_index=r["cycle_index"],
-            cycle_in_file=r["cycle"],
-            charge_mah=opt(r["charge_mah"]),
-            discharge_mah=opt(r["discharge_mah"]),
-            charge_wh=opt(r["charge_wh"]),
-            discharge_wh=opt(r["discharge_wh"]),
-            mean_charge_v=opt(r["mean_charge_v"]),
-            mean_discharge_v=opt(r["mean_discharge_v"]),
-            end_charge_v=opt(r["end_charge_v"]),
-            end_discharge_v=opt(r["end_discharge_v"]),
-            duration_s=opt(r["duration_s"]),
-            start_time_s=opt(r.get("start_time_s")),
+
+def _cycles_store(*, test: CyclingTest, summary: pl.DataFrame) -> None:
+    """Replace the test's cycle rows with the summary's (no other row points at them).
+
+    On PostgreSQL one COPY: 1,000 cycles take ~10 ms where ``bulk_create`` took ~100 ms of
+    SQL building, which was most of a 1 M-row file's database phase. A cycle number written
+    twice keeps its last row, as an upsert would.
+    """
+    exprs = [
+        (pl.col(name).fill_nan(None) if SUMMARY_SCHEMA[name].is_float() else pl.col(name))
+        if name in summary.columns
+        else pl.lit(None, dtype=SUMMARY_SCHEMA[name]).alias(name)
+        for name in _CYCLE_FIELDS
+    ]
+    frame = summary.select(exprs).unique("cycle_index", keep="last", maintain_order=True)
+    CycleRecord.objects.filter(test=test).delete()
+    if connection.vendor != "postgresql":  # the embedded demo's SQLite
+        fields = list(_CYCLE_FIELDS.values())
+        CycleRecord.objects.bulk_create(
+            (
+                CycleRecord(test=test, **dict(zip(fields, row, strict=True)))
+                for row in frame.iter_rows()
+            ),
+            batch_size=2000,
         )
-        for r in summary.iter_rows(named=True)
-    ]
-    fields = [
-        "cycle_in_file",
-        "charge_mah",
-        "discharge_mah",
-        "charge_wh",
-        "discharge_wh",
-        "mean_charge_v",
-        "mean_discharge_v",
-        "end_charge_v",
-        "end_discharge_v",
-        "duration_s",
-        "start_time_s",
-    ]
-    CycleRecord.objects.bulk_create(
-        rows,
-        batch_size=2000,
-        update_conflicts=True,
-        unique_fields=["test", "cycle_index"],
-        update_fields=fields,
-    )
-    # Indices follow the file's cycle numbers and may have gaps: drop exactly the stale ones.
-    CycleRecord.objects.filter(test=test).exclude(
-        cycle_index__in=[r.cycle_index for r in rows]
-    ).delete()
+        return
+    columns = ", ".join(["test_id", *_CYCLE_FIELDS.values()])
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(f"COPY {CycleRecord._meta.db_table} ({columns}) FROM STDIN") as copy,
+    ):
+        for row in frame.iter_rows():
+            copy.write_row((test.pk, *row))
 
 
 def _cycles_normalise(*, test: CyclingTest, mass_g: float | None, anode_half: bool) -> None:

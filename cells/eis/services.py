@@ -570,16 +570,6 @@ def cell_interface_recompute(*, cell: Cell) -> dict[str, Any] | None:
         record = StitchedRecord.objects.select_for_update().filter(cell=cell).first()
         if record is None:
             return None
-        zero = _chain_zero(cell)
-        cycles = [
-            CycleSpan(
-                c.cycle_index,
-                zero + c.stitched_start_s,  # type: ignore[attr-defined]
-                zero + c.stitched_start_s + (c.duration_s or 0.0),  # type: ignore[attr-defined]
-            )
-            for c in stitched_cycle_table(cell=cell)
-            if zero is not None and getattr(c, "stitched_start_s", None) is not None
-        ]
         spectra = list(
             EisSpectrum.objects.filter(cell=cell).select_related("raw_file", "job").order_by("pk")
         )
@@ -610,6 +600,17 @@ def cell_interface_recompute(*, cell: Cell) -> dict[str, Any] | None:
                 "measured_at": moment,
                 "time_source": source,
             }
+        # the stitched cycles are read only when there is a spectrum to place on them
+        zero = _chain_zero(cell) if placed_in else None
+        cycles = [
+            CycleSpan(
+                c.cycle_index,
+                zero + c.stitched_start_s,  # type: ignore[attr-defined]
+                zero + c.stitched_start_s + (c.duration_s or 0.0),  # type: ignore[attr-defined]
+            )
+            for c in (stitched_cycle_table(cell=cell) if zero is not None else [])
+            if zero is not None and getattr(c, "stitched_start_s", None) is not None
+        ]
         if not cycles and placed_in:
             why = (
                 "the stitched test has no start time, so spectra cannot be placed on its cycles"

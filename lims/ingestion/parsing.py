@@ -17,10 +17,15 @@ SNIFF_BYTES = 64 * 1024
 class ParseError(Exception):
     """A file cannot be parsed. ``location`` says where (line, row, offset, table)."""
 
-    def __init__(self, message: str, *, location: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, location: str | None = None, unreadable_value: bool = False
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.location = location
+        # a value the table reader could not read as its column's type: perhaps a
+        # placeholder ("N/A", "-") in a large file read without them (ParseContext)
+        self.unreadable_value = unreadable_value
 
     def describe(self, filename: str) -> str:
         where = f" at {self.location}" if self.location else ""
@@ -35,6 +40,10 @@ class ParseContext:
     size: int = 0
     encoding: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Read placeholder values ("N/A", "-", "NaN"...) as empty. None: a large text table is
+    # read without them unless its first rows show one (matching each value against them
+    # costs the table reader ~45 %); a job whose later rows hold one is read again with True.
+    placeholders: bool | None = None
 
 
 @runtime_checkable

@@ -348,7 +348,16 @@ def _run_held(job: IngestionJob, token: str) -> None:
             job_progress(job_id=job.pk, progress=50)
             # Phase 1, outside any transaction: the slow part (series, summaries, checks)
             # holds no locks and no connection in a transaction.
-            prepared = handler.prepare(job=job, data=data)
+            try:
+                prepared = handler.prepare(job=job, data=data)
+            except ParseError as exc:
+                # a large table is read without placeholder values unless its first rows
+                # show one (ParseContext.placeholders); one further on: read it again
+                if not exc.unreadable_value or ctx.placeholders is not None:
+                    raise
+                ctx = replace(ctx, placeholders=True)
+                data = parser.parse(source.path, ctx)
+                prepared = handler.prepare(job=job, data=data)
         prepared_s = time.monotonic() - started
         job_progress(job_id=job.pk, progress=90)
         # Phase 2: rows, records, events and the job's final status commit together.
@@ -357,6 +366,8 @@ def _run_held(job: IngestionJob, token: str) -> None:
             outcome = handler.persist(job=job, prepared=prepared)
             if source.unwrapped:  # provenance: what was read, with its counted size
                 outcome.result["unwrapped"] = source.unwrapped
+            if ctx.placeholders:
+                outcome.result["read_again_with_placeholders"] = True
             outcome.result["parse_seconds"] = round(time.monotonic() - started, 3)
             outcome.result["phases_s"] = {
                 "prepare": round(prepared_s, 3),

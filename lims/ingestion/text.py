@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import charset_normalizer
 import numpy as np
@@ -263,6 +264,7 @@ class TextLayout:
     sample: tuple[tuple[str, ...], ...]  # first data rows, split
     decimal_comma: bool
     preamble: tuple[str, ...]  # lines above the header (instrument metadata)
+    placeholders: bool = True  # read NULL_VALUES as empty (ParseContext.placeholders)
 
 
 def split_fields(line: str, separator: str) -> list[str]:
@@ -374,13 +376,25 @@ def read_layout(
         sample=sample,
         decimal_comma=decimal_comma,
         preamble=tuple(lines[:index]),
+        placeholders=_placeholders(ctx, size, sample),
     )
+
+
+def _placeholders(ctx: ParseContext, size: int, sample: Sequence[Sequence[str]]) -> bool:
+    """Whether to match values against NULL_VALUES: for a small file always (it costs
+    nothing), for a large one when asked or when its first rows show a placeholder."""
+    if ctx.placeholders is not None:
+        return ctx.placeholders
+    if size <= EAGER_LIMIT_BYTES:
+        return True
+    tokens = set(NULL_VALUES)
+    return any(value in tokens for row in sample for value in row)
 
 
 def scan_table(layout: TextLayout, dtypes: Mapping[str, pl.DataType]) -> pl.LazyFrame:
     """Lazy frame of the data rows; unmapped columns stay strings so they never fail parsing."""
     schema = {name: dtypes.get(name, pl.String()) for name in layout.columns}
-    options = {
+    options: dict[str, Any] = {
         "has_header": False,
         "separator": layout.separator,
         "schema": schema,
@@ -390,26 +404,47 @@ def scan_table(layout: TextLayout, dtypes: Mapping[str, pl.DataType]) -> pl.Lazy
         "null_values": NULL_VALUES,
         "raise_if_empty": False,
     }
-    if ascii_compatible(layout.encoding):
-        if layout.size > EAGER_LIMIT_BYTES:
-            _check_head(layout, options)
-        return pl.scan_csv(
-            layout.path,
-            skip_lines=layout.header_line + 1,
-            encoding="utf8-lossy",
-            **options,  # type: ignore[arg-type]
-        )
-    return _transcoded(layout, options)
+    if not ascii_compatible(layout.encoding):
+        return _transcoded(layout, options)  # read whole, placeholders cost nothing extra
+    placeholders = layout.placeholders
+    if layout.size > EAGER_LIMIT_BYTES:
+        placeholders = _check_head(layout, options)
+    if not placeholders:
+        options["null_values"] = None
+    frame = pl.scan_csv(
+        layout.path,
+        skip_lines=layout.header_line + 1,
+        encoding="utf8-lossy",
+        **options,
+    )
+    return frame if placeholders else _as_placeholders_read(frame, schema)
+
+
+def _as_placeholders_read(frame: pl.LazyFrame, schema: Mapping[str, pl.DataType]) -> pl.LazyFrame:
+    """What a read with NULL_VALUES gives, from one without: the float parser reads "NaN"
+    and "nan" as NaN (made empty here), a text column keeps the token (made empty here);
+    any other placeholder in a number column fails the read, which is then done again with
+    them (``ParseError.unreadable_value``)."""
+    floats = [name for name, dtype in schema.items() if dtype.is_float()]
+    texts = [name for name, dtype in schema.items() if dtype == pl.String()]
+    exprs = [pl.col(name).fill_nan(None) for name in floats]
+    exprs += [
+        pl.when(pl.col(name).is_in(NULL_VALUES)).then(None).otherwise(pl.col(name)).alias(name)
+        for name in texts
+    ]
+    return frame.with_columns(exprs) if exprs else frame
 
 
 HEAD_ROWS = 10_000
 HEAD_CHECK_BYTES = 8 * 1024 * 1024
 
 
-def _check_head(layout: TextLayout, options: Mapping[str, object]) -> None:
+def _check_head(layout: TextLayout, options: Mapping[str, object]) -> bool:
     """Parse the first data rows of a large file from their own bytes: a bad file fails in
     ``parse()``, and nothing past the head is read (a lazy scan's head may prefetch chunks
-    further on, which made a late bad row fail here, or not, depending on thread timing)."""
+    further on, which made a late bad row fail here, or not, depending on thread timing).
+    Returns whether the file is to be read with placeholders: the layout's choice, or True
+    when the head reads only with them."""
     with layout.path.open("rb") as handle:
         for _ in range(layout.header_line + 1):
             handle.readline()
@@ -421,10 +456,21 @@ def _check_head(layout: TextLayout, options: Mapping[str, object]) -> None:
             if taken >= HEAD_CHECK_BYTES:  # 10,000 rows of 1 MiB would be 10 GiB
                 break
         head = b"".join(rows)
+    if not layout.placeholders:
+        try:
+            _read(head, options, null_values=None)
+            return False
+        except (pl.exceptions.PolarsError, OSError):
+            pass  # a placeholder, or a bad value that the read with them reports
     try:
-        pl.read_csv(io.BytesIO(head), encoding="utf8-lossy", **options)  # type: ignore[arg-type]
+        _read(head, options, null_values=options["null_values"])
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise polars_parse_error(exc, source=str(layout.path)) from exc
+    return True
+
+
+def _read(head: bytes, options: Mapping[str, object], *, null_values: object) -> None:
+    pl.read_csv(io.BytesIO(head), encoding="utf8-lossy", **{**options, "null_values": null_values})  # type: ignore[arg-type]
 
 
 def _transcoded(layout: TextLayout, options: Mapping[str, object]) -> pl.LazyFrame:
@@ -505,7 +551,7 @@ def polars_parse_error(exc: BaseException, *, source: str | None = None) -> Pars
         line = _line_of_offset(source, offset) if source else None
         if line is not None:
             location = f"near line {line} (byte offset {offset})"
-    return ParseError(f"unreadable data: {first}", location=location)
+    return ParseError(f"unreadable data: {first}", location=location, unreadable_value=True)
 
 
 _OFFSET = re.compile(r"offset in the file is (\d+) bytes")
