@@ -11,6 +11,7 @@ urlpatterns = [
     path("from-lot/<int:lot_id>/", views.cells_from_lot, name="cells-from-lot"),
     path("spectra/<int:pk>/", eis_views.spectrum_detail, name="spectrum-detail"),
     path("spectra/<int:pk>/refit/", eis_views.spectrum_refit, name="spectrum-refit"),
+    path("spectra/<int:pk>/link/", eis_views.spectrum_link, name="spectrum-link"),
     path("<str:code>/", views.cell_detail, name="cell-detail"),
     path("<str:code>/edit/", views.cell_edit, name="cell-edit"),
     path(
