@@ -23,27 +23,20 @@ class RefitForm(forms.Form):
 
 
 class LinkForm(forms.Form):
-    """One cell or sample of the spectrum's project (one list, grouped): the service decides
-    the rest (same project, what the change refits)."""
+    """One cell or sample of the spectrum's project, from one grouped list ("cell:<code>");
+    codes resolve as the API's do (``selectors.link_target``), the service decides the rest."""
 
     owner = forms.ChoiceField(label="Link to")
 
     def __init__(self, *args: Any, spectrum: EisSpectrum, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.spectrum = spectrum
         cells, samples = selectors.link_targets(spectrum)
-        self._targets: dict[str, dict[str, Any]] = {
-            **{f"cell:{c.code}": {"cell": c} for c in cells},
-            **{f"sample:{x.code}": {"sample": x} for x in samples},
-        }
         field: Any = self.fields["owner"]
-
-        def group(prefix: str) -> list[tuple[str, str]]:
-            return [(k, k.removeprefix(prefix)) for k in self._targets if k.startswith(prefix)]
-
         field.choices = [
             ("", "choose a cell or a sample"),
-            ("Cells", group("cell:")),
-            ("Samples", group("sample:")),
+            ("Cells", [(f"cell:{c}", c) for c in cells.values_list("code", flat=True)]),
+            ("Samples", [(f"sample:{c}", c) for c in samples.values_list("code", flat=True)]),
         ]
         if spectrum.cell is not None:
             self.initial.setdefault("owner", f"cell:{spectrum.cell.code}")
@@ -51,7 +44,11 @@ class LinkForm(forms.Form):
             self.initial.setdefault("owner", f"sample:{spectrum.sample.code}")
 
     def clean_owner(self) -> dict[str, Any]:
-        return self._targets[self.cleaned_data["owner"]]
+        kind, code = self.cleaned_data["owner"].split(":", 1)
+        try:
+            return selectors.link_target(self.spectrum, **{kind: code})
+        except ValidationError as exc:  # {field: message}: this field's error here
+            raise ValidationError(exc.messages) from exc
 
 
 def spectra_plot_data(spectra: list[EisSpectrum]) -> list[dict[str, Any]]:
