@@ -129,3 +129,32 @@ def test_page_exports_and_saved_view(chain, user, client):
     assert opened.status_code == 302 and "f=supercycles%3Age%3A5" in opened["Location"]
     reopened = client.get(opened["Location"]).content.decode()
     assert "LNO thickness" in reopened and "supercycles:ge:5" in reopened
+
+
+@pytest.mark.django_db
+def test_the_demo_matrix_shows_a_trend(chain, project, user, django_capture_on_commit_callbacks):
+    """The demo's designed experiment: 18 cells through the real pipeline; retention at cycle
+    100 is best at the 1:4 ratio in every (N, anneal) slice, as its fade model says."""
+    with django_capture_on_commit_callbacks(execute=False):
+        assert demo.explorer_matrix(project=project, user=user) is True
+        assert demo.explorer_matrix(project=project, user=user) is False
+    table = selectors.explorer_filter(
+        selectors.explorer_table(user=user), [selectors.Filter.parse("cell:has:EXP-")]
+    )
+    assert len(table) == 18
+    by = {(r["subcycle_ratio_value"], r["supercycles"], r["anneal_peak_c"]): r for r in table.rows}
+    for n in demo.MATRIX_SUPERCYCLES:
+        for t in demo.MATRIX_ANNEALS:
+            retention = {
+                ratio: by[(float(ratio), n, float(t))]["retention_c100_pct"]
+                for ratio in demo.MATRIX_RATIOS
+            }
+            assert max(retention, key=retention.get) == 4, (n, t, retention)
+    row = by[(4.0, 20, 400.0)]
+    assert row["cycles"] == 100 and row["first_discharge_mah_g"] == pytest.approx(
+        195 - 3.5 * 4.8, rel=0.02
+    )
+    assert (
+        "EXP-R4N20T400_simulated.csv"
+        in table.sources[table.rows.index(row)]["first_discharge_mah_g"]
+    )
