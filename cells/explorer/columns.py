@@ -152,6 +152,9 @@ COLUMNS: tuple[Column, ...] = (
     ),
 )
 
+# the cell code, then what was done, what came of it, and the cell's build
+_ORDER = {"process": 1, "metric": 2, "cell": 3}
+COLUMNS = tuple(sorted(COLUMNS, key=lambda c: 0 if c.key == "cell" else _ORDER[c.group]))
 BY_KEY = {c.key: c for c in COLUMNS}
 NUMERIC = tuple(c.key for c in COLUMNS if c.numeric)
 TEXT = tuple(c.key for c in COLUMNS if not c.numeric)

@@ -72,7 +72,7 @@
   }
 
   const cap = document.getElementById("capacity-overlay");
-  if (data.capacity.length) {
+  if (cap && data.capacity.length) {
     const perGram = data.capacity.every((t) => t.per_gram);
     Plotly.newPlot(
       cap,
@@ -88,11 +88,9 @@
       },
       { responsive: true },
     );
-  } else {
-    cap.innerHTML = '<p class="muted">Pick cells (click a point or tick a row) to overlay their capacity and voltage curves.</p>';
   }
   const volt = document.getElementById("voltage-overlay");
-  if (data.voltage.length) {
+  if (volt && data.voltage.length) {
     const perGram = data.voltage.every((t) => t.per_gram);
     Plotly.newPlot(
       volt,
