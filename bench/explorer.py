@@ -6,7 +6,8 @@ the demo's lineage (lot -> runs -> anneals -> composites, 20 cells through the r
 then bulk copies of cells built from the demo's annealed powders, each with one cycling test
 of 100 cycle rows and a stitched record. Prints the server time and query count of the
 explorer page (default view, and with 10 cells overlaid), its API, and the CSV export,
-against a baseline measured in the same run: the same cells and records read as plain rows (``values()``), the least any such page reads.
+against a baseline measured in the same run: the same cells and records read as plain rows
+(``values()``), the least any such page reads.
 Target: the page with its plots <= 1 s at 1,000 cells, and a query count that does not grow.
 """
 
