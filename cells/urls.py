@@ -14,6 +14,7 @@ urlpatterns = [
     path("explorer/export.<str:fmt>", explorer_views.explorer_export, name="explorer-export"),
     path("explorer/views/", explorer_views.explorer_view_create, name="explorer-view-create"),
     path("explorer/views/<int:pk>/", explorer_views.explorer_view_open, name="explorer-view"),
+    path("explorer/bottles/<int:pk>/", explorer_views.bottle_cells, name="explorer-bottle"),
     path("spectra/<int:pk>/", eis_views.spectrum_detail, name="spectrum-detail"),
     path("spectra/<int:pk>/refit/", eis_views.spectrum_refit, name="spectrum-refit"),
     path("<str:code>/", views.cell_detail, name="cell-detail"),

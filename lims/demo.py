@@ -321,11 +321,15 @@ MATRIX_ANNEALS = (300, 400, 500)
 FADE_MODEL = (
     "simulated: first discharge 195 - 3.5 x thickness(nm) mAh/g; fade per cycle "
     "0.0006 + 0.0035 x exp(-thickness/1.5 nm) + 0.0012 x |log2(ratio/4)| + 0.0009 x "
-    "|T_anneal - 400|/100; +-1 % seeded noise"
+    "|T_anneal - 400|/100 + 0.0015 for the second Nb(OEt)5 bottle (NB-B2, as if it had "
+    "hydrolysed); +-1 % seeded noise"
 )
+NB_BOTTLES = ("NB-B1", "NB-B2")
 
 
-def _fade_capacities(thickness_nm: float, ratio: int, anneal_c: int, seed: int) -> list[float]:
+def _fade_capacities(
+    thickness_nm: float, ratio: int, anneal_c: int, seed: int, bottle: str = ""
+) -> list[float]:
     import math
     import random
 
@@ -336,6 +340,7 @@ def _fade_capacities(thickness_nm: float, ratio: int, anneal_c: int, seed: int) 
         + 0.0035 * math.exp(-thickness_nm / 1.5)
         + 0.0012 * abs(math.log2(ratio / 4))
         + 0.0009 * abs(anneal_c - 400) / 100
+        + (0.0015 if bottle == NB_BOTTLES[1] else 0.0)
     )
     return [first * math.exp(-fade * n) * (1 + rng.uniform(-0.01, 0.01)) for n in range(100)]
 
@@ -383,7 +388,8 @@ def explorer_matrix(*, project: Project, user: Any) -> bool:
         sample_code="NMC811-B",
     )
     assert lot_sample is not None
-    combos = [(r, n) for r in MATRIX_RATIOS for n in MATRIX_SUPERCYCLES]
+    # run order: each bottle (swapped after the third run) sees every ratio once
+    combos = [(1, 5), (4, 20), (8, 5), (1, 20), (4, 5), (8, 20)]
     smp.sample_split(
         sample=lot_sample,
         aliquots=[
@@ -396,8 +402,10 @@ def explorer_matrix(*, project: Project, user: Any) -> bool:
     )
     tool = DepositionRun.objects.get(code="RUN-LNO-01").tool
     se = Sample.objects.get(code="LPSC-01")
+    start = now - timedelta(days=12)
+    _nb_bottles(project, tool, start - timedelta(days=1), start + timedelta(days=1))
     seed = 0
-    for ratio, supercycles in combos:
+    for i, (ratio, supercycles) in enumerate(combos):
         recipe = _ratio_recipe(project, user, ratio)
         run = dep.run_create(
             project=project,
@@ -405,8 +413,9 @@ def explorer_matrix(*, project: Project, user: Any) -> bool:
             tool=tool,
             recipe=recipe,
             operator=user,
-            started_at=now - timedelta(days=6),
+            started_at=start + timedelta(hours=9 * i),  # the bottle is swapped after the 3rd
         )
+        bottle = run.precursors.get(tool_source__label="P4").precursor_lot.bottle_label
         dep.run_load_add(
             run=run,
             sample=Sample.objects.get(code=f"NMC811-B-R{ratio}N{supercycles}"),
@@ -414,7 +423,7 @@ def explorer_matrix(*, project: Project, user: Any) -> bool:
             bet_m2_g=D("0.45"),
         )
         run = dep.run_complete(
-            run=run, ended_at=now - timedelta(days=6, hours=-2), actual_cycles=supercycles
+            run=run, ended_at=start + timedelta(hours=9 * i + 2), actual_cycles=supercycles
         )
         coated = run.loads.get().output_sample
         assert coated is not None
@@ -480,7 +489,8 @@ def explorer_matrix(*, project: Project, user: Any) -> bool:
                 notes=f"Demo cell with simulated cycling data ({FADE_MODEL}).",
             )
             active_g = float(cell.active_mass_mg or 0) / 1000
-            content = _cycling_csv(_fade_capacities(thickness, ratio, anneal_c, seed), active_g)
+            capacities = _fade_capacities(thickness, ratio, anneal_c, seed, bottle)
+            content = _cycling_csv(capacities, active_g)
             job, _ = ingest.ingest_submit(
                 stream=io.BytesIO(content),
                 filename=f"{cell.code}_simulated.csv",
@@ -489,6 +499,35 @@ def explorer_matrix(*, project: Project, user: Any) -> bool:
             )
             ingest.job_run(job_id=job.pk)  # here, not on a worker: the demo is ready at once
     return True
+
+
+def _nb_bottles(project: Project, tool: Any, first: Any, swap: Any) -> list[Any]:
+    """Two Nb(OEt)5 bottles on port P4 (the second from ``swap`` on) and one LiOtBu on P3."""
+    from depositions.models import Chemical
+
+    out = []
+    for name, label, port, at in (
+        ("LiOtBu", "LI-B1", "P3", first),
+        ("Nb(OEt)5", NB_BOTTLES[0], "P4", first),
+        ("Nb(OEt)5", NB_BOTTLES[1], "P4", swap),
+    ):
+        chemical = Chemical.objects.filter(name=name).first() or dep.chemical_create(
+            name=name, state="liquid" if name.startswith("Nb") else "solid"
+        )
+        material = _material(name, MaterialClass.PRECURSOR, name)
+        lot, _ = smp.lot_receive(
+            project=project,
+            material=material,
+            lot_number=f"{label}-2026",
+            quantity=D("50"),
+            supplier="Strem",
+        )
+        bottle = dep.precursor_lot_create(material_lot=lot, chemical=chemical, bottle_label=label)
+        dep.source_install(
+            tool_source=tool.sources.get(label=port), precursor_lot=bottle, installed_at=at
+        )
+        out.append(bottle)
+    return out
 
 
 def _ratio_recipe(project: Project, user: Any, ratio: int) -> Any:

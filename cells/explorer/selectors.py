@@ -562,3 +562,51 @@ def columns_payload() -> list[dict[str, Any]]:
         }
         for c in COLUMNS
     ]
+
+
+BOTTLE_METRICS = (
+    "first_discharge_mah_g",
+    "initial_ce_pct",
+    "capacity_c100_mah_g",
+    "retention_c100_pct",
+    "mean_ce_pct",
+)
+
+
+@dataclass
+class BottleReport:
+    """Cells built from a bottle's runs, each metric against its project's median."""
+
+    table: ExplorerTable
+    runs: list[str]
+    medians: dict[str, dict[str, float | None]]  # metric -> {"bottle", "project"}
+    project_cells: int
+
+
+def bottle_cells(*, user: Any, lot: Any) -> BottleReport:
+    """``lot`` is a precursor bottle (depositions.PrecursorLot): its runs are found by the
+    bottles recorded on them; the comparison is with every cell of the same project(s)."""
+    from depositions.models import RunPrecursor
+
+    codes = sorted(
+        set(RunPrecursor.objects.filter(precursor_lot=lot).values_list("run__code", flat=True))
+    )
+    everything = explorer_table(user=user)
+    wanted = set(codes)
+    mine = ExplorerTable()
+    projects = set()
+    for row, src in zip(everything.rows, everything.sources, strict=True):
+        if wanted & set((row.get("runs") or "").split(", ")):
+            mine.rows.append(row)
+            mine.sources.append(src)
+            projects.add(row["project"])
+    peers = ExplorerTable()
+    for row, src in zip(everything.rows, everything.sources, strict=True):
+        if row["project"] in projects:
+            peers.rows.append(row)
+            peers.sources.append(src)
+    medians = {
+        key: {"bottle": column_median(mine, key), "project": column_median(peers, key)}
+        for key in BOTTLE_METRICS
+    }
+    return BottleReport(mine, codes, medians, len(peers))

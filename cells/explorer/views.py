@@ -17,7 +17,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from cells.explorer import selectors
-from cells.explorer.columns import COLUMNS
+from cells.explorer.columns import BY_KEY, COLUMNS
 from cells.explorer.query import ExplorerQuery
 from cells.explorer.services import explorer_view_save
 from cells.models import ExplorerView
@@ -173,3 +173,52 @@ def explorer_view_create(request: HttpRequest) -> HttpResponse:
 def explorer_view_open(request: HttpRequest, pk: int) -> HttpResponse:
     view = get_object_or_404(ExplorerView, pk=pk)
     return redirect(f"{reverse('cells:explorer')}?{view.query}&view={view.pk}")
+
+
+@login_required
+def bottle_cells(request: HttpRequest, pk: int) -> HttpResponse:
+    """A precursor bottle's cells with their metrics against the project median."""
+    from depositions.models import PrecursorLot
+    from lims.selectors import scope_to_user
+
+    lot = get_object_or_404(
+        scope_to_user(
+            PrecursorLot.objects.select_related("material_lot", "chemical"),
+            user=request.user,
+            field="material_lot__project",
+        ),
+        pk=pk,
+    )
+    report = selectors.bottle_cells(user=request.user, lot=lot)
+    metrics = [BY_KEY[k] for k in selectors.BOTTLE_METRICS]
+    rows = [
+        {
+            "cell": row["cell"],
+            "runs": row["runs"],
+            "values": [
+                (
+                    row[m.key],
+                    src.get(m.key, ""),
+                    _delta(row[m.key], report.medians[m.key]["project"]),
+                )
+                for m in metrics
+            ],
+        }
+        for row, src in zip(report.table.rows, report.table.sources, strict=True)
+    ]
+    return render(
+        request,
+        "cells/bottle_cells.html",
+        {
+            "lot": lot,
+            "report": report,
+            "metrics": metrics,
+            "rows": rows,
+            "bottle_medians": [report.medians[m.key]["bottle"] for m in metrics],
+            "project_medians": [report.medians[m.key]["project"] for m in metrics],
+        },
+    )
+
+
+def _delta(value: float | None, median: float | None) -> float | None:
+    return None if value is None or median is None else value - median
