@@ -3,6 +3,7 @@ from rest_framework.routers import DefaultRouter
 
 from cells.api.views import CellsFromLotView, CellViewSet, CyclingTestViewSet
 from cells.eis.api import EisSpectrumViewSet
+from cells.explorer.api import ExplorerView
 from depositions.api.urls import router as depositions_router
 from lims.api.views import (
     ColumnMappingViewSet,
@@ -30,6 +31,7 @@ router.registry.extend(depositions_router.registry)
 
 urlpatterns = [
     path("ingest/", IngestView.as_view(), name="ingest"),
+    path("explorer/", ExplorerView.as_view(), name="explorer"),
     path("material-lots/<int:lot_id>/cells/", CellsFromLotView.as_view(), name="lot-cells"),
     path("", include(router.urls)),
 ]
