@@ -72,9 +72,8 @@ class DqdvParams:
         fwhm_mv = self.sigma_v * 1000 * 2 * np.sqrt(2 * np.log(2))
         return {
             "version": METHOD_VERSION,
-            "summary": f"Gaussian smoothing, sigma {self.sigma_v * 1000:g} mV, on a "
-            f"{self.step_v * 1000:g} mV grid of the monotone Q(V); CV holds split off "
-            f"(method {METHOD_VERSION})",
+            "summary": f"Gaussian smoothing, sigma {self.sigma_v * 1000:g} mV, "
+            f"{self.step_v * 1000:g} mV grid; CV holds split off (method {METHOD_VERSION})",
             "half_cycle": "rows of one cycle with one sign of current above "
             f"{self.rest_fraction:g} x the cycle's largest |current| (positive = charge)",
             "capacity": "the direction's capacity counter as reset-aware increments "
