@@ -431,10 +431,14 @@ def _stitched_provenance(cell: Cell, members: list[CyclingTest]) -> dict[str, An
 
 
 def _stitched_series(
-    members: list[CyclingTest], *, cycle_indices: list[int] | None = None
+    members: list[CyclingTest],
+    *,
+    cycle_indices: list[int] | None = None,
+    columns: tuple[str, ...] | None = None,
 ) -> pl.DataFrame:
     """The members' stored series in chain order, ``cycle_index`` in stitched numbering, time
-    on the stitched clock where the chain knows it, ``segment`` = the test's id."""
+    on the stitched clock where the chain knows it, ``segment`` = the test's id; only
+    ``columns`` (plus those three) are read from the Parquet files when given."""
     frames = []
     for test in members:
         if not test.series_path:
@@ -449,6 +453,8 @@ def _stitched_series(
             lf = lf.with_columns(pl.col("time_s") + test.chain_time_offset_s)
         if cycle_indices is not None:
             lf = lf.filter(pl.col("cycle_index").is_in(cycle_indices))
+        if columns is not None:
+            lf = lf.select("cycle_index", "segment", "time_s", *columns)
         frames.append(lf)
     if not frames:
         return pl.DataFrame()
@@ -541,7 +547,7 @@ def rate_capability_of_stitched(
     if table is None:
         table = stitched_cycle_table(cell=cell, members=members)
     nominal = float(cell.nominal_capacity_mah) if cell.nominal_capacity_mah else None
-    frame = _stitched_series(members)
+    frame = _stitched_series(members, columns=("current_a",))
     currents: dict[int, dict[str, Any]] = {}
     if frame.height:
         currents = {r["cycle_index"]: r for r in cycle_currents(frame).to_dicts()}
