@@ -34,6 +34,17 @@ def _check_project(user: Any, project_id: int) -> None:
         raise PermissionDenied("you are not a member of that project")
 
 
+CYCLES_PARAM = OpenApiParameter("cycles", str, description="Comma-separated cycle numbers (from 1)")
+
+
+def _cycles_param(request: Request) -> list[int]:
+    wanted = request.query_params.get("cycles", "1").replace(" ", "").split(",")
+    cycles = [int(c) for c in wanted if c.isdigit()][:20]
+    if not cycles:
+        raise ValidationError({"cycles": "give cycle numbers, e.g. cycles=1,2,10"})
+    return cycles
+
+
 class CellViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -86,6 +97,20 @@ class CellViewSet(
         }
         return Response(ChainSerializer(data).data)
 
+    @extend_schema(parameters=[CYCLES_PARAM], responses=OpenApiTypes.OBJECT)
+    @action(detail=True, methods=["get"], url_path="stitched/dqdv")
+    def stitched_dqdv(self, request: Request, code: Any = None) -> Response:
+        """dQ/dV and dV/dQ of chosen cycles of the cell's stitched test (stitched numbering),
+        with the method and every file the rows came from."""
+        cycles = _cycles_param(request)
+        return Response(selectors.dqdv_of_stitched(cell=self.get_object(), cycle_indices=cycles))
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @action(detail=True, methods=["get"], url_path="stitched/rate")
+    def stitched_rate(self, request: Request, code: Any = None) -> Response:
+        """Current and C-rate per stitched cycle and capacity per rate step, across files."""
+        return Response(selectors.rate_capability_of_stitched(cell=self.get_object()))
+
 
 class CyclingTestViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = CyclingTestSerializer
@@ -101,21 +126,12 @@ class CyclingTestViewSet(viewsets.ReadOnlyModelViewSet):
         rows = test.cycles.order_by("cycle_index")
         return Response(CycleRecordSerializer(rows, many=True).data)
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("cycles", str, description="Comma-separated cycle numbers (from 1)")
-        ],
-        responses=OpenApiTypes.OBJECT,
-    )
+    @extend_schema(parameters=[CYCLES_PARAM], responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["get"])
     def dqdv(self, request: Request, pk: Any = None) -> Response:
         """dQ/dV and dV/dQ of the chosen cycles, with the method and its parameters."""
         test = self.get_object()
-        wanted = request.query_params.get("cycles", "1").replace(" ", "").split(",")
-        cycles = [int(c) for c in wanted if c.isdigit()][:20]
-        if not cycles:
-            raise ValidationError({"cycles": "give cycle numbers, e.g. cycles=1,2,10"})
-        return Response(selectors.dqdv_of_test(test=test, cycle_indices=cycles))
+        return Response(selectors.dqdv_of_test(test=test, cycle_indices=_cycles_param(request)))
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["get"])
