@@ -202,7 +202,7 @@ def spectrum_datasets(
     return datasets, actions
 
 
-def cell_crate(*, cell: Cell) -> Crate:
+def cell_crate(*, base_url: str, cell: Cell) -> Crate:
     """The cell with every test and spectrum: raw files, series, cycle tables, provenance."""
     tests = list(cell.tests.select_related("raw_file", "performance").order_by("created_at", "pk"))
     spectra = list(cell.spectra.select_related("raw_file").order_by("created_at", "pk"))
@@ -235,7 +235,7 @@ def cell_crate(*, cell: Cell) -> Crate:
         description=f"{cell.get_cell_type_display()} ({cell.get_format_display()})",
         identifier=cell.code,
         keywords="solid-state battery, cell",
-        url=cell.get_absolute_url(),
+        url=base_url.rstrip("/") + cell.get_absolute_url(),
         date_created=cell.created_at,
         author=cell.operator.get_username() if cell.operator else "",
         properties=properties,
@@ -248,4 +248,5 @@ def cell_crate(*, cell: Cell) -> Crate:
         f"{len(spectra)} impedance spectrum/spectra with raw files, series and provenance",
         datasets=[cell_set, *datasets],
         actions=actions,
+        publisher_url=base_url,
     )

@@ -7,6 +7,8 @@ import json
 from decimal import Decimal
 from typing import Any
 
+from django.urls import reverse
+
 from depositions.models import DepositionRun, RunLogFile
 from lims.eln import Crate, CrateAction, CrateDataset, CrateFile, safe_name
 from lims.ingestion import storage
@@ -66,7 +68,7 @@ def _log_dataset(log: RunLogFile) -> tuple[CrateDataset, CrateAction]:
     return dataset, action
 
 
-def run_crate(*, run: DepositionRun) -> Crate:
+def run_crate(*, base_url: str, run: DepositionRun) -> Crate:
     recipe = CrateFile(
         path="run/recipe.json",
         name="recipe.json",
@@ -131,6 +133,7 @@ def run_crate(*, run: DepositionRun) -> Crate:
         description=f"ALD/MLD run of {run.recipe.name} v{run.recipe.version} on {run.tool}",
         identifier=run.code,
         keywords="ALD, MLD, deposition run",
+        url=base_url.rstrip("/") + reverse("depositions:run-detail", args=[run.code]),
         date_created=run.created_at,
         author=run.operator.get_username() if run.operator else "",
         properties=properties,
@@ -144,4 +147,5 @@ def run_crate(*, run: DepositionRun) -> Crate:
         f"and {len(logs)} tool log(s) with raw files, series and provenance",
         datasets=[run_set, *datasets],
         actions=actions,
+        publisher_url=base_url,
     )

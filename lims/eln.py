@@ -95,7 +95,7 @@ class Crate:
     datasets: list[CrateDataset]
     actions: list[CrateAction] = field(default_factory=list)
     publisher_name: str = "ALD/ASSB LIMS"
-    publisher_url: str = "http://127.0.0.1:8000/"
+    publisher_url: str = ""  # the server's base URL (absolute)
 
 
 class _Spool:
@@ -137,12 +137,19 @@ def eln_stream(crate: Crate) -> Iterator[bytes]:
     """The ``.eln`` zip as bytes, file by file; the metadata last, with the hashes seen."""
     spool = _Spool()
     written: dict[str, tuple[str, int]] = {}
+    stamp = datetime.now(UTC).timetuple()[:6]
     with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for dataset in crate.datasets:
             for item in dataset.files:
                 digest, size = hashlib.sha256(), 0
-                name = f"{crate.folder}/{item.path}"
-                with archive.open(name, "w", force_zip64=True) as out:
+                info = zipfile.ZipInfo(f"{crate.folder}/{item.path}", date_time=stamp)
+                # Parquet is compressed already: stored, not deflated again
+                info.compress_type = (
+                    zipfile.ZIP_STORED
+                    if item.encoding_format.endswith("parquet")
+                    else zipfile.ZIP_DEFLATED
+                )
+                with archive.open(info, "w", force_zip64=True) as out:
                     for chunk in _pieces(item):
                         digest.update(chunk)
                         size += len(chunk)
@@ -152,7 +159,9 @@ def eln_stream(crate: Crate) -> Iterator[bytes]:
                 written[item.path] = (digest.hexdigest(), size)
                 yield spool.take()
         metadata = crate_metadata(crate, written)
-        archive.writestr(f"{crate.folder}/{METADATA}", json.dumps(metadata, indent=1))
+        info = zipfile.ZipInfo(f"{crate.folder}/{METADATA}", date_time=stamp)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        archive.writestr(info, json.dumps(metadata, indent=1))
     yield spool.take()
 
 
@@ -221,9 +230,8 @@ def crate_metadata(crate: Crate, written: dict[str, tuple[str, int]]) -> dict[st
                 people[dataset.author] = person
             entity["author"] = person
         values = []
-        for n, (key, value, unit) in enumerate(dataset.properties, 1):
-            if value is None or value == "":
-                continue
+        filled = [p for p in dataset.properties if p[1] is not None and p[1] != ""]
+        for n, (key, value, unit) in enumerate(filled, 1):
             pv: dict[str, Any] = {"@type": "PropertyValue", "propertyID": key, "name": key}
             pv["value"] = value if isinstance(value, int | float | bool) else str(value)
             if unit:

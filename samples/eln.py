@@ -16,7 +16,7 @@ def _number(value: Any) -> Any:
     return float(value) if isinstance(value, Decimal) else value
 
 
-def sample_crate(*, sample: Sample) -> Crate:
+def sample_crate(*, base_url: str, sample: Sample) -> Crate:
     from cells.eln import spectrum_datasets  # the pellet's impedance spectra
 
     graph = selectors.lineage(sample=sample)
@@ -86,7 +86,7 @@ def sample_crate(*, sample: Sample) -> Crate:
         + (f" of {sample.material}" if sample.material else ""),
         identifier=sample.code,
         keywords="sample, lineage",
-        url=sample.get_absolute_url(),
+        url=base_url.rstrip("/") + sample.get_absolute_url(),
         date_created=sample.created_at,
         properties=properties,
         files=[lineage],
@@ -100,4 +100,5 @@ def sample_crate(*, sample: Sample) -> Crate:
         f"{len(spectra)} impedance spectrum/spectra with raw files and provenance",
         datasets=[sample_set, *datasets],
         actions=actions_out,
+        publisher_url=base_url,
     )

@@ -103,7 +103,9 @@ class CellViewSet(
     )
     @action(detail=True, methods=["get"])
     def eln(self, request: Request, code: Any = None) -> StreamingHttpResponse:
-        return eln_download(cell_crate(cell=self.get_object()))
+        return eln_download(
+            cell_crate(base_url=request.build_absolute_uri("/"), cell=self.get_object())
+        )
 
 
 class CyclingTestViewSet(viewsets.ReadOnlyModelViewSet):

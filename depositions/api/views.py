@@ -369,7 +369,9 @@ class DepositionRunViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
     )
     @action(detail=True, methods=["get"])
     def eln(self, request: Request, code: str | None = None) -> StreamingHttpResponse:
-        return eln_download(run_crate(run=self.get_object()))
+        return eln_download(
+            run_crate(base_url=request.build_absolute_uri("/"), run=self.get_object())
+        )
 
     def _reply(self, run: DepositionRun, code: int = 200) -> Response:
         fresh = selectors.run_get(user=self.request.user, code=run.code)

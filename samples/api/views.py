@@ -131,7 +131,9 @@ class SampleViewSet(
     )
     @action(detail=True, methods=["get"])
     def eln(self, request: Request, code: str | None = None) -> StreamingHttpResponse:
-        return eln_download(sample_crate(sample=self.get_object()))
+        return eln_download(
+            sample_crate(base_url=request.build_absolute_uri("/"), sample=self.get_object())
+        )
 
     @extend_schema(responses=HistorySerializer(many=True))
     @action(detail=True, methods=["get"])

@@ -148,9 +148,10 @@ def test_cycle_table_csv_equals_the_stored_rows(user_client, test_run):
     for got, row in zip(table, rows, strict=True):
         assert float(got["discharge_mah"]) == row.discharge_mah
         assert float(got["discharge_mah_g"]) == row.discharge_mah_g
-    assert user_client.get(f"/api/v1/cycling-tests/{test_run.pk}/cycles/").json()[0][
-        "cycle_index"
-    ] == 1
+    assert (
+        user_client.get(f"/api/v1/cycling-tests/{test_run.pk}/cycles/").json()[0]["cycle_index"]
+        == 1
+    )
 
 
 def test_raw_download_is_byte_identical_with_its_sha256(user_client, test_run, fixture_path):
