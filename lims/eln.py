@@ -105,7 +105,7 @@ class _Spool:
         self.parts: list[bytes] = []
         self.size = 0
 
-    def write(self, data: Any) -> int:
+    def write(self, data: bytes, /) -> int:
         chunk = bytes(data)
         self.parts.append(chunk)
         self.size += len(chunk)
@@ -115,6 +115,9 @@ class _Spool:
         return self.size
 
     def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
     def take(self) -> bytes:

@@ -70,14 +70,14 @@ def sample_crate(*, base_url: str, sample: Sample) -> Crate:
             (f"exposures.{i}.h2o_ppm", _number(e.h2o_ppm), "ppm"),
             (f"exposures.{i}.o2_ppm", _number(e.o2_ppm), "ppm"),
         ]
-    for i, m in enumerate(sample.thickness_measurements.order_by("measured_at")):  # type: ignore[attr-defined]
+    for i, m in enumerate(sample.thickness_measurements.order_by("measured_at")):
         properties += [
             (f"thickness.{i}.method", m.method, ""),
             (f"thickness.{i}.value_nm", _number(m.value_nm), "nm"),
             (f"thickness.{i}.uncertainty_nm", _number(m.uncertainty_nm), "nm"),
             (f"thickness.{i}.run", m.run.code if m.run else None, ""),
         ]
-    spectra = list(sample.eis_spectra.select_related("raw_file").order_by("created_at", "pk"))  # type: ignore[attr-defined]
+    spectra = list(sample.eis_spectra.select_related("raw_file").order_by("created_at", "pk"))
     datasets, actions = spectrum_datasets(spectra, "")
     sample_set = CrateDataset(
         path="sample/",
