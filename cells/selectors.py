@@ -604,3 +604,74 @@ def stitched_views(*, cell: Cell, cycle_indices: list[int] | None = None) -> dic
         out["dqdv"] = dqdv_of_stitched(cell=cell, cycle_indices=cycle_indices, members=members)
         out["rate"] = rate_capability_of_stitched(cell=cell, members=members, table=table)
     return out
+
+
+# -- data out (downloads and .eln) --------------------------------------------------------
+
+CYCLE_TABLE_COLUMNS = (
+    "cycle_index",
+    "cycle_in_file",
+    "charge_mah",
+    "discharge_mah",
+    "charge_mah_g",
+    "discharge_mah_g",
+    "coulombic_efficiency",
+    "charge_wh",
+    "discharge_wh",
+    "energy_efficiency",
+    "mean_charge_v",
+    "mean_discharge_v",
+    "end_charge_v",
+    "end_discharge_v",
+    "duration_s",
+    "start_time_s",
+)
+
+
+def cycle_table(*, test: CyclingTest) -> QuerySet[CycleRecord]:
+    return test.cycles.order_by("cycle_index")
+
+
+def cycle_table_csv(*, test: CyclingTest) -> bytes:
+    """The cycle table as CSV bytes (the .eln's copy; the download streams the same rows)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CYCLE_TABLE_COLUMNS)
+    for row in cycle_table(test=test).values_list(*CYCLE_TABLE_COLUMNS):
+        writer.writerow(["" if v is None else v for v in row])
+    return buf.getvalue().encode()
+
+
+def series_provenance(*, test: CyclingTest) -> dict[str, Any]:
+    """Where a test's derived files come from: sent with every download (headers, Parquet
+    metadata) and written into the .eln."""
+    from django.utils import timezone
+
+    record = getattr(test, "performance", None)
+    return {
+        "test": test.pk,
+        "cell": test.cell.code if test.cell else None,
+        "raw_file": test.raw_file.original_name,
+        "raw_sha256": test.raw_file.sha256,
+        "raw_size": test.raw_file.size,
+        "parser": test.parser_name,
+        "parser_version": test.parser_version,
+        "vendor": test.vendor,
+        "rows": test.row_count,
+        "conventions": test.conventions,
+        "active_mass_mg": record.active_mass_mg if record else None,
+        "active_mass_source": record.active_mass_source if record else None,
+        "exported_at": timezone.now().isoformat(timespec="seconds"),
+    }
+
+
+def export_stem(*, test: CyclingTest) -> str:
+    """File name stem of a test's downloads: cell, test, raw sha256 prefix, parser version."""
+    owner = test.cell.code if test.cell else "unlinked"
+    return (
+        f"{owner}_test{test.pk}_{test.raw_file.sha256[:12]}"
+        f".{test.parser_name}-{test.parser_version}"
+    )

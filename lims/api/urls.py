@@ -11,6 +11,7 @@ from lims.api.views import (
     InstrumentViewSet,
     JobViewSet,
     ProjectViewSet,
+    RawFileViewSet,
 )
 from samples.api.views import MaterialLotViewSet, MaterialViewSet, SampleViewSet
 
@@ -19,6 +20,7 @@ app_name = "api"
 router = DefaultRouter()
 router.register("jobs", JobViewSet, basename="job")
 router.register("projects", ProjectViewSet, basename="project")
+router.register("raw-files", RawFileViewSet, basename="raw-file")
 router.register("instruments", InstrumentViewSet, basename="instrument")
 router.register("column-mappings", ColumnMappingViewSet, basename="column-mapping")
 router.register("cells", CellViewSet, basename="cell")
