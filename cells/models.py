@@ -488,3 +488,26 @@ class EisFit(models.Model):
 
     def __str__(self) -> str:
         return f"fit {self.pk} of spectrum {self.spectrum_id}: {self.circuit_name} ({self.status})"
+
+
+class ExplorerView(models.Model):
+    """A named explorer query (axes, grouping, filters, overlaid cells) with a URL to share.
+
+    Only the query is stored: whoever opens it sees the rows of their own projects.
+    """
+
+    name = models.CharField(max_length=120)
+    query = models.TextField(help_text="The explorer's query string")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("cells:explorer-view", args=[self.pk])

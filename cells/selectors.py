@@ -45,7 +45,7 @@ def cycling_test_list(*, user: Any, filters: dict[str, Any] | None = None) -> Qu
 
 def cell_tests(*, cell: Cell) -> list[CyclingTest]:
     return list(
-        cell.tests.select_related("raw_file", "instrument", "job", "performance")
+        cell.tests.select_related("cell", "raw_file", "instrument", "job", "performance")
         .prefetch_related(Prefetch("cycles", queryset=CycleRecord.objects.order_by("cycle_index")))
         .order_by("created_at")
     )
@@ -225,7 +225,8 @@ def dqdv_of_test(
     from cells.analytics.dqdv import DqdvParams, dqdv_cycles
 
     p = params or DqdvParams()
-    out: dict[str, Any] = {"provenance": _provenance(test), "method": p.method(), "curves": []}
+    provenance = {**_provenance(test), "cycles": cycle_indices}
+    out: dict[str, Any] = {"provenance": provenance, "method": p.method(), "curves": []}
     if not test.series_path or not cycle_indices:
         return out
     frame = _series(test, cycle_indices)
@@ -250,7 +251,7 @@ def rate_capability_of_test(*, test: CyclingTest) -> dict[str, Any]:
         if frame.height:
             currents = {r["cycle_index"]: r for r in cycle_currents(frame).to_dicts()}
     cycles = []
-    for record in test.cycles.order_by("cycle_index"):
+    for record in sorted(test.cycles.all(), key=lambda c: c.cycle_index):  # prefetched on pages
         row = currents.get(record.cycle_index, {"cycle_index": record.cycle_index})
         cycles.append(
             {
@@ -337,12 +338,26 @@ def cell_chain(*, cell: Cell) -> list[CyclingTest]:
     return out
 
 
+def chain_members(*, cell: Cell) -> list[CyclingTest]:
+    """The stitched test's members in chain order, with their raw files (one query)."""
+    return list(
+        cell.tests.filter(chain_role=CyclingTest.ChainRole.MEMBER)
+        .select_related("raw_file")
+        .order_by("chain_position")
+    )
+
+
 def stitched_cycle_table(
-    *, cell: Cell, mass_g: float | None = None, anode_half: bool | None = None
+    *,
+    cell: Cell,
+    mass_g: float | None = None,
+    anode_half: bool | None = None,
+    members: list[CyclingTest] | None = None,
 ) -> list[CycleRecord]:
     """The stitched cycle table (unsaved rows): the members' cycles in chain order, numbered
     ``cycle_index + chain_cycle_offset``; a cycle split between two files is added into one.
-    Each row carries ``test_id`` (its file's test) and ``stitched_start_s`` (continuous time).
+    Each row carries ``test_id`` (the file of its first part), ``parts`` (the tests of all its
+    parts) and ``stitched_start_s`` (continuous time). ``members``: from ``chain_members``.
     """
     from cells.choices import CellType
     from cells.stitching import merge_split_cycle
@@ -351,12 +366,13 @@ def stitched_cycle_table(
         anode_half = cell.cell_type == CellType.ANODE_HALF
     if mass_g is None and cell.active_mass_mg:
         mass_g = float(cell.active_mass_mg) / 1000
-    members = list(
-        cell.tests.filter(chain_role=CyclingTest.ChainRole.MEMBER).order_by("chain_position")
-    )
+    if members is None:
+        members = list(
+            cell.tests.filter(chain_role=CyclingTest.ChainRole.MEMBER).order_by("chain_position")
+        )
     offsets = {t.pk: (t.chain_cycle_offset or 0, t.chain_time_offset_s) for t in members}
     rows: dict[int, CycleRecord] = {}
-    records = CycleRecord.objects.filter(test__in=members)
+    records = CycleRecord.objects.filter(test__in=members) if members else []
     order = {t.pk: t.chain_position for t in members}
     for c in sorted(records, key=lambda c: (order[c.test_id], c.cycle_index)):
         cycle_offset, time_offset = offsets[c.test_id]
@@ -373,9 +389,11 @@ def stitched_cycle_table(
             )
             for key, value in merged.items():
                 setattr(first, key, value)
+            first.parts.append(c.test_id)  # type: ignore[attr-defined]
             continue
         c.cycle_index = number
         c.stitched_start_s = start  # type: ignore[attr-defined]
+        c.parts = [c.test_id]  # type: ignore[attr-defined]
         rows[number] = c
     table = [rows[n] for n in sorted(rows)]
     reversible, irreversible = ("charge", "discharge") if anode_half else ("discharge", "charge")
@@ -389,3 +407,271 @@ def stitched_cycle_table(
         num, den = getattr(c, f"{reversible}_wh"), getattr(c, f"{irreversible}_wh")
         c.energy_efficiency = num / den if num is not None and den else None
     return table
+
+
+# -- analytics over the stitched test -------------------------------------------------------
+
+
+def _member_provenance(test: CyclingTest) -> dict[str, Any]:
+    return {
+        **_provenance(test),
+        "chain_position": test.chain_position,
+        "cycle_offset": test.chain_cycle_offset or 0,
+        "time_offset_s": test.chain_time_offset_s,
+    }
+
+
+def _stitched_provenance(cell: Cell, members: list[CyclingTest]) -> dict[str, Any]:
+    return {
+        "cell": cell.code,
+        "stitched": "the cell's stitched test (cells.stitching): stitched cycle = the file's "
+        "cycle_index + its cycle_offset; stitched time = time_s + time_offset_s",
+        "tests": [_member_provenance(t) for t in members],
+    }
+
+
+def _stitched_series(
+    members: list[CyclingTest],
+    *,
+    cycle_indices: list[int] | None = None,
+    columns: tuple[str, ...] | None = None,
+) -> pl.DataFrame:
+    """The members' stored series in chain order, ``cycle_index`` in stitched numbering, time
+    on the stitched clock where the chain knows it, ``segment`` = the test's id; only
+    ``columns`` (plus those three) are read from the Parquet files when given."""
+    frames = []
+    for test in members:
+        if not test.series_path:
+            continue
+        lf = pl.scan_parquet(storage.absolute(test.series_path))
+        first = lf.select(pl.col("cycle").min()).collect().item()
+        if first is None:
+            continue
+        number = pl.col("cycle") - int(first) + 1 + (test.chain_cycle_offset or 0)
+        lf = lf.with_columns(number.alias("cycle_index"), pl.lit(test.pk).alias("segment"))
+        if test.chain_time_offset_s is not None:
+            lf = lf.with_columns(pl.col("time_s") + test.chain_time_offset_s)
+        if cycle_indices is not None:
+            lf = lf.filter(pl.col("cycle_index").is_in(cycle_indices))
+        if columns is not None:
+            lf = lf.select("cycle_index", "segment", "time_s", *columns)
+        frames.append(lf)
+    if not frames:
+        return pl.DataFrame()
+    return pl.concat(frames, how="diagonal_relaxed").collect()
+
+
+def stitched_capacity(*, table: list[CycleRecord], members: list[CyclingTest]) -> dict[str, Any]:
+    """Capacity and CE vs stitched cycle, one trace per file, every point naming its file,
+    test and file cycle (a cycle split between two files names both)."""
+    names = {t.pk: t.raw_file.original_name for t in members}
+    per_gram = bool(table) and all(c.discharge_mah_g is not None for c in table)
+    files: list[dict[str, Any]] = []
+    for test in members:
+        rows = [c for c in table if c.test_id == test.pk]
+        if not rows:
+            continue
+        files.append(
+            {
+                "test": test.pk,
+                "file": names[test.pk],
+                "raw_sha256": test.raw_file.sha256,
+                "parser": f"{test.parser_name} {test.parser_version}",
+                "chain_position": test.chain_position,
+                "cycle": [c.cycle_index for c in rows],
+                "cycle_in_file": [c.cycle_in_file for c in rows],
+                "charge": [c.charge_mah_g if per_gram else c.charge_mah for c in rows],
+                "discharge": [c.discharge_mah_g if per_gram else c.discharge_mah for c in rows],
+                "ce": [
+                    c.coulombic_efficiency * 100 if c.coulombic_efficiency is not None else None
+                    for c in rows
+                ],
+                "split_with": [
+                    " + ".join(names[p] for p in c.parts[1:])  # type: ignore[attr-defined]
+                    for c in rows
+                ],
+            }
+        )
+    return {"unit": "mAh/g" if per_gram else "mAh", "files": files}
+
+
+def dqdv_of_stitched(
+    *,
+    cell: Cell,
+    cycle_indices: list[int],
+    members: list[CyclingTest] | None = None,
+    params: Any = None,
+) -> dict[str, Any]:
+    """dQ/dV and dV/dQ of chosen stitched cycles: the rows of every file that holds part of the
+    cycle, in chain order (a cycle split between two files is one half cycle each way)."""
+    from dataclasses import asdict
+
+    from cells.analytics.dqdv import DqdvParams, dqdv_cycles
+
+    p = params or DqdvParams()
+    members = chain_members(cell=cell) if members is None else members
+    provenance = {**_stitched_provenance(cell, members), "cycles": cycle_indices}
+    out: dict[str, Any] = {
+        "stitched": True,
+        "provenance": provenance,
+        "method": p.method(),
+        "curves": [],
+    }
+    if not members or not cycle_indices:
+        return out
+    frame = _stitched_series(members, cycle_indices=cycle_indices)
+    if not frame.height:
+        return out
+    names = {t.pk: t.raw_file.original_name for t in members}
+    segments = frame.group_by("cycle_index").agg(pl.col("segment").unique(maintain_order=True))
+    files = {row["cycle_index"]: row["segment"] for row in segments.to_dicts()}
+    for curve in dqdv_cycles(frame, cycle_indices=cycle_indices, params=p):
+        tests = files.get(curve.cycle_index, [])
+        out["curves"].append({**asdict(curve), "tests": tests, "files": [names[t] for t in tests]})
+    return out
+
+
+def rate_capability_of_stitched(
+    *,
+    cell: Cell,
+    members: list[CyclingTest] | None = None,
+    table: list[CycleRecord] | None = None,
+) -> dict[str, Any]:
+    """Rate capability over the stitched test: currents from every file's rows (never across
+    two files), capacities from the stitched cycle table, steps across file boundaries."""
+    from dataclasses import asdict
+
+    from cells.analytics.rate import cycle_currents, rate_steps
+
+    members = chain_members(cell=cell) if members is None else members
+    if table is None:
+        table = stitched_cycle_table(cell=cell, members=members)
+    nominal = float(cell.nominal_capacity_mah) if cell.nominal_capacity_mah else None
+    frame = _stitched_series(members, columns=("current_a",))
+    currents: dict[int, dict[str, Any]] = {}
+    if frame.height:
+        currents = {r["cycle_index"]: r for r in cycle_currents(frame).to_dicts()}
+    names = {t.pk: t.raw_file.original_name for t in members}
+    cycles = [
+        {
+            **currents.get(c.cycle_index, {"cycle_index": c.cycle_index}),
+            "charge_mah": c.charge_mah,
+            "discharge_mah": c.discharge_mah,
+            "charge_mah_g": c.charge_mah_g,
+            "discharge_mah_g": c.discharge_mah_g,
+            "file": " + ".join(names[p] for p in c.parts),  # type: ignore[attr-defined]
+        }
+        for c in table
+    ]
+    result = rate_steps(cycles, nominal_mah=nominal)
+    steps = []
+    for step in result.steps:
+        inside = [c for c in cycles if step.first_cycle <= c["cycle_index"] <= step.last_cycle]
+        files = list(dict.fromkeys(name for c in inside for name in c["file"].split(" + ")))
+        steps.append({**asdict(step), "files": files})
+    return {
+        "stitched": True,
+        "provenance": {**_stitched_provenance(cell, members), "nominal_capacity_mah": nominal},
+        "method": result.method,
+        "per_cycle": result.per_cycle,
+        "steps": steps,
+    }
+
+
+def stitched_views(*, cell: Cell, cycle_indices: list[int] | None = None) -> dict[str, Any] | None:
+    """Everything the cell page draws for the stitched test, in a fixed number of queries
+    (members with their raw files, then their cycle rows): capacity vs stitched cycle, and for
+    a cell that is not Li-symmetric, rate capability and dQ/dV of the chosen stitched cycles
+    (by default the second cycle of each file, so the curves cross the file boundaries).
+    None when fewer than two tests are stitched (then the test's own section says it all)."""
+    from cells.choices import CellType
+
+    members = chain_members(cell=cell)
+    if len(members) < 2:
+        return None
+    table = stitched_cycle_table(cell=cell, members=members)
+    if not cycle_indices:
+        per_file: dict[int, list[int]] = defaultdict(list)
+        for c in table:
+            per_file[c.test_id].append(c.cycle_index)
+        cycle_indices = [n[1] if len(n) > 1 else n[0] for n in per_file.values()][:6]
+    out: dict[str, Any] = {
+        "capacity": stitched_capacity(table=table, members=members),
+        "cycles": cycle_indices,
+        "cycle_count": len(table),
+    }
+    if cell.cell_type != CellType.LI_SYMMETRIC:
+        out["dqdv"] = dqdv_of_stitched(cell=cell, cycle_indices=cycle_indices, members=members)
+        out["rate"] = rate_capability_of_stitched(cell=cell, members=members, table=table)
+    return out
+
+
+# -- data out (downloads and .eln) --------------------------------------------------------
+
+CYCLE_TABLE_COLUMNS = (
+    "cycle_index",
+    "cycle_in_file",
+    "charge_mah",
+    "discharge_mah",
+    "charge_mah_g",
+    "discharge_mah_g",
+    "coulombic_efficiency",
+    "charge_wh",
+    "discharge_wh",
+    "energy_efficiency",
+    "mean_charge_v",
+    "mean_discharge_v",
+    "end_charge_v",
+    "end_discharge_v",
+    "duration_s",
+    "start_time_s",
+)
+
+
+def cycle_table(*, test: CyclingTest) -> QuerySet[CycleRecord]:
+    return test.cycles.order_by("cycle_index")
+
+
+def cycle_table_csv(*, test: CyclingTest) -> bytes:
+    """The cycle table as CSV bytes (the .eln's copy; the download streams the same rows)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CYCLE_TABLE_COLUMNS)
+    for row in cycle_table(test=test).values_list(*CYCLE_TABLE_COLUMNS):
+        writer.writerow(["" if v is None else v for v in row])
+    return buf.getvalue().encode()
+
+
+def series_provenance(*, test: CyclingTest) -> dict[str, Any]:
+    """Where a test's derived files come from: sent with every download (headers, Parquet
+    metadata) and written into the .eln."""
+    from django.utils import timezone
+
+    record = getattr(test, "performance", None)
+    return {
+        "test": test.pk,
+        "cell": test.cell.code if test.cell else None,
+        "raw_file": test.raw_file.original_name,
+        "raw_sha256": test.raw_file.sha256,
+        "raw_size": test.raw_file.size,
+        "parser": test.parser_name,
+        "parser_version": test.parser_version,
+        "vendor": test.vendor,
+        "rows": test.row_count,
+        "conventions": test.conventions,
+        "active_mass_mg": record.active_mass_mg if record else None,
+        "active_mass_source": record.active_mass_source if record else None,
+        "exported_at": timezone.now().isoformat(timespec="seconds"),
+    }
+
+
+def export_stem(*, test: CyclingTest) -> str:
+    """File name stem of a test's downloads: cell, test, raw sha256 prefix, parser version."""
+    owner = test.cell.code if test.cell else "unlinked"
+    return (
+        f"{owner}_test{test.pk}_{test.raw_file.sha256[:12]}"
+        f".{test.parser_name}-{test.parser_version}"
+    )

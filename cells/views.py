@@ -57,6 +57,11 @@ def _get_cell(request: HttpRequest, code: str) -> Cell:
         raise Http404("no such cell") from None
 
 
+def _cycles(text: str | None) -> list[int]:
+    """Cycle numbers from a comma-separated query parameter (at most 12)."""
+    return [int(c) for c in (text or "").replace(" ", "").split(",") if c.isdigit()][:12]
+
+
 def _analytics(cell: Cell, test: CyclingTest, chosen: list[int]) -> dict[str, Any]:
     """Symmetric-cell analysis for a Li-symmetric cell; dQ/dV and rate capability otherwise."""
     if not test.series_path:
@@ -73,8 +78,7 @@ def _analytics(cell: Cell, test: CyclingTest, chosen: list[int]) -> dict[str, An
 def cell_detail(request: HttpRequest, code: str) -> HttpResponse:
     cell = _get_cell(request, code)
     tests = selectors.cell_tests(cell=cell)
-    wanted = request.GET.get("cycles", "").replace(" ", "").split(",")
-    chosen = [int(c) for c in wanted if c.isdigit()][:12] or [1, 2, 5, 10]
+    chosen = _cycles(request.GET.get("cycles")) or [1, 2, 5, 10]
     plots: list[dict[str, Any]] = []
     for test in tests:
         cycles = list(test.cycles.all())
@@ -120,6 +124,9 @@ def cell_detail(request: HttpRequest, code: str) -> HttpResponse:
             "chosen": chosen,
             "chain": selectors.cell_chain(cell=cell),
             "stitched": getattr(cell, "stitched", None),
+            "stitched_views": selectors.stitched_views(
+                cell=cell, cycle_indices=_cycles(request.GET.get("scycles"))
+            ),
             **cell_spectra_context(cell),
         },
     )

@@ -305,3 +305,248 @@ def qcm_run(*, project: Project, user: Any, wafer_material: Material) -> Deposit
     run = dep.run_create(project=project, code=QCM_RUN, tool=tool, recipe=recipe, operator=user)
     dep.run_load_add(run=run, sample=witness, role="witness", area_cm2=D("4"))
     return run
+
+
+# -- the explorer's designed experiment ------------------------------------------------------
+# LiNbOx coatings on NMC811 varied along three process axes: the Li2O : Nb2O5 sub-cycle ratio,
+# the supercycle count N and the anneal temperature. Each cell gets 100 cycles of
+# constant-current data from a stated fade model (below), written as a CSV and ingested through
+# the real pipeline (store -> job -> parser -> summary -> records), so the explorer has a trend
+# to show. The data are simulated, and the cells' notes and file names say so.
+
+MATRIX_LOT = "NMC-2026-044"
+MATRIX_RATIOS = (1, 4, 8)  # Nb2O5 sub-cycles per Li2O sub-cycle
+MATRIX_SUPERCYCLES = (5, 20)
+MATRIX_ANNEALS = (300, 400, 500)
+FADE_MODEL = (
+    "simulated: first discharge 195 - 3.5 x thickness(nm) mAh/g; fade per cycle "
+    "0.0006 + 0.0035 x exp(-thickness/1.5 nm) + 0.0012 x |log2(ratio/4)| + 0.0009 x "
+    "|T_anneal - 400|/100 + 0.0015 for the second Nb(OEt)5 bottle (NB-B2, as if it had "
+    "hydrolysed); +-1 % seeded noise"
+)
+NB_BOTTLES = ("NB-B1", "NB-B2")
+
+
+def _fade_capacities(
+    thickness_nm: float, ratio: int, anneal_c: int, seed: int, bottle: str = ""
+) -> list[float]:
+    import math
+    import random
+
+    rng = random.Random(seed)
+    first = 195.0 - 3.5 * thickness_nm
+    fade = (
+        0.0006
+        + 0.0035 * math.exp(-thickness_nm / 1.5)
+        + 0.0012 * abs(math.log2(ratio / 4))
+        + 0.0009 * abs(anneal_c - 400) / 100
+        + (0.0015 if bottle == NB_BOTTLES[1] else 0.0)
+    )
+    return [first * math.exp(-fade * n) * (1 + rng.uniform(-0.01, 0.01)) for n in range(100)]
+
+
+def _cycling_csv(capacities_mah_g: list[float], active_g: float) -> bytes:
+    """Constant-current charge/discharge, 20 points a half cycle, capacity counters per step
+    (the generic ``lims_csv`` layout the parser reads)."""
+    lines = ["time_s,cycle,step,current_a,voltage_v,charge_capacity_ah,discharge_capacity_ah"]
+    t = 0.0
+    for n, q in enumerate(capacities_mah_g, start=1):
+        cap_ah = q * active_g / 1000.0
+        current = cap_ah / 10.0  # C/10
+        dt = 10 * 3600 / 20
+        for half, sign in ((0, 1), (1, -1)):
+            for k in range(1, 21):
+                t += dt
+                frac = k / 20
+                volt = 3.6 + 0.6 * frac if sign > 0 else 4.2 - 1.2 * frac**1.5
+                done = cap_ah * frac * (1.01 if sign > 0 else 1.0)
+                ch, dis = (done, 0.0) if sign > 0 else (0.0, done)
+                lines.append(
+                    f"{t:.0f},{n},{2 * n - 1 + half},{sign * current:.6e},{volt:.4f},"
+                    f"{ch:.6e},{dis:.6e}"
+                )
+    return ("\n".join(lines) + "\n").encode()
+
+
+def explorer_matrix(*, project: Project, user: Any) -> bool:
+    """Create the designed experiment once (12 coated-and-annealed cells with cycling data);
+    False when it is already there."""
+    import io
+
+    from lims.ingestion import services as ingest
+
+    if Sample.objects.filter(code="NMC811-B").exists():
+        return False
+    now = timezone.now()
+    nmc = _material("NMC811", MaterialClass.CATHODE_ACTIVE, "LiNi0.8Mn0.1Co0.1O2")
+    _, lot_sample = smp.lot_receive(
+        project=project,
+        material=nmc,
+        lot_number=MATRIX_LOT,
+        quantity=D("40"),
+        supplier="Targray",
+        sample_code="NMC811-B",
+    )
+    assert lot_sample is not None
+    # run order: each bottle (swapped after the third run) sees every ratio once
+    combos = [(1, 5), (4, 20), (8, 5), (1, 20), (4, 5), (8, 20)]
+    smp.sample_split(
+        sample=lot_sample,
+        aliquots=[
+            smp.OutputSpec(
+                f"NMC811-B-R{r}N{n}", SampleKind.POWDER, D("3"), fields={"bet_m2_g": D("0.45")}
+            )
+            for r, n in combos
+        ],
+        operator=user,
+    )
+    tool = DepositionRun.objects.get(code="RUN-LNO-01").tool
+    se = Sample.objects.get(code="LPSC-01")
+    start = now - timedelta(days=12)
+    _nb_bottles(project, tool, start - timedelta(days=1), start + timedelta(days=1))
+    seed = 0
+    for i, (ratio, supercycles) in enumerate(combos):
+        recipe = _ratio_recipe(project, user, ratio)
+        run = dep.run_create(
+            project=project,
+            code=f"RUN-LNO-R{ratio}N{supercycles}",
+            tool=tool,
+            recipe=recipe,
+            operator=user,
+            started_at=start + timedelta(hours=9 * i),  # the bottle is swapped after the 3rd
+        )
+        bottle = run.precursors.get(tool_source__label="P4").precursor_lot.bottle_label
+        dep.run_load_add(
+            run=run,
+            sample=Sample.objects.get(code=f"NMC811-B-R{ratio}N{supercycles}"),
+            mass_g=D("3"),
+            bet_m2_g=D("0.45"),
+        )
+        run = dep.run_complete(
+            run=run, ended_at=start + timedelta(hours=9 * i + 2), actual_cycles=supercycles
+        )
+        coated = run.loads.get().output_sample
+        assert coated is not None
+        thickness = (0.6 + 0.45 * ratio) / 10 * supercycles  # nm, the recipe's GPCs
+        smp.sample_split(
+            sample=coated,
+            aliquots=[
+                smp.OutputSpec(f"{coated.code}-{t}", SampleKind.POWDER, D("1"))
+                for t in MATRIX_ANNEALS
+            ],
+            operator=user,
+        )
+        for anneal_c in MATRIX_ANNEALS:
+            seed += 1
+            code = f"R{ratio}N{supercycles}T{anneal_c}"
+            treatment = dep.post_treatment_create(
+                project=project,
+                code=f"ANN-{code}",
+                atmosphere="o2",
+                operator=user,
+                segments=[
+                    SegmentInput(kind="ramp", target_c=D(anneal_c), rate_k_per_min=D("5")),
+                    SegmentInput(kind="dwell", target_c=D(anneal_c), duration_min=D("120")),
+                ],
+            )
+            dep.post_treatment_complete(
+                treatment=treatment,
+                inputs=[
+                    AnnealInput(
+                        sample=Sample.objects.get(code=f"{coated.code}-{anneal_c}"),
+                        output_code=f"NMC-{code}",
+                    )
+                ],
+                started_at=now - timedelta(days=5),
+                ended_at=now - timedelta(days=5, hours=-3),
+            )
+            smp.sample_mix(
+                project=project,
+                inputs=[
+                    (Sample.objects.get(code=f"NMC-{code}"), D("0.07")),
+                    (se, D("0.03")),
+                ],
+                output=smp.OutputSpec(f"CATH-{code}", SampleKind.COMPOSITE, D("0.1")),
+                operator=user,
+            )
+            cell = cells.cell_create(
+                project=project,
+                code=f"EXP-{code}",
+                format=CellFormat.BULK_PELLET,
+                cell_type=CellType.CATHODE_HALF,
+                cathode_active_material="NMC811",
+                cathode_sample=Sample.objects.get(code=f"CATH-{code}"),
+                cathode_mass_mg=D("12.0"),
+                se_material="Li6PS5Cl",
+                se_mass_mg=D("80"),
+                anode_kind=AnodeKind.LI_IN,
+                pellet_diameter_mm=D("10"),
+                fabrication_pressure_mpa=D("375"),
+                stack_pressure_mpa=D("50"),
+                temperature_c=D("25"),
+                operator=user,
+                assembled_at=now - timedelta(days=4),
+                notes=f"Demo cell with simulated cycling data ({FADE_MODEL}).",
+            )
+            active_g = float(cell.active_mass_mg or 0) / 1000
+            capacities = _fade_capacities(thickness, ratio, anneal_c, seed, bottle)
+            content = _cycling_csv(capacities, active_g)
+            job, _ = ingest.ingest_submit(
+                stream=io.BytesIO(content),
+                filename=f"{cell.code}_simulated.csv",
+                project=project,
+                params={"cell": cell.code},
+            )
+            ingest.job_run(job_id=job.pk)  # here, not on a worker: the demo is ready at once
+    return True
+
+
+def _nb_bottles(project: Project, tool: Any, first: Any, swap: Any) -> list[Any]:
+    """Two Nb(OEt)5 bottles on port P4 (the second from ``swap`` on) and one LiOtBu on P3."""
+    from depositions.models import Chemical
+
+    out = []
+    for name, label, port, at in (
+        ("LiOtBu", "LI-B1", "P3", first),
+        ("Nb(OEt)5", NB_BOTTLES[0], "P4", first),
+        ("Nb(OEt)5", NB_BOTTLES[1], "P4", swap),
+    ):
+        chemical = Chemical.objects.filter(name=name).first() or dep.chemical_create(
+            name=name, state="liquid" if name.startswith("Nb") else "solid"
+        )
+        material = _material(name, MaterialClass.PRECURSOR, name)
+        lot, _ = smp.lot_receive(
+            project=project,
+            material=material,
+            lot_number=f"{label}-2026",
+            quantity=D("50"),
+            supplier="Strem",
+        )
+        bottle = dep.precursor_lot_create(material_lot=lot, chemical=chemical, bottle_label=label)
+        dep.source_install(
+            tool_source=tool.sources.get(label=port), precursor_lot=bottle, installed_at=at
+        )
+        out.append(bottle)
+    return out
+
+
+def _ratio_recipe(project: Project, user: Any, ratio: int) -> Any:
+    from depositions.models import Recipe
+
+    name = f"LiNbOx 1:{ratio}"
+    found = Recipe.objects.filter(project=project, name=name).first()
+    if found is not None:
+        return found
+    return dep.recipe_create(
+        project=project,
+        name=name,
+        target_material="LiNbOx",
+        subcycles=[
+            _binary("Li2O", "LiOtBu", "0.6", "Li2O"),
+            _binary("Nb2O5", "Nb(OEt)5", "0.45", "Nb2O5"),
+        ],
+        blocks=[BlockInput("Li2O", 1), BlockInput("Nb2O5", ratio)],
+        supercycle_repeats=5,
+        deposition_temperature_c=D("235"),
+        created_by=user,
+    )

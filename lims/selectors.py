@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from lims.models import IngestionJob, Project
+from lims.models import IngestionJob, Project, RawFile
 
 
 def project_ids_visible(*, user: Any) -> list[int] | None:
@@ -28,6 +28,11 @@ def scope_to_user(qs: QuerySet[Any], *, user: Any, field: str = "project") -> Qu
 
 def projects_for_user(*, user: Any) -> QuerySet[Project]:
     return scope_to_user(Project.objects.all(), user=user, field="pk")
+
+
+def raw_file_list(*, user: Any) -> QuerySet[RawFile]:
+    """Raw files of the user's projects (an instrument token reads none: InstrumentScope)."""
+    return scope_to_user(RawFile.objects.select_related("project"), user=user)
 
 
 def job_list(*, user: Any) -> QuerySet[IngestionJob]:

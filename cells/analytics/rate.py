@@ -18,21 +18,29 @@ METHOD_VERSION = "1"
 
 
 def cycle_currents(series: pl.DataFrame, *, rest_fraction: float = 0.01) -> pl.DataFrame:
-    """Per ``cycle_index``: time-weighted mean |I| (mA) and duration (s) of charge, discharge."""
+    """Per ``cycle_index``: time-weighted mean |I| (mA) and duration (s) of charge, discharge.
+
+    A ``segment`` column (the file of a stitched test) keeps two rows of different files from
+    forming a pair: the interval between two files is in neither (a pause, a restart)."""
     i = pl.col("current_a")
     limit = rest_fraction * i.abs().max().over("cycle_index")
     direction = pl.when(i > limit).then(1).when(i < -limit).then(-1).otherwise(0)
-    rows = series.select("cycle_index", "time_s", "current_a").with_columns(direction.alias("dir"))
+    segment = pl.col("segment") if "segment" in series.columns else pl.lit(0)
+    rows = series.select(
+        "cycle_index", "time_s", "current_a", segment.alias("segment")
+    ).with_columns(direction.alias("dir"))
     prev = rows.select(
         pl.col("dir").shift(1).alias("pdir"),
         pl.col("current_a").shift(1).alias("pi"),
         pl.col("time_s").shift(1).alias("pt"),
         pl.col("cycle_index").shift(1).alias("pc"),
+        pl.col("segment").shift(1).alias("pseg"),
     )
     pairs = pl.concat([rows, prev], how="horizontal").filter(
         (pl.col("dir") != 0)
         & (pl.col("dir") == pl.col("pdir"))
         & (pl.col("cycle_index") == pl.col("pc"))
+        & (pl.col("segment") == pl.col("pseg"))
     )
     pairs = pairs.with_columns(
         (pl.col("time_s") - pl.col("pt")).alias("dt"),

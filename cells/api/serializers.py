@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -84,7 +85,11 @@ class CyclingTestSerializer(serializers.ModelSerializer):
     )
     raw_sha256 = serializers.CharField(source="raw_file.sha256", read_only=True)
     raw_name = serializers.CharField(source="raw_file.original_name", read_only=True)
+    raw_download = serializers.SerializerMethodField()
     performance = PerformanceRecordSerializer(read_only=True)
+
+    def get_raw_download(self, obj: CyclingTest) -> str:
+        return reverse("api:raw-file-download", args=[obj.raw_file_id])
 
     class Meta:
         model = CyclingTest
@@ -94,8 +99,10 @@ class CyclingTestSerializer(serializers.ModelSerializer):
             "project",
             "instrument",
             "channel",
+            "raw_file",
             "raw_sha256",
             "raw_name",
+            "raw_download",
             "job",
             "parser_name",
             "parser_version",

@@ -4,8 +4,9 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
+from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -13,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cells import selectors, services
+from cells import exports, selectors, services
 from cells.api.serializers import (
     CellSerializer,
     ChainSerializer,
@@ -23,15 +24,36 @@ from cells.api.serializers import (
     LinkSerializer,
     LotCellGroupSerializer,
 )
+from cells.eln import cell_crate
 from cells.filtersets import CellFilterSet, CyclingTestFilterSet
 from cells.models import Cell, CyclingTest
+from cells.parsers.types import CANONICAL_COLUMNS
+from lims.export import csv_response, eln_download, provenance_headers, stream_download
+from lims.ingestion import storage
 from lims.selectors import project_ids_visible, scope_to_user
+
+SERIES_FORMATS = ("parquet", "csv", "bdf")
+
+
+def _getter(column: str) -> Any:
+    return lambda row: getattr(row, column)
 
 
 def _check_project(user: Any, project_id: int) -> None:
     ids = project_ids_visible(user=user)
     if ids is not None and project_id not in ids:
         raise PermissionDenied("you are not a member of that project")
+
+
+CYCLES_PARAM = OpenApiParameter("cycles", str, description="Comma-separated cycle numbers (from 1)")
+
+
+def _cycles_param(request: Request) -> list[int]:
+    wanted = request.query_params.get("cycles", "1").replace(" ", "").split(",")
+    cycles = [int(c) for c in wanted if c.isdigit()][:20]
+    if not cycles:
+        raise ValidationError({"cycles": "give cycle numbers, e.g. cycles=1,2,10"})
+    return cycles
 
 
 class CellViewSet(
@@ -86,6 +108,30 @@ class CellViewSet(
         }
         return Response(ChainSerializer(data).data)
 
+    @extend_schema(parameters=[CYCLES_PARAM], responses=OpenApiTypes.OBJECT)
+    @action(detail=True, methods=["get"], url_path="stitched/dqdv")
+    def stitched_dqdv(self, request: Request, code: Any = None) -> Response:
+        """dQ/dV and dV/dQ of chosen cycles of the cell's stitched test (stitched numbering),
+        with the method and every file the rows came from."""
+        cycles = _cycles_param(request)
+        return Response(selectors.dqdv_of_stitched(cell=self.get_object(), cycle_indices=cycles))
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @action(detail=True, methods=["get"], url_path="stitched/rate")
+    def stitched_rate(self, request: Request, code: Any = None) -> Response:
+        """Current and C-rate per stitched cycle and capacity per rate step, across files."""
+        return Response(selectors.rate_capability_of_stitched(cell=self.get_object()))
+
+    @extend_schema(
+        responses={(200, "application/vnd.eln+zip"): OpenApiTypes.BINARY},
+        summary="The cell as an .eln (RO-Crate): metadata, raw files, series, provenance",
+    )
+    @action(detail=True, methods=["get"])
+    def eln(self, request: Request, code: Any = None) -> StreamingHttpResponse:
+        return eln_download(
+            cell_crate(base_url=request.build_absolute_uri("/"), cell=self.get_object())
+        )
+
 
 class CyclingTestViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = CyclingTestSerializer
@@ -94,28 +140,89 @@ class CyclingTestViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self) -> QuerySet[CyclingTest]:
         return selectors.cycling_test_list(user=self.request.user)
 
-    @extend_schema(responses=CycleRecordSerializer(many=True))
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "as", str, enum=["json", "csv"], description="csv: the cycle table as CSV"
+            )
+        ],
+        responses={
+            200: CycleRecordSerializer(many=True),
+            (200, "text/csv"): OpenApiTypes.BINARY,
+        },
+    )
     @action(detail=True, methods=["get"])
-    def cycles(self, request: Request, pk: Any = None) -> Response:
+    def cycles(self, request: Request, pk: Any = None) -> Any:
+        """The cycle table (cycle_index from 1); ``as=csv`` streams it as a CSV download with
+        its provenance in the X-LIMS-* headers."""
         test = self.get_object()
-        rows = test.cycles.order_by("cycle_index")
+        rows = selectors.cycle_table(test=test)
+        if request.query_params.get("as") == "csv":
+            response = csv_response(
+                f"{selectors.export_stem(test=test)}.cycles.csv",
+                [(c, _getter(c)) for c in selectors.CYCLE_TABLE_COLUMNS],
+                rows.iterator(chunk_size=2000),
+            )
+            provenance_headers(response, selectors.series_provenance(test=test))
+            return response
         return Response(CycleRecordSerializer(rows, many=True).data)
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("cycles", str, description="Comma-separated cycle numbers (from 1)")
+            OpenApiParameter(
+                "as",
+                str,
+                enum=["parquet", "csv", "bdf"],
+                description="parquet (default; provenance in the key-value metadata "
+                "lims.provenance), csv (canonical columns) or bdf (Battery Data Format CSV)",
+            )
         ],
-        responses=OpenApiTypes.OBJECT,
+        responses={
+            (200, "application/vnd.apache.parquet"): OpenApiTypes.BINARY,
+            (200, "text/csv"): OpenApiTypes.BINARY,
+            404: OpenApiResponse(description="The test has no stored series (a cycle table only)"),
+        },
+        summary="The full time series, streamed; provenance in the X-LIMS-* headers",
     )
+    @action(detail=True, methods=["get"])
+    def series(self, request: Request, pk: Any = None) -> Any:
+        test = self.get_object()
+        kind = request.query_params.get("as", "parquet")
+        if kind not in SERIES_FORMATS:
+            raise ValidationError({"as": f"one of {', '.join(SERIES_FORMATS)}"})
+        if not test.series_path:
+            raise NotFound(
+                f"{test.raw_file.original_name}: this test has no stored series (the file held "
+                "a cycle table only)"
+            )
+        provenance = selectors.series_provenance(test=test)
+        chunks = exports.series_chunks(storage.absolute(test.series_path))
+        stem = selectors.export_stem(test=test)
+        if kind == "parquet":
+            body = exports.parquet_stream(chunks, provenance=provenance)
+            filename, content_type = f"{stem}.parquet", "application/vnd.apache.parquet"
+        elif kind == "csv":
+            body = exports.csv_stream(chunks, columns=list(CANONICAL_COLUMNS))
+            filename, content_type = f"{stem}.csv", "text/csv; charset=utf-8"
+        else:
+            labels = [label for label, _ in exports.BDF_COLUMNS.values()]
+            body = exports.csv_stream(exports.bdf_chunks(chunks), columns=labels)
+            filename, content_type = f"{stem}.bdf.csv", "text/csv; charset=utf-8"
+            provenance = {**provenance, "bdf_columns": exports.bdf_columns_doc()}
+        return stream_download(
+            body,
+            filename=filename,
+            content_type=content_type,
+            provenance=provenance,
+            described_by=request.build_absolute_uri(f"/api/v1/cycling-tests/{test.pk}/"),
+        )
+
+    @extend_schema(parameters=[CYCLES_PARAM], responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["get"])
     def dqdv(self, request: Request, pk: Any = None) -> Response:
         """dQ/dV and dV/dQ of the chosen cycles, with the method and its parameters."""
         test = self.get_object()
-        wanted = request.query_params.get("cycles", "1").replace(" ", "").split(",")
-        cycles = [int(c) for c in wanted if c.isdigit()][:20]
-        if not cycles:
-            raise ValidationError({"cycles": "give cycle numbers, e.g. cycles=1,2,10"})
-        return Response(selectors.dqdv_of_test(test=test, cycle_indices=cycles))
+        return Response(selectors.dqdv_of_test(test=test, cycle_indices=_cycles_param(request)))
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["get"])

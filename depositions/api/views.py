@@ -9,7 +9,9 @@ from typing import Any
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
+from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -21,6 +23,7 @@ from rest_framework.settings import api_settings
 from depositions import expansion, selectors, services
 from depositions.aldlogs import services as log_services
 from depositions.api import serializers as s
+from depositions.eln import run_crate
 from depositions.filtersets import (
     ChemicalFilterSet,
     CompositionMeasurementFilterSet,
@@ -51,6 +54,7 @@ from depositions.models import (
     Tool,
     ToolSource,
 )
+from lims.export import eln_download
 from lims.selectors import project_ids_visible
 
 CODE_REGEX = r"[A-Za-z0-9][A-Za-z0-9._-]*"
@@ -358,6 +362,16 @@ class DepositionRunViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
 
     def get_queryset(self) -> QuerySet[DepositionRun]:
         return selectors.run_list(user=self.request.user)
+
+    @extend_schema(
+        responses={(200, "application/vnd.eln+zip"): OpenApiTypes.BINARY},
+        summary="The run as an .eln (RO-Crate): metadata, recipe, tool logs, provenance",
+    )
+    @action(detail=True, methods=["get"])
+    def eln(self, request: Request, code: str | None = None) -> StreamingHttpResponse:
+        return eln_download(
+            run_crate(base_url=request.build_absolute_uri("/"), run=self.get_object())
+        )
 
     def _reply(self, run: DepositionRun, code: int = 200) -> Response:
         fresh = selectors.run_get(user=self.request.user, code=run.code)

@@ -57,9 +57,16 @@ class IngestRequestSerializer(serializers.Serializer):
 
 
 class RawFileSerializer(serializers.ModelSerializer):
+    """A stored raw file; ``download`` serves its bytes unchanged (sha256 as ETag)."""
+
+    download = serializers.SerializerMethodField()
+
     class Meta:
         model = RawFile
-        fields = ["sha256", "size", "original_name", "encoding", "received_at"]
+        fields = ["id", "sha256", "size", "original_name", "encoding", "received_at", "download"]
+
+    def get_download(self, obj: RawFile) -> str:
+        return reverse("api:raw-file-download", args=[obj.pk])
 
 
 class JobSerializer(serializers.ModelSerializer):

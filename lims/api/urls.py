@@ -3,6 +3,7 @@ from rest_framework.routers import DefaultRouter
 
 from cells.api.views import CellsFromLotView, CellViewSet, CyclingTestViewSet
 from cells.eis.api import EisSpectrumViewSet
+from cells.explorer.api import ExplorerView
 from depositions.api.urls import router as depositions_router
 from lims.api.views import (
     ColumnMappingViewSet,
@@ -10,6 +11,7 @@ from lims.api.views import (
     InstrumentViewSet,
     JobViewSet,
     ProjectViewSet,
+    RawFileViewSet,
 )
 from samples.api.views import MaterialLotViewSet, MaterialViewSet, SampleViewSet
 
@@ -18,6 +20,7 @@ app_name = "api"
 router = DefaultRouter()
 router.register("jobs", JobViewSet, basename="job")
 router.register("projects", ProjectViewSet, basename="project")
+router.register("raw-files", RawFileViewSet, basename="raw-file")
 router.register("instruments", InstrumentViewSet, basename="instrument")
 router.register("column-mappings", ColumnMappingViewSet, basename="column-mapping")
 router.register("cells", CellViewSet, basename="cell")
@@ -30,6 +33,7 @@ router.registry.extend(depositions_router.registry)
 
 urlpatterns = [
     path("ingest/", IngestView.as_view(), name="ingest"),
+    path("explorer/", ExplorerView.as_view(), name="explorer"),
     path("material-lots/<int:lot_id>/cells/", CellsFromLotView.as_view(), name="lot-cells"),
     path("", include(router.urls)),
 ]

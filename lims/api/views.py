@@ -8,6 +8,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -26,10 +27,12 @@ from lims.api.serializers import (
     InstrumentSerializer,
     JobSerializer,
     ProjectSerializer,
+    RawFileSerializer,
 )
-from lims.ingestion import services
+from lims.export import raw_download
+from lims.ingestion import services, storage
 from lims.ingestion.parsing import ParseError
-from lims.models import ColumnMapping, IngestionJob, Instrument
+from lims.models import ColumnMapping, IngestionJob, Instrument, RawFile
 
 
 def _drf_error(exc: Exception) -> Exception:
@@ -113,6 +116,30 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         except DjangoValidationError as exc:
             raise _drf_error(exc) from exc
         return Response(self.get_serializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class RawFileViewSet(viewsets.ReadOnlyModelViewSet):
+    """Raw files as they arrived: the JSON (sha256, size, name) is the download's sidecar."""
+
+    serializer_class = RawFileSerializer
+    filterset_fields = ["sha256", "project"]
+
+    def get_queryset(self) -> QuerySet[RawFile]:
+        return selectors.raw_file_list(user=self.request.user)
+
+    @extend_schema(
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        summary="The raw file's bytes, unchanged; sha256 in ETag, Repr-Digest, X-LIMS-Raw-SHA256",
+    )
+    @action(detail=True, methods=["get"])
+    def download(self, request: Request, pk: Any = None) -> Any:
+        raw = self.get_object()
+        return raw_download(
+            path=storage.absolute(raw.storage_path),
+            filename=raw.original_name,
+            sha256=raw.sha256,
+            content_type=raw.content_type,
+        )
 
 
 class ProjectViewSet(viewsets.ReadOnlyModelViewSet):

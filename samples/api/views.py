@@ -6,6 +6,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -14,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from lims.api.parsers import CappedFormParser, CappedJSONParser, CappedMultiPartParser
+from lims.export import eln_download
 from lims.models import Project
 from lims.selectors import project_ids_visible, projects_for_user, scope_to_user
 from samples import imports, selectors, services
@@ -27,6 +30,7 @@ from samples.api.serializers import (
     SampleSerializer,
     SplitSerializer,
 )
+from samples.eln import sample_crate
 from samples.filtersets import MaterialLotFilterSet, SampleFilterSet
 from samples.models import Material, MaterialLot, Sample
 
@@ -120,6 +124,16 @@ class SampleViewSet(
     def lineage(self, request: Request, code: str | None = None) -> Response:
         graph = selectors.lineage(sample=self.get_object())
         return Response(graph.as_dict())
+
+    @extend_schema(
+        responses={(200, "application/vnd.eln+zip"): OpenApiTypes.BINARY},
+        summary="The sample as an .eln (RO-Crate): metadata, lineage, spectra, provenance",
+    )
+    @action(detail=True, methods=["get"])
+    def eln(self, request: Request, code: str | None = None) -> StreamingHttpResponse:
+        return eln_download(
+            sample_crate(base_url=request.build_absolute_uri("/"), sample=self.get_object())
+        )
 
     @extend_schema(responses=HistorySerializer(many=True))
     @action(detail=True, methods=["get"])

@@ -51,7 +51,8 @@ def test_dqdv_of_a_real_file_integrates_to_the_cycle_table(mpr_test):
         assert all(sign * p["dqdv_mah_per_v"] > 0 for p in curve["peaks"])
         assert all(2.0 <= p["voltage_v"] <= 3.8 for p in curve["peaks"])
     assert result["provenance"]["raw_sha256"] == mpr_test.raw_file.sha256
-    assert "Savitzky-Golay" in result["method"]["smoothing"]
+    assert "Gaussian, sigma 8 mV" in result["method"]["smoothing"]
+    assert result["method"]["version"] == "2"
 
 
 @pytest.mark.django_db
@@ -80,7 +81,7 @@ def test_cell_page_and_api_show_dqdv_and_rate(mpr_test, cell, user, client, user
     assert page.status_code == 200
     html = page.content.decode()
     assert f'id="dqdv-{mpr_test.pk}"' in html and f'id="rate-section-{mpr_test.pk}"' in html
-    assert "Savitzky-Golay" in html and 'id="analytics-data"' in html
+    assert "Gaussian, sigma 8 mV" in html and 'id="analytics-data"' in html
     api = user_client.get(f"/api/v1/cycling-tests/{mpr_test.pk}/dqdv/?cycles=2")
     assert api.status_code == 200, api.content
     assert [c["direction"] for c in api.json()["curves"]] == ["charge", "discharge"]

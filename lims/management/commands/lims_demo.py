@@ -48,6 +48,7 @@ class Command(BaseCommand):
                 instrument_name="cycler-01", project=project, kind="cycler"
             )
         demo.process_chain(project=project, user=user)
+        demo.explorer_matrix(project=project, user=user)
         ald_token = (
             InstrumentToken.objects.filter(instrument__name=demo.QCM_TOOL, revoked=False)
             .order_by("created_at")

@@ -1,0 +1,1 @@
+"""Process -> performance explorer: one row per cell, columns derived through the lineage."""
