@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('cells', '0009_stitched_interface_resistance'),
+        ('cells', '0010_explorer_view'),
     ]
 
     operations = [
