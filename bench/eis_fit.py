@@ -42,19 +42,17 @@ def spectrum_csv(path: Path, r1: float) -> None:
 
 
 class EisStack(Stack):
-    def __init__(self, data_dir: Path) -> None:
-        super().__init__(data_dir)
-        self.db = "lims_eis_wire_bench"
-        self.env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{self.db}"
-        self.env["CELERY_BROKER_URL"] = "redis://127.0.0.1:6379/11"
+    def __init__(self, data_dir: Path, *, db: str = "lims_eis_wire_bench", redis_db: int = 11):
+        super().__init__(data_dir, db=db, redis_db=redis_db)
 
     def __enter__(self) -> EisStack:
-        # The parent flushes Redis db 14 by name; ours is 11 (this helper's), flushed here.
-        subprocess.run(["redis-cli", "-n", "11", "flushdb"], check=True, capture_output=True)
         super().__enter__()
         return self
 
-    def ingest_eis(self, path: Path) -> tuple[float, dict]:
+    def ingest_eis(
+        self, path: Path, *, cell: str = "BENCH-1", metadata: dict | None = METADATA
+    ) -> tuple[float, dict]:
+        """Upload and wait for the job; without a cell it must end ``needs_linking``."""
         import requests
 
         wall_start = time.time()
@@ -68,12 +66,10 @@ class EisStack(Stack):
                 f"file=@{path}",
                 "-F",
                 "kind=eis",
-                "-F",
-                "cell=BENCH-1",
+                *(["-F", f"cell={cell}"] if cell else []),
                 "-F",
                 "temperature_c=25",
-                "-F",
-                f"metadata={json.dumps(METADATA)}",
+                *(["-F", f"metadata={json.dumps(metadata)}"] if metadata else []),
                 f"http://127.0.0.1:{self.port}/api/v1/ingest/",
             ],
             capture_output=True,
@@ -88,7 +84,7 @@ class EisStack(Stack):
             if body["status"] not in ("pending", "running"):
                 break
             time.sleep(0.05)
-        if body["status"] != "succeeded":
+        if body["status"] != ("succeeded" if cell else "needs_linking"):
             raise RuntimeError(f"ingest ended {body['status']}: {body['error']} {body['result']}")
         finished = datetime.fromisoformat(body["finished_at"].replace("Z", "+00:00"))
         fit = body["result"].get("fit") or {}

@@ -126,15 +126,16 @@ def timed(fn, *args, repeat: int = 3):
 class Stack:
     """PostgreSQL database + Redis broker + a real worker + a web server, for (c)."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, db: str = "lims_bench", redis_db: int = 14) -> None:
         self.data_dir = data_dir
-        self.db = "lims_bench"
+        self.db = db
+        self.redis_db = redis_db  # flushed at start: a bench gets its own
         self.port = _free_port()
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "lims.settings.base",
             "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{self.db}",
-            "CELERY_BROKER_URL": "redis://127.0.0.1:6379/14",
+            "CELERY_BROKER_URL": f"redis://127.0.0.1:6379/{redis_db}",
             "LIMS_DATA_DIR": str(data_dir),
             "LIMS_LOG_LEVEL": "WARNING",
         }
@@ -150,7 +151,9 @@ class Stack:
             ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", self.db], check=True
         )
         subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", self.db], check=True)
-        subprocess.run(["redis-cli", "-n", "14", "flushdb"], check=True, capture_output=True)
+        subprocess.run(
+            ["redis-cli", "-n", str(self.redis_db), "flushdb"], check=True, capture_output=True
+        )
         py = sys.executable
         self._manage("migrate", "--noinput", "-v", "0")
         self.token = self._manage("create_instrument_token", "bench-cycler", "--project", "bench")

@@ -425,18 +425,24 @@ class EisSpectrum(models.Model):
 class EisFit(models.Model):
     """One equivalent-circuit fit of a spectrum, with what it takes to reproduce it.
 
-    A spectrum keeps every fit (the one at ingestion and each refit); a failed fit is a row too,
-    with its error. The conductivity is derived from the fit's bulk resistance and the specimen
+    A spectrum keeps every fit (the one at ingestion, each refit, the refit after a link); a
+    failed fit is a row too, with its error. A queued fit (``eis_spectrum_link``) is filled in
+    once by its task; a fitted or failed row is never changed.
+
+    The conductivity is derived from the fit's bulk resistance and the specimen
     geometry; ``conductivity`` says which numbers and sources were used, or why there is none.
     """
 
     class Reason(models.TextChoices):
         INGESTED = "ingested", "at ingestion"
         REFIT = "refit", "refit"
+        LINKED = "linked", "after linking"
 
     class Status(models.TextChoices):
         OK = "ok", "fitted"
         FAILED = "failed", "failed"
+        # a refit a worker has yet to make (after a link): its row is filled in once, then final
+        QUEUED = "queued", "queued"
 
     spectrum = models.ForeignKey(EisSpectrum, on_delete=models.CASCADE, related_name="fits")
     circuit_name = models.CharField(

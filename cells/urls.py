@@ -17,6 +17,7 @@ urlpatterns = [
     path("explorer/bottles/<int:pk>/", explorer_views.bottle_cells, name="explorer-bottle"),
     path("spectra/<int:pk>/", eis_views.spectrum_detail, name="spectrum-detail"),
     path("spectra/<int:pk>/refit/", eis_views.spectrum_refit, name="spectrum-refit"),
+    path("spectra/<int:pk>/link/", eis_views.spectrum_link, name="spectrum-link"),
     path("<str:code>/", views.cell_detail, name="cell-detail"),
     path("<str:code>/edit/", views.cell_edit, name="cell-edit"),
     path(

@@ -10,6 +10,12 @@ from lims.selectors import projects_for_user
 
 
 class UploadForm(forms.Form):
+    """The browser's upload: the fields of ``POST /api/v1/ingest/`` (but ``metadata``).
+
+    Only the types are checked here; the rules (a cell or a sample, the temperature range) are
+    ``ingest_submit``'s, whose errors the view puts on these fields.
+    """
+
     file = forms.FileField(allow_empty_file=True)
     project: forms.ModelChoiceField = forms.ModelChoiceField(
         queryset=Project.objects.none(), empty_label=None
@@ -18,6 +24,16 @@ class UploadForm(forms.Form):
         choices=[("", "detect from content")] + [(k, k) for k in KINDS], required=False
     )
     cell = forms.CharField(required=False, max_length=64, help_text="Cell code to link to")
+    sample = forms.CharField(
+        required=False,
+        max_length=64,
+        help_text="Sample code (an impedance spectrum of a pellet or film; not with a cell)",
+    )
+    temperature_c = forms.FloatField(
+        required=False,
+        label="Temperature (°C)",
+        help_text="Measurement temperature of an impedance spectrum (else the file's own)",
+    )
     run = forms.CharField(required=False, max_length=64, help_text="Deposition run code")
     anneal = forms.CharField(required=False, max_length=64, help_text="Anneal code (furnace log)")
 

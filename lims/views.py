@@ -34,19 +34,21 @@ def upload(request: HttpRequest) -> HttpResponse:
         form.add_error("file", "file larger than the upload limit")
     elif request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        params = {k: data[k] for k in ("cell", "run", "anneal") if data.get(k)}
         try:
             job, created = services.ingest_submit(
                 stream=data["file"],
                 filename=data["file"].name,
                 project=data["project"],
                 kind=data["kind"] or None,
-                params=params,
+                params=services.upload_params(data),
                 user=request.user,  # type: ignore[arg-type]
                 content_type=data["file"].content_type or "",
             )
         except ValidationError as exc:
-            form.add_error(None, exc)
+            # the service names the field (sample, temperature_c, file...): shown beside it
+            errors = exc.message_dict if hasattr(exc, "error_dict") else {"": exc.messages}
+            for field, texts in errors.items():
+                form.add_error(field if field in form.fields else None, texts)
         else:
             if not created:
                 messages.info(request, "These exact bytes were uploaded before: showing that job.")

@@ -6,7 +6,12 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
@@ -96,6 +101,13 @@ class RefitSerializer(serializers.Serializer):
     f_max = serializers.FloatField(required=False, allow_null=True, min_value=0)
 
 
+class SpectrumLinkSerializer(serializers.Serializer):
+    """A cell or a sample (exactly one) of the spectrum's project, by code."""
+
+    cell = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    sample = serializers.CharField(required=False, allow_blank=True, max_length=64)
+
+
 class ArrheniusPointSerializer(serializers.Serializer):
     spectrum = serializers.IntegerField()
     fit = serializers.IntegerField()
@@ -162,6 +174,11 @@ class EisSpectrumDetailSerializer(EisSpectrumSerializer):
         return selectors.spectrum_series(spectrum)
 
 
+class SpectrumLinkedSerializer(serializers.Serializer):
+    spectrum = EisSpectrumSerializer()
+    refit = EisFitSerializer(allow_null=True, help_text="The queued refit; null: no change")
+
+
 @extend_schema(
     parameters=[
         OpenApiParameter("cell", str, description="Cell code"),
@@ -200,6 +217,38 @@ class EisSpectrumViewSet(viewsets.ReadOnlyModelViewSet):
         except DjangoValidationError as exc:
             raise ValidationError({"detail": exc.messages}) from exc
         return Response(EisFitSerializer(fit).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        # the list's ?cell= / ?sample= filters are not this action's: it takes them in the body
+        parameters=[
+            OpenApiParameter("cell", exclude=True),
+            OpenApiParameter("sample", exclude=True),
+        ],
+        request=SpectrumLinkSerializer,
+        responses={
+            202: SpectrumLinkedSerializer,
+            200: OpenApiResponse(SpectrumLinkedSerializer, description="Linked there already"),
+        },
+        description="Link a spectrum to a cell or a sample of its project, or move it. A new "
+        "owner queues a refit with its default circuit (a sample: blocking_pellet, a cell: "
+        "cell_interfaces; the upload's metadata.circuit wins), kept beside the earlier fits; "
+        "poll the spectrum's fits until it is no longer queued.",
+    )
+    @action(detail=True, methods=["post"])
+    def link(self, request: Request, pk: str | None = None) -> Response:
+        spectrum = self.get_object()
+        form = SpectrumLinkSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            target = selectors.link_target(spectrum, **form.validated_data)
+            linked = services.eis_spectrum_link(spectrum=spectrum, user=request.user, **target)
+        except DjangoValidationError as exc:
+            detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
+            raise ValidationError(detail) from exc
+        return Response(
+            SpectrumLinkedSerializer(linked, context={"request": request}).data,
+            status=status.HTTP_202_ACCEPTED if linked.refit else status.HTTP_200_OK,
+        )
 
     @extend_schema(
         parameters=[

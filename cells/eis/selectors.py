@@ -25,6 +25,31 @@ def eis_spectrum_list(*, user: Any, filters: dict[str, Any] | None = None) -> Qu
     return qs.order_by("-created_at")
 
 
+def link_targets(spectrum: EisSpectrum) -> tuple[QuerySet[Cell], QuerySet[Any]]:
+    """The cells and the samples a spectrum may be linked to: those of its project."""
+    from samples.models import Sample
+
+    cells = Cell.objects.filter(project_id=spectrum.project_id).order_by("code")
+    samples = Sample.objects.filter(project_id=spectrum.project_id).order_by("code")
+    return cells, samples
+
+
+def link_target(spectrum: EisSpectrum, *, cell: str = "", sample: str = "") -> dict[str, Any]:
+    """``{"cell": Cell, "sample": Sample}`` (those named) for codes of the spectrum's project;
+    a code that names nothing there is an error that says so."""
+    cells, samples = link_targets(spectrum)
+    found: dict[str, Any] = {}
+    for key, code, qs in (("cell", cell, cells), ("sample", sample, samples)):
+        code = (code or "").strip()
+        if code:
+            found[key] = qs.filter(code=code).first()
+            if found[key] is None:
+                raise ValidationError(
+                    {key: f"no {key} {code!r} in project {spectrum.project.slug}"}
+                )
+    return found
+
+
 def cell_spectra(*, cell: Cell) -> list[EisSpectrum]:
     return list(cell.spectra.select_related("raw_file").order_by("started_at", "created_at"))
 

@@ -19,11 +19,9 @@ from cells.models import Cell, EisFit, EisSpectrum
 from lims.events.services import event_emit
 from lims.ingestion import storage
 from lims.ingestion.registry import IngestOutcome
+from lims.ingestion.services import TEMPERATURE_RANGE_C
 from lims.models import IngestionJob
 
-# A temperature outside this range is a typo or a placeholder (Gamry writes -327.67 °C
-# when no probe is connected), not a measurement.
-TEMPERATURE_RANGE_C = (-273.15, 2000.0)
 TEMPERATURE_DISAGREE_C = 2.0
 
 
@@ -261,21 +259,29 @@ def conductivity_compute(
     return bulk.sigma_s_cm, bulk.stderr_s_cm, info
 
 
+def _fit_provenance(spectrum: EisSpectrum) -> dict[str, Any]:
+    return {
+        "raw_sha256": spectrum.raw_file.sha256,
+        "parser_name": spectrum.parser_name,
+        "parser_version": spectrum.parser_version,
+    }
+
+
+def _fit_results(spectrum: EisSpectrum, fitted: dict[str, Any]) -> dict[str, Any]:
+    """The fit's fields with the conductivity from the spectrum's current owner's geometry."""
+    sigma, sigma_se, info = conductivity_compute(spectrum, fitted)
+    return {**fitted, "sigma_s_cm": sigma, "sigma_stderr_s_cm": sigma_se, "conductivity": info}
+
+
 def _fit_row(
     spectrum: EisSpectrum, fitted: dict[str, Any], *, reason: str, user: Any = None
 ) -> EisFit:
-    sigma, sigma_se, info = conductivity_compute(spectrum, fitted)
     return EisFit.objects.create(
         spectrum=spectrum,
-        raw_sha256=spectrum.raw_file.sha256,
-        parser_name=spectrum.parser_name,
-        parser_version=spectrum.parser_version,
         reason=reason,
         created_by=user if user is not None and user.is_authenticated else None,
-        sigma_s_cm=sigma,
-        sigma_stderr_s_cm=sigma_se,
-        conductivity=info,
-        **fitted,
+        **_fit_provenance(spectrum),
+        **_fit_results(spectrum, fitted),
     )
 
 
@@ -486,25 +492,137 @@ def eis_spectrum_persist(*, job: IngestionJob, prepared: PreparedSpectrum) -> In
     return IngestOutcome(status=status, result=result)
 
 
+@dataclass(frozen=True)
+class SpectrumLinked:
+    spectrum: EisSpectrum
+    refit: EisFit | None  # queued; None when the owner did not change
+
+
+def owner_text(cell: Cell | None, sample: Any) -> str:
+    """'cell C-001', 'sample P-1' or 'nothing' (messages and fit warnings)."""
+    return f"cell {cell.code}" if cell else f"sample {sample.code}" if sample else "nothing"
+
+
 @transaction.atomic
 def eis_spectrum_link(
-    *, spectrum: EisSpectrum, cell: Cell | None = None, sample: Any = None
-) -> EisSpectrum:
-    """Attach an unlinked spectrum to a cell or a sample of its project."""
+    *, spectrum: EisSpectrum, cell: Cell | None = None, sample: Any = None, user: Any = None
+) -> SpectrumLinked:
+    """Attach a spectrum to a cell or a sample of its project, or move it (a wrong code at
+    upload, a cell's spectrum that was a pellet's), and queue its refit.
+
+    The owner says what was measured, so it chooses the circuit (``choose_circuit``: a sample
+    is a blocking pellet, a cell has interfaces) and the geometry of the conductivity: a new
+    owner gets a new fit with its default circuit (``metadata.circuit`` named at upload still
+    wins), always, even when the circuit stays (the conductivity's geometry may not). Earlier
+    fits are kept; the latest successful one is what Arrhenius and R_interface use.
+
+    Decision: the refit runs in a worker (``cells.eis_fit_for_event``, fed by the
+    ``cells.eis_spectrum.linked`` event), not in this request. A fit takes 0.1-0.5 s and its
+    first one in a process imports impedance.py (~1 s); a script linking a batch of spectra
+    would pay that per call and hold a web worker meanwhile. The queued fit is a row now
+    (status ``queued``, circuit chosen), so the page and the API show it at once; the outbox
+    event survives a lost message (the beat sweep re-relays it) and the task is idempotent.
+    A person's refit from the page stays synchronous (``eis_fit_run``): they wait to see it.
+
+    The spectrum leaves its previous cell's R_interface series here; its new cell's series is
+    recomputed by the task once the refit is stored. Linking to the owner it has changes
+    nothing and queues nothing.
+    """
     if (cell is None) == (sample is None):
         raise ValidationError("link a spectrum to a cell or to a sample (exactly one)")
     owner = cell or sample
     if owner.project_id != spectrum.project_id:
         raise ValidationError("that cell or sample belongs to another project than the spectrum")
-    spectrum.cell, spectrum.sample = cell, sample
-    spectrum.save(update_fields=["cell", "sample"])
-    if cell is not None:
-        cell_interface_recompute(cell=cell)
-    if spectrum.job_id is not None:
+    locked = (
+        EisSpectrum.objects.select_for_update(of=("self",))
+        .select_related("cell", "sample", "raw_file", "job")
+        .get(pk=spectrum.pk)
+    )
+    before_cell, before_sample = locked.cell, locked.sample
+    if (locked.cell_id, locked.sample_id) == (
+        cell.pk if cell else None,
+        sample.pk if sample else None,
+    ):
+        return SpectrumLinked(locked, None)
+    locked.cell, locked.sample = cell, sample
+    locked.save(update_fields=["cell", "sample"])
+    if before_cell is not None and before_cell != cell:
+        cell_interface_recompute(cell=before_cell)  # the spectrum leaves that cell's series
+    if locked.job_id is not None:
         IngestionJob.objects.filter(
-            pk=spectrum.job_id, status=IngestionJob.Status.NEEDS_LINKING
+            pk=locked.job_id, status=IngestionJob.Status.NEEDS_LINKING
         ).update(status=IngestionJob.Status.SUCCEEDED)
-    return spectrum
+    params = locked.job.params if locked.job is not None else {}
+    circuit, why = choose_circuit(
+        {
+            "metadata": (params or {}).get("metadata"),
+            "cell": cell.code if cell else "",
+            "sample": sample.code if sample else "",
+        }
+    )
+    moved = f"linked to {owner_text(cell, sample)} (was {owner_text(before_cell, before_sample)})"
+    refit = EisFit.objects.create(
+        spectrum=locked,
+        circuit_name=circuit,
+        status=EisFit.Status.QUEUED,
+        reason=EisFit.Reason.LINKED,
+        created_by=user if user is not None and user.is_authenticated else None,
+        warnings=[f"{moved}: refit", why],
+        **_fit_provenance(locked),
+    )
+    event_emit(
+        topic="cells.eis_spectrum.linked",
+        payload={
+            "spectrum": locked.pk,
+            "cell": cell.code if cell else None,
+            "sample": sample.code if sample else None,
+            "previous_cell": before_cell.code if before_cell else None,
+            "previous_sample": before_sample.code if before_sample else None,
+            "fit": refit.pk,
+            "circuit": circuit,
+        },
+    )
+    return SpectrumLinked(locked, refit)
+
+
+def eis_fit_queued_run(*, fit_id: int) -> EisFit | None:
+    """Make a queued fit (``eis_spectrum_link``): fit outside any transaction, then fill the
+    row, recompute the owner cell's R_interface and emit ``cells.eis_fit.created`` in one.
+
+    Idempotent: a fit no longer queued (a redelivered message, a second worker) is left as
+    it is. The conductivity uses the owner the spectrum has when the fit is stored.
+    """
+    fit = EisFit.objects.select_related("spectrum").filter(pk=fit_id).first()
+    if fit is None or fit.status != EisFit.Status.QUEUED:
+        return fit
+    try:
+        points = spectrum_points(fit.spectrum)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        fitted: dict[str, Any] = {
+            "status": EisFit.Status.FAILED,
+            "error": f"the stored points could not be read: {type(exc).__name__}: {exc}",
+            "warnings": [],
+        }
+    else:
+        fitted = fit_compute(points, circuit=fit.circuit_name)
+    with transaction.atomic():
+        fit = EisFit.objects.select_for_update().get(pk=fit_id)
+        if fit.status != EisFit.Status.QUEUED:
+            return fit
+        spectrum = EisSpectrum.objects.select_related("cell", "sample", "raw_file").get(
+            pk=fit.spectrum_id
+        )
+        fitted["warnings"] = [*fit.warnings, *fitted["warnings"]]
+        for name, value in _fit_results(spectrum, fitted).items():
+            setattr(fit, name, value)
+        fit.save()
+        if spectrum.cell is not None:
+            cell_interface_recompute(cell=spectrum.cell)
+        event_emit(
+            topic="cells.eis_fit.created",
+            payload={"spectrum": spectrum.pk, "fit": fit.pk, "status": fit.status},
+        )
+    return fit
 
 
 def spectrum_points(spectrum: EisSpectrum) -> pl.DataFrame:

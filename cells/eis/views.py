@@ -22,6 +22,35 @@ class RefitForm(forms.Form):
     f_max = forms.FloatField(required=False, min_value=0, label="f max (Hz)")
 
 
+class LinkForm(forms.Form):
+    """One cell or sample of the spectrum's project, from one grouped list ("cell:<code>");
+    codes resolve as the API's do (``selectors.link_target``), the service decides the rest."""
+
+    owner = forms.ChoiceField(label="Link to")
+
+    def __init__(self, *args: Any, spectrum: EisSpectrum, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spectrum = spectrum
+        cells, samples = selectors.link_targets(spectrum)
+        field: Any = self.fields["owner"]
+        field.choices = [
+            ("", "choose a cell or a sample"),
+            ("Cells", [(f"cell:{c}", c) for c in cells.values_list("code", flat=True)]),
+            ("Samples", [(f"sample:{c}", c) for c in samples.values_list("code", flat=True)]),
+        ]
+        if spectrum.cell is not None:
+            self.initial.setdefault("owner", f"cell:{spectrum.cell.code}")
+        elif spectrum.sample is not None:
+            self.initial.setdefault("owner", f"sample:{spectrum.sample.code}")
+
+    def clean_owner(self) -> dict[str, Any]:
+        kind, code = self.cleaned_data["owner"].split(":", 1)
+        try:
+            return selectors.link_target(self.spectrum, **{kind: code})
+        except ValidationError as exc:  # {field: message}: this field's error here
+            raise ValidationError(exc.messages) from exc
+
+
 def spectra_plot_data(spectra: list[EisSpectrum]) -> list[dict[str, Any]]:
     """What static/js/eis_plots.js draws: per spectrum its points and its intercept."""
     return [
@@ -98,6 +127,8 @@ def spectrum_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "parameter_rows": rows,
             "kk": kk,
             "form": RefitForm(initial=initial),
+            "link_form": LinkForm(spectrum=spectrum),
+            "queued": [f for f in fits if f.status == f.Status.QUEUED],
         },
     )
 
@@ -120,3 +151,30 @@ def spectrum_refit(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.error(request, f"fit {fit.pk} failed: {fit.error}")
     return redirect(f"{spectrum.get_absolute_url()}?fit={fit.pk}")
+
+
+@login_required
+@require_POST
+def spectrum_link(request: HttpRequest, pk: int) -> HttpResponse:
+    """Link (or move) a spectrum by hand; its refit is queued (``services.eis_spectrum_link``)."""
+    spectrum = _spectrum(request, pk)
+    form = LinkForm(request.POST, spectrum=spectrum)
+    if not form.is_valid():
+        messages.error(request, f"not linked: {form.errors.as_text()}")
+        return redirect(spectrum.get_absolute_url())
+    try:
+        linked = services.eis_spectrum_link(
+            spectrum=spectrum, user=request.user, **form.cleaned_data["owner"]
+        )
+    except ValidationError as exc:
+        messages.error(request, f"not linked: {'; '.join(exc.messages)}")
+        return redirect(spectrum.get_absolute_url())
+    owner = services.owner_text(linked.spectrum.cell, linked.spectrum.sample)
+    if linked.refit is None:
+        messages.info(request, f"already linked to {owner}: nothing changed")
+    else:
+        messages.success(
+            request,
+            f"linked to {owner}; refit {linked.refit.pk} with {linked.refit.circuit_name} queued",
+        )
+    return redirect(spectrum.get_absolute_url())

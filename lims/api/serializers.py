@@ -5,7 +5,7 @@ from typing import Any
 from django.urls import reverse
 from rest_framework import serializers
 
-from lims.ingestion.services import KINDS
+from lims.ingestion.services import KINDS, TEMPERATURE_RANGE_C
 from lims.models import ColumnMapping, IngestionJob, Instrument, Project, RawFile
 
 
@@ -29,15 +29,20 @@ class IngestRequestSerializer(serializers.Serializer):
         required=False,
         error_messages={"invalid_choice": f"unknown kind; expected one of {', '.join(KINDS)}"},
     )
-    cell = serializers.CharField(required=False, allow_blank=True, max_length=64)
-    sample = serializers.CharField(
-        required=False, allow_blank=True, max_length=64, help_text="Sample code (impedance)"
+    cell = serializers.CharField(
+        required=False, allow_blank=True, max_length=64, help_text="Cell code (not with sample)"
     )
+    sample = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=64,
+        help_text="Sample code (impedance; not with cell)",
+    )
+    # the range is checked by ingest_submit (the browser form goes through the same check)
     temperature_c = serializers.FloatField(
         required=False,
-        min_value=-273.15,
-        max_value=2000,
-        help_text="Measurement temperature, °C (impedance spectra)",
+        help_text="Measurement temperature, °C (impedance spectra), within "
+        f"{TEMPERATURE_RANGE_C[0]:g}..{TEMPERATURE_RANGE_C[1]:g}",
     )
     run = serializers.CharField(required=False, allow_blank=True, max_length=64)
     anneal = serializers.CharField(

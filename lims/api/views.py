@@ -75,11 +75,7 @@ class IngestView(APIView):
                 filename=upload.name or "upload",
                 project=project,
                 kind=data.get("kind"),
-                params={
-                    k: data[k]
-                    for k in ("cell", "sample", "temperature_c", "run", "anneal", "metadata")
-                    if data.get(k) not in (None, "")
-                },
+                params=services.upload_params(data),
                 user=request.user if isinstance(request.user, AbstractBaseUser) else None,
                 instrument=getattr(request.user, "instrument", None),
                 content_type=upload.content_type or "",

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import IO, Any
 
@@ -35,6 +37,11 @@ log = logging.getLogger(__name__)
 
 UNRECOGNISED = "unrecognised"
 KINDS = ("cycler", "eis", "ald_log", "furnace_log")
+# The optional fields of an upload, the same for REST and the browser form: the job's params.
+UPLOAD_FIELDS = ("cell", "sample", "temperature_c", "run", "anneal", "metadata")
+# A temperature outside this range is a typo or a placeholder (Gamry writes -327.67 °C when no
+# probe is connected), not a measurement.
+TEMPERATURE_RANGE_C = (-273.15, 2000.0)
 
 
 def _job_payload(job: IngestionJob) -> dict[str, Any]:
@@ -52,6 +59,15 @@ def _dispatch(job_id: int) -> None:
     from lims.ingestion.tasks import ingest_job_run
 
     ingest_job_run.delay(job_id)
+
+
+def upload_params(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The job parameters of an upload: its UPLOAD_FIELDS that were given (not empty).
+
+    The REST endpoint and the browser form both call this and then ``ingest_submit``, which
+    checks them (``_check_params``): one set of rules and messages for both.
+    """
+    return {k: fields[k] for k in UPLOAD_FIELDS if fields.get(k) not in (None, "")}
 
 
 def ingest_submit(
@@ -74,6 +90,7 @@ def ingest_submit(
     if kind is not None and kind not in KINDS:
         raise ValidationError({"kind": f"unknown kind {quote(kind)}; expected one of {KINDS}"})
     params = dict(params or {})
+    _check_params(params)
     _check_metadata_size(params.get("metadata"))
     mapped = _mapped_parser(project=project, params=params, kind=kind)
     blob = storage.store_upload(stream)
@@ -119,6 +136,32 @@ def ingest_submit(
             event_emit(topic="lims.job.created", payload=_job_payload(job))
             transaction.on_commit(lambda: _dispatch(job.pk))
     return job, created
+
+
+def _check_params(params: dict[str, Any]) -> None:
+    """Refuse parameters that cannot be right before the bytes are stored (normalised in place).
+
+    A code that names nothing is not refused: the file is stored and waits for linking.
+    """
+    if str(params.get("cell") or "").strip() and str(params.get("sample") or "").strip():
+        raise ValidationError(
+            {"sample": "a file belongs to a cell or to a sample, not both: give one of them"}
+        )
+    for key in ("cell", "sample", "run", "anneal"):
+        if isinstance(params.get(key), str):
+            params[key] = params[key].strip()
+    value: Any = params.get("temperature_c")
+    if value in (None, ""):
+        params.pop("temperature_c", None)
+        return
+    low, high = TEMPERATURE_RANGE_C
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValidationError({"temperature_c": f"{quote(str(value))} is not a number"}) from None
+    if not (math.isfinite(number) and low <= number <= high):
+        raise ValidationError({"temperature_c": f"{number:g} °C is outside {low:g}..{high:g} °C"})
+    params["temperature_c"] = number
 
 
 def _check_metadata_size(metadata: Any) -> None:

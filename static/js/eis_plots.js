@@ -5,49 +5,84 @@
   if (!el || typeof Plotly === 'undefined') return;
   const spectra = JSON.parse(el.textContent);
   if (!spectra.length) return;
+  // One colour per spectrum on both plots. In the Bode plot a spectrum's |Z| (filled) and
+  // phase (open markers) share one legend entry, and so do a fit's |Z| (line) and phase
+  // (dotted): the legend lists spectra and fits, not every trace.
+  const palette = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2',
+    '#17becf', '#bcbd22', '#7f7f7f'];
   const nyquist = [];
   const bode = [];
-  for (const s of spectra) {
+  spectra.forEach((s, i) => {
     const p = s.series;
+    const color = palette[i % palette.length];
+    const group = `spectrum-${s.id}`;
+    const hz = p.f_hz.map((f) => `${f.toPrecision(4)} Hz`);
     nyquist.push({
-      x: p.z_real_ohm, y: p.z_imag_ohm.map((v) => -v), name: s.label,
-      mode: 'markers', type: 'scatter',
-      text: p.f_hz.map((f) => `${f.toPrecision(4)} Hz`),
+      x: p.z_real_ohm, y: p.z_imag_ohm.map((v) => -v), name: s.label, legendgroup: group,
+      mode: 'markers', type: 'scatter', marker: {color}, text: hz,
     });
     if (s.hf_intercept_ohm !== null) {
+      const name = `HF intercept ${s.hf_intercept_ohm.toPrecision(5)} Ω`;
       nyquist.push({
-        x: [s.hf_intercept_ohm], y: [0], name: `HF intercept ${s.hf_intercept_ohm.toPrecision(5)} Ω`,
-        mode: 'markers', marker: {symbol: 'x', size: 12}, type: 'scatter',
+        x: [s.hf_intercept_ohm], y: [0], name, legendgroup: group, text: [name],
+        showlegend: spectra.length === 1, // several spectra: the hover says it
+        mode: 'markers', marker: {symbol: 'x', size: 12, color}, type: 'scatter',
       });
     }
+    bode.push({
+      x: p.f_hz, y: p.z_mod_ohm, name: s.label, legendgroup: group,
+      mode: 'markers', type: 'scatter', marker: {color},
+    });
+    bode.push({
+      x: p.f_hz, y: p.phase_deg, name: `phase ${s.label}`, legendgroup: group, showlegend: false,
+      yaxis: 'y2', mode: 'markers', type: 'scatter', marker: {color, symbol: 'circle-open'},
+    });
     if (s.fit && s.fit.curve) {
       const c = s.fit.curve;
+      const fit = `fit-${s.fit.id}`;
       nyquist.push({
         x: c.z_real_ohm, y: c.z_imag_ohm.map((v) => -v), name: s.fit.label,
         mode: 'lines', type: 'scatter', line: {color: 'black'},
       });
-      bode.push({x: c.f_hz, y: c.z_mod_ohm, name: `|Z| ${s.fit.label}`, mode: 'lines', type: 'scatter', line: {color: 'black'}});
       bode.push({
-        x: c.f_hz, y: c.phase_deg, name: `phase ${s.fit.label}`, yaxis: 'y2',
-        mode: 'lines', type: 'scatter', line: {color: 'black', dash: 'dot'},
+        x: c.f_hz, y: c.z_mod_ohm, name: s.fit.label, legendgroup: fit,
+        mode: 'lines', type: 'scatter', line: {color: 'black'},
+      });
+      bode.push({
+        x: c.f_hz, y: c.phase_deg, name: `phase ${s.fit.label}`, legendgroup: fit, showlegend: false,
+        yaxis: 'y2', mode: 'lines', type: 'scatter', line: {color: 'black', dash: 'dot'},
       });
     }
-    bode.push({x: p.f_hz, y: p.z_mod_ohm, name: `|Z| ${s.label}`, mode: 'markers', type: 'scatter'});
-    bode.push({
-      x: p.f_hz, y: p.phase_deg, name: `phase ${s.label}`, yaxis: 'y2',
-      mode: 'markers', type: 'scatter',
-    });
+  });
+  // Legends go below the plots, one entry per row, with room made for them. On the right
+  // (Plotly's default) the Bode legend covered the phase axis, its ticks and its title, and
+  // long file names squeezed the Nyquist plot's equal axes. A legend anchored to the
+  // container's bottom does not push the margin by itself: it is sized here.
+  const ROW_PX = 20;
+  const entries = (traces) => traces.filter((t) => t.showlegend !== false).length;
+  const rows = Math.max(entries(nyquist), entries(bode));
+  for (const id of ['eis-nyquist', 'eis-bode']) {
+    document.getElementById(id).style.height = `${330 + ROW_PX * rows}px`;
   }
+  const legend = {
+    orientation: 'h', entrywidth: 1, entrywidthmode: 'fraction', tracegroupgap: 0,
+    x: 0, xanchor: 'left', yref: 'container', y: 0, yanchor: 'bottom',
+  };
+  const margin = {t: 40, b: 64 + ROW_PX * rows};
   Plotly.newPlot('eis-nyquist', nyquist, {
-    title: {text: 'Nyquist'}, margin: {t: 40},
+    title: {text: 'Nyquist'}, margin, legend,
     xaxis: {title: {text: "Z' (Ω)"}, constrain: 'domain'},
     yaxis: {title: {text: "-Z'' (Ω)"}, scaleanchor: 'x', scaleratio: 1},
   }, {responsive: true});
   Plotly.newPlot('eis-bode', bode, {
-    title: {text: 'Bode'}, margin: {t: 40},
+    title: {text: 'Bode'}, margin, legend,
     xaxis: {title: {text: 'f (Hz)'}, type: 'log'},
-    yaxis: {title: {text: '|Z| (Ω)'}, type: 'log'},
-    yaxis2: {title: {text: 'phase (°)'}, overlaying: 'y', side: 'right'},
+    yaxis: {title: {text: '|Z| (Ω): filled, solid'}, type: 'log'},
+    // its own round ticks (Plotly syncs an overlaying axis to the log ticks of |Z| otherwise)
+    yaxis2: {
+      title: {text: 'phase (°): open, dotted'}, overlaying: 'y', side: 'right',
+      tickmode: 'auto', showgrid: false, zeroline: false,
+    },
   }, {responsive: true});
   const kk = spectra[0].kk;
   if (kk && document.getElementById('eis-kk')) {

@@ -61,17 +61,32 @@ def test_unlinked_spectrum_waits_then_links(
 def test_cell_and_sample_together_is_refused(
     fixture_path, project, cell, pellet, django_capture_on_commit_callbacks
 ):
-    job = _ingest(
-        fixture_path,
-        project,
-        CSV,
-        django_capture_on_commit_callbacks,
-        cell="C-001",
-        sample="LPSCl-P1",
-    )
-    assert job.status == "failed"
+    """At upload, before the bytes are stored; a job from before that check fails at its run."""
+    from lims.models import RawFile
+
+    with pytest.raises(ValidationError) as refused:
+        _ingest(
+            fixture_path,
+            project,
+            CSV,
+            django_capture_on_commit_callbacks,
+            cell="C-001",
+            sample="LPSCl-P1",
+        )
+    assert refused.value.message_dict == {
+        "sample": ["a file belongs to a cell or to a sample, not both: give one of them"]
+    }
+    assert not RawFile.objects.exists()
+
+    with (fixture_path / CSV).open("rb") as fh, django_capture_on_commit_callbacks(execute=False):
+        job, _ = ingest.ingest_submit(
+            stream=fh, filename="impedance_exampleData.csv", project=project, params={}
+        )
+    IngestionJob.objects.filter(pk=job.pk).update(params={"cell": "C-001", "sample": "LPSCl-P1"})
+    done = ingest.job_run(job_id=job.pk)
+    assert done is not None and done.status == "failed"
     assert (
-        job.error
+        done.error
         == "impedance_exampleData.csv: a spectrum belongs to a cell or to a sample, not both"
     )
 
