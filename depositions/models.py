@@ -292,8 +292,10 @@ class Recipe(models.Model):
     carrier_gas = models.CharField(max_length=30, blank=True)
     carrier_flow_sccm = _dec(10, 2, "sccm")
     film_density_g_cm3 = _dec(
-        8, 3, "Density of the deposited film, g/cm3: with BET area and thickness, the expected "
-        "coating loading of a powder"
+        8,
+        3,
+        "Density of the deposited film, g/cm3: with BET area and thickness, the expected "
+        "coating loading of a powder",
     )
     supercycle_repeats = models.PositiveIntegerField(
         default=1, validators=[MinValueValidator(1)], help_text="N: times the block list runs"
