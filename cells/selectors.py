@@ -675,3 +675,79 @@ def export_stem(*, test: CyclingTest) -> str:
         f"{owner}_test{test.pk}_{test.raw_file.sha256[:12]}"
         f".{test.parser_name}-{test.parser_version}"
     )
+
+
+# -- the cell in its lineage ---------------------------------------------------------------
+
+
+def cell_lineage_figure(*, cell: Cell) -> dict[str, Any] | None:
+    """The lineage picture of the cell's samples with the cell itself as the last node: joined
+    to the assembly that took its cathode, and to its separator and anode samples."""
+    from samples.selectors import lineage_figure, lineage_of_many
+
+    linked = [x for x in (cell.cathode_sample, cell.se_sample, cell.anode_sample) if x]
+    if not linked:
+        return None
+    figure = lineage_figure(lineage_of_many(samples=linked, root=linked[0].code))
+    label = f"cell {cell.code}"
+    assembly = [op for op in figure["operations"] if op["text"].endswith(label)]
+    by_code = {n["code"]: n for n in figure["nodes"]}
+    sources = [(op["x"], op["y"]) for op in assembly]
+    sources += [
+        (by_code[s.code]["x"], by_code[s.code]["y"])
+        for s in (cell.se_sample, cell.anode_sample)
+        if s is not None and s.code in by_code
+    ]
+    x = max([p[0] for p in sources] + [n["x"] for n in figure["nodes"]]) + 1.5
+    y = sum(p[1] for p in sources) / len(sources) if sources else 0.0
+    figure["cells"] = [
+        {
+            "x": x,
+            "y": y,
+            "code": cell.code,
+            "text": f"cell {cell.code}<br>{cell.get_cell_type_display()}",
+        }
+    ]
+    figure["edges"] += [{"from": p, "to": (x, y), "label": ""} for p in sources]
+    return figure
+
+
+PROCESS_KEYS = (
+    "runs",
+    "recipe",
+    "subcycle_ratio",
+    "supercycles",
+    "total_ald_cycles",
+    "expected_thickness_nm",
+    "measured_thickness_nm",
+    "expected_loading_wt_pct",
+    "measured_loading_wt_pct",
+    "precursor_lots",
+    "anneals",
+    "anneal_peak_c",
+    "anneal_dwell_min",
+    "air_exposure_min",
+    "fabrication_pressure_mpa",
+)
+
+
+def cell_process_summary(*, user: Any, cell: Cell) -> list[dict[str, Any]]:
+    """What was done to the cell's materials, read through its lineage (the explorer's row):
+    label, value and where it came from."""
+    from cells.explorer.columns import BY_KEY
+    from cells.explorer.selectors import explorer_table
+
+    table = explorer_table(user=user, cells=Cell.objects.filter(pk=cell.pk))
+    if not table.rows:
+        return []
+    row, src = table.rows[0], table.sources[0]
+    return [
+        {
+            "label": BY_KEY[key].title,
+            "value": row[key],
+            "text": f"{row[key]:.4g}" if isinstance(row[key], float) else str(row[key]),
+            "source": src.get(key, ""),
+        }
+        for key in PROCESS_KEYS
+        if row.get(key) is not None
+    ]

@@ -101,11 +101,6 @@ def cell_detail(request: HttpRequest, code: str) -> HttpResponse:
             }
         )
     linked = [x for x in (cell.cathode_sample, cell.se_sample, cell.anode_sample) if x]
-    figure = None
-    if linked:
-        from samples.selectors import lineage_figure, lineage_of_many
-
-        figure = lineage_figure(lineage_of_many(samples=linked, root=linked[0].code))
     plot_data = [{"id": p["test"].pk, "series": p["series"], "curves": p["curves"]} for p in plots]
     analytics_data = [
         {"id": p["test"].pk, **{k: p[k] for k in ("dqdv", "rate", "symmetric") if k in p}}
@@ -117,7 +112,8 @@ def cell_detail(request: HttpRequest, code: str) -> HttpResponse:
         {
             "cell": cell,
             "cell_samples": linked,
-            "figure": figure,
+            "figure": selectors.cell_lineage_figure(cell=cell),
+            "process": selectors.cell_process_summary(user=request.user, cell=cell),
             "plots": plots,
             "plot_data": plot_data,
             "analytics_data": analytics_data,

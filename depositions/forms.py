@@ -48,6 +48,7 @@ class RecipeForm(_ProjectScoped):
     chamber_pressure_torr = _number("Chamber pressure (Torr)")
     carrier_gas = forms.CharField(max_length=30, required=False)
     carrier_flow_sccm = _number("Carrier flow (sccm)")
+    film_density_g_cm3 = _number("Film density (g/cm³), for the expected coating loading")
     supercycle_repeats = forms.IntegerField(min_value=1, initial=1, label="Supercycle repeats N")
     notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
 

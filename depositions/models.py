@@ -291,6 +291,12 @@ class Recipe(models.Model):
     chamber_pressure_torr = _dec(10, 4, "Torr")
     carrier_gas = models.CharField(max_length=30, blank=True)
     carrier_flow_sccm = _dec(10, 2, "sccm")
+    film_density_g_cm3 = _dec(
+        8,
+        3,
+        "Density of the deposited film, g/cm3: with BET area and thickness, the expected "
+        "coating loading of a powder",
+    )
     supercycle_repeats = models.PositiveIntegerField(
         default=1, validators=[MinValueValidator(1)], help_text="N: times the block list runs"
     )
@@ -585,6 +591,9 @@ class CompositionMeasurement(models.Model):
     fractions = models.JSONField(help_text='Atomic fractions, e.g. {"Li": 0.2, "Nb": 0.2}')
     li_to_metal_ratio = models.DecimalField(
         max_digits=8, decimal_places=4, null=True, blank=True, validators=_POS
+    )
+    coating_wt_pct = _dec(
+        8, 4, "Coating mass fraction of a coated powder, wt % (e.g. from ICP of Nb or Al)"
     )
     measured_at = models.DateTimeField()
     operator = models.ForeignKey(

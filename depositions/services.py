@@ -557,6 +557,7 @@ def _snapshot(recipe: Recipe) -> dict[str, Any]:
             "chamber_pressure_torr": recipe.chamber_pressure_torr,
             "carrier_gas": recipe.carrier_gas,
             "carrier_flow_sccm": recipe.carrier_flow_sccm,
+            "film_density_g_cm3": recipe.film_density_g_cm3,
             "process_reference": recipe.process_reference.key if recipe.process_reference else None,
         },
         "spec": spec.to_dict(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.urls import reverse
@@ -135,6 +136,12 @@ class Operation(models.Model):
         help_text="Split: allowed |sum of aliquots - amount taken|, in the sample's unit",
     )
     notes = models.TextField(blank=True)
+    parameters = models.JSONField(
+        default=dict,
+        blank=True,
+        encoder=DjangoJSONEncoder,
+        help_text="Process settings of the step, e.g. a press's pressure_mpa and die_diameter_mm",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

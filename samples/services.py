@@ -174,6 +174,7 @@ def operation_record(
     notes: str = "",
     tolerance: Decimal | None = None,
     mass_fractions: dict[int, Decimal] | None = None,
+    parameters: dict[str, Any] | None = None,
 ) -> Operation:
     """Consume ``inputs`` and produce ``outputs`` in one step of lineage."""
     if kind not in OperationKind.values:
@@ -192,6 +193,7 @@ def operation_record(
         operator=operator,
         notes=notes,
         tolerance=tolerance,
+        parameters=parameters or {},
     )
     operation.full_clean()
     operation.save()
@@ -332,3 +334,41 @@ def lot_update(*, lot: MaterialLot, **fields: Any) -> MaterialLot:
     lot.full_clean()
     lot.save()
     return lot
+
+
+def sample_press(
+    *,
+    project: Project,
+    inputs: list[tuple[Sample, Decimal]],
+    output: OutputSpec,
+    pressure_mpa: Decimal,
+    die_diameter_mm: Decimal | None = None,
+    hold_s: Decimal | None = None,
+    temperature_c: Decimal | None = None,
+    **kwargs: Any,
+) -> Operation:
+    """Press powders into a pellet (a composite cathode on a solid-electrolyte layer, a
+    separator): a step of lineage whose pressure the cells built from it report."""
+    if Decimal(pressure_mpa) <= 0:
+        raise ValidationError({"pressure_mpa": "a press needs a pressure above zero"})
+    parameters = {
+        name: float(value)
+        for name, value in (
+            ("pressure_mpa", pressure_mpa),
+            ("die_diameter_mm", die_diameter_mm),
+            ("hold_s", hold_s),
+            ("temperature_c", temperature_c),
+        )
+        if value is not None
+    }
+    output.state = SampleState.PRESSED
+    if die_diameter_mm is not None:
+        output.fields.setdefault("diameter_mm", Decimal(die_diameter_mm))
+    return operation_record(
+        project=project,
+        kind=OperationKind.PRESS,
+        inputs=inputs,
+        outputs=[output],
+        parameters=parameters,
+        **kwargs,
+    )

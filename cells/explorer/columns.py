@@ -51,7 +51,13 @@ COLUMNS: tuple[Column, ...] = (
         "wt %",
         "cell.active_fraction (lineage mix, else typed ratio)",
     ),
-    _c("fabrication_pressure_mpa", "Fabrication pressure", "cell", "MPa"),
+    _c(
+        "fabrication_pressure_mpa",
+        "Fabrication pressure",
+        "cell",
+        "MPa",
+        "the press operation in the lineage, else the cell's typed value",
+    ),
     _c("stack_pressure_mpa", "Stack pressure", "cell", "MPa"),
     _c("test_temperature_c", "Test temperature", "cell", "°C"),
     _t(
@@ -98,6 +104,21 @@ COLUMNS: tuple[Column, ...] = (
         "process",
         "Å/cycle",
         "measured thickness / total ALD cycles",
+    ),
+    _c(
+        "expected_loading_wt_pct",
+        "Expected coating loading",
+        "process",
+        "wt %",
+        "BET area of the run's powder load x thickness (measured, else expected) x the "
+        "recipe's film density",
+    ),
+    _c(
+        "measured_loading_wt_pct",
+        "Measured coating loading",
+        "process",
+        "wt %",
+        f"mean coating wt % of composition measurements (ICP) on {LINEAGE}",
     ),
     _t("run_qc", "Run QC verdict", "process", "worst tool-log check of the run"),
     _t("precursor_lots", "Precursor bottles", "process", "lots on the tool's ports during the run"),

@@ -91,7 +91,8 @@ def _cells(user: Any, cells: QuerySet[Cell] | None) -> list[Cell]:
 
 def _runs(ops: set[int]) -> dict[int, dict[str, Any]]:
     """Per deposition operation: the run's process variables and their sources."""
-    from depositions.models import DepositionRun, RunPrecursor, ThicknessMeasurement
+    from depositions.choices import LoadRole
+    from depositions.models import DepositionRun, RunLoad, RunPrecursor, ThicknessMeasurement
     from depositions.selectors import with_qc
 
     runs = list(
@@ -110,6 +111,11 @@ def _runs(ops: set[int]) -> dict[int, dict[str, Any]]:
         "run_id", "value_nm"
     ):
         thickness[run_id].append(float(value))
+    bet: dict[int, list[float]] = defaultdict(list)
+    for run_id, value in RunLoad.objects.filter(
+        run__in=runs, role=LoadRole.PRODUCT, bet_m2_g__isnull=False
+    ).values_list("run_id", "bet_m2_g"):
+        bet[run_id].append(float(value))
     out: dict[int, dict[str, Any]] = {}
     for run in runs:
         if run.operation_id is None:  # filtered on it above; for the type checker
@@ -122,6 +128,12 @@ def _runs(ops: set[int]) -> dict[int, dict[str, Any]]:
         per_super = _per_supercycle(spec)
         total = sum(per_super) * n if per_super and n else None
         measured = fmean(thickness[run.pk]) if thickness[run.pk] else None
+        density = _f(recipe.get("film_density_g_cm3") or run.recipe.film_density_g_cm3)
+        loading = _loading_wt_pct(
+            bet=fmean(bet[run.pk]) if bet[run.pk] else None,
+            thickness_nm=measured if measured is not None else summary.get("expected_thickness_nm"),
+            density=density,
+        )
         out[run.operation_id] = {
             "pk": run.pk,
             "code": run.code,
@@ -140,10 +152,48 @@ def _runs(ops: set[int]) -> dict[int, dict[str, Any]]:
             "measured_thickness_nm": measured,
             "thickness_count": len(thickness[run.pk]),
             "gpc_angstrom": measured * 10.0 / total if measured is not None and total else None,
+            "expected_loading_wt_pct": loading,
+            "loading_basis": "measured" if measured is not None else "expected",
             "run_qc": getattr(run, "qc_verdict", None),
             "precursor_lots": ", ".join(sorted(bottles[run.pk])) or None,
             "deposition_temperature_c": _f(recipe.get("deposition_temperature_c")),
         }
+    return out
+
+
+def _loading_wt_pct(
+    *, bet: float | None, thickness_nm: float | None, density: float | None
+) -> float | None:
+    """Coating mass per powder mass as wt % of the coated powder: a film of ``thickness_nm``
+    and ``density`` (g/cm3) over ``bet`` m2/g is bet x t x rho x 1e-3 g per g of powder."""
+    if bet is None or thickness_nm is None or density is None:
+        return None
+    grams = bet * thickness_nm * density * 1e-3
+    return 100.0 * grams / (1.0 + grams)
+
+
+def _measured_loading(samples: set[int]) -> dict[int, tuple[float, str]]:
+    from depositions.models import CompositionMeasurement
+
+    out: dict[int, tuple[float, str]] = {}
+    for sample, code, value, method in CompositionMeasurement.objects.filter(
+        sample_id__in=samples, coating_wt_pct__isnull=False
+    ).values_list("sample_id", "sample__code", "coating_wt_pct", "method"):
+        out[sample] = (float(value), f"{method} on {code}")
+    return out
+
+
+def _presses(ops: set[int]) -> dict[int, tuple[float, str]]:
+    from samples.choices import OperationKind
+    from samples.models import Operation
+
+    out: dict[int, tuple[float, str]] = {}
+    for pk, label, parameters in Operation.objects.filter(
+        pk__in=ops, kind=OperationKind.PRESS
+    ).values_list("pk", "label", "parameters"):
+        pressure = (parameters or {}).get("pressure_mpa")
+        if pressure is not None:
+            out[pk] = (float(pressure), f"press {label or pk}")
     return out
 
 
@@ -232,6 +282,8 @@ def explorer_table(*, user: Any, cells: QuerySet[Cell] | None = None) -> Explore
     runs = _runs(all_ops)
     anneals = _anneals(all_ops)
     air = _air_minutes(all_samples)
+    loadings = _measured_loading(all_samples)
+    presses = _presses(all_ops)
     for cell in cell_rows:
         samples, ops = per_cell[cell.pk]
         cell_runs = [runs[o] for o in sorted(ops) if o in runs]
@@ -247,6 +299,7 @@ def explorer_table(*, user: Any, cells: QuerySet[Cell] | None = None) -> Explore
             "expected_thickness_nm",
             "measured_thickness_nm",
             "gpc_angstrom",
+            "expected_loading_wt_pct",
             "run_qc",
             "precursor_lots",
             "deposition_temperature_c",
@@ -257,6 +310,15 @@ def explorer_table(*, user: Any, cells: QuerySet[Cell] | None = None) -> Explore
         for key in ("anneal_peak_c", "anneal_dwell_min", "anneal_atmosphere"):
             row[key], src[key] = _one(cell_anneals, key)
         row["anneals"] = ", ".join(a["code"] for a in cell_anneals) or None
+        if row["expected_loading_wt_pct"] is not None and len(cell_runs) == 1:
+            src["expected_loading_wt_pct"] += f" ({cell_runs[0]['loading_basis']} thickness)"
+        measured = [loadings[s] for s in sorted(samples) if s in loadings]
+        row["measured_loading_wt_pct"] = fmean(v for v, _ in measured) if measured else None
+        src["measured_loading_wt_pct"] = "; ".join(where for _, where in measured)
+        pressed = [presses[o] for o in sorted(ops) if o in presses]
+        if pressed:
+            row["fabrication_pressure_mpa"] = max(p for p, _ in pressed)
+            src["fabrication_pressure_mpa"] = ", ".join(where for _, where in pressed)
         exposed = [s for s in samples if s in air]
         row["air_exposure_min"] = sum(air[s] for s in exposed) if samples else None
         src["air_exposure_min"] = f"{len(exposed)} of {len(samples)} lineage samples exposed"

@@ -277,6 +277,7 @@ class RecipeSerializer(serializers.ModelSerializer):
             "chamber_pressure_torr",
             "carrier_gas",
             "carrier_flow_sccm",
+            "film_density_g_cm3",
             "supercycle_repeats",
             "process_reference",
             "previous_version",
@@ -537,6 +538,7 @@ class CompositionMeasurementSerializer(serializers.ModelSerializer):
             "method",
             "fractions",
             "li_to_metal_ratio",
+            "coating_wt_pct",
             "measured_at",
             "notes",
         ]

@@ -18,6 +18,13 @@
                hovertext: fig.nodes.map(n => n.text), hoverinfo: 'text', mode: 'markers+text', textposition: 'top center',
                type: 'scatter', name: 'samples',
                marker: {size: 18, color: fig.nodes.map(n => n.root ? '#c0392b' : '#1f5fbf')}});
+  const cells = fig.cells || [];
+  if (cells.length) {
+    traces.push({x: cells.map(c => c.x), y: cells.map(c => c.y), text: cells.map(c => c.code),
+                 hovertext: cells.map(c => c.text), hoverinfo: 'text', mode: 'markers+text',
+                 textposition: 'top center', type: 'scatter', name: 'cell',
+                 marker: {symbol: 'square', size: 20, color: '#2e8b57'}});
+  }
   Plotly.newPlot('lineage', traces, {
     margin: {t: 20, l: 20, r: 20, b: 20}, xaxis: {visible: false}, yaxis: {visible: false},
     legend: {orientation: 'h'},
@@ -26,5 +33,6 @@
   plot.on('plotly_click', (ev) => {
     const p = ev.points[0];
     if (p && p.data.name === 'samples') window.location = `/samples/${fig.nodes[p.pointIndex].code}/`;
+    if (p && p.data.name === 'cell') window.location = `/cells/${cells[p.pointIndex].code}/`;
   });
 })();

@@ -192,3 +192,83 @@ def test_a_bottle_page_compares_its_cells_with_the_project(
     assert "EXP-R4N5T400" in page and "Median, project" in page
     runs_page = client.get(f"/depositions/precursor-lots/{second.pk}/runs/").content.decode()
     assert f"/cells/explorer/bottles/{second.pk}/" in runs_page
+
+
+@pytest.mark.django_db
+def test_loading_press_and_air_exposure_through_the_lineage(chain, project, user, client):
+    """Expected loading = BET x thickness x density (the witness's measured thickness), beside
+    an ICP-measured one; a recorded press gives the fabrication pressure; air exposure sums
+    along the lineage; the cell page shows them and draws the cell in its lineage."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from cells import services as cells
+    from depositions import services as dep
+    from depositions.models import Recipe
+    from samples import services as smp
+    from samples.choices import SampleKind
+    from samples.models import ExposureEvent, Sample
+
+    Recipe.objects.filter(name="LiNbOx 1:4").update(film_density_g_cm3=Decimal("4.6"))
+    annealed = Sample.objects.get(code="NMC811-A2-LNO-A400")
+    dep.composition_measurement_add(
+        sample=annealed,
+        method="icp",
+        fractions={"Nb": 0.5, "Li": 0.5},
+        coating_wt_pct=Decimal("0.3"),
+    )
+    now = timezone.now()
+    ExposureEvent.objects.create(
+        sample=Sample.objects.get(code="NMC811-A2"),
+        atmosphere="air",
+        started_at=now - timedelta(minutes=30),
+        ended_at=now,
+    )
+    op = smp.sample_press(
+        project=project,
+        inputs=[(Sample.objects.get(code="CATH-LNO-01"), Decimal("0.012"))],
+        output=smp.OutputSpec("PEL-LNO-01", SampleKind.PELLET, Decimal("0.012")),
+        pressure_mpa=Decimal("440"),
+        die_diameter_mm=Decimal("10"),
+        label="PRESS-01",
+    )
+    assert op.parameters == {"pressure_mpa": 440.0, "die_diameter_mm": 10.0}
+    pellet = Sample.objects.get(code="PEL-LNO-01")
+    assert pellet.state == "pressed" and pellet.diameter_mm == Decimal("10")
+    cells.cell_create(
+        project=project,
+        code="PRESSED-1",
+        format="bulk_pellet",
+        cell_type="cathode_half",
+        cathode_sample=pellet,
+        cathode_mass_mg=Decimal("12"),
+        fabrication_pressure_mpa=Decimal("375"),  # typed; the recorded press wins
+    )
+    rows = _rows(user)
+    lno, src = rows[demo.DEMO_CELL]
+    expected = 0.45 * 1.17 * 4.6e-3
+    assert lno["expected_loading_wt_pct"] == pytest.approx(100 * expected / (1 + expected))
+    assert "measured thickness" in src["expected_loading_wt_pct"]
+    assert lno["measured_loading_wt_pct"] == pytest.approx(0.3)
+    assert src["measured_loading_wt_pct"] == "icp on NMC811-A2-LNO-A400"
+    assert lno["air_exposure_min"] == pytest.approx(30.0)
+    assert lno["fabrication_pressure_mpa"] == 375.0  # no press in its lineage: the typed value
+    pressed, psrc = rows["PRESSED-1"]
+    assert (
+        pressed["fabrication_pressure_mpa"] == 440.0
+        and psrc["fabrication_pressure_mpa"] == "press PRESS-01"
+    )
+    assert pressed["air_exposure_min"] == pytest.approx(30.0) and pressed["runs"] == "RUN-LNO-01"
+
+    client.force_login(user)
+    page = client.get("/cells/PRESSED-1/").content.decode()
+    assert 'id="process"' in page and "press PRESS-01" in page and "RUN-LNO-01" in page
+    from cells.models import Cell
+    from cells.selectors import cell_lineage_figure
+
+    figure = cell_lineage_figure(cell=Cell.objects.get(code="PRESSED-1"))
+    assert [c["code"] for c in figure["cells"]] == ["PRESSED-1"]
+    assert any(
+        e["to"] == (figure["cells"][0]["x"], figure["cells"][0]["y"]) for e in figure["edges"]
+    )
