@@ -183,6 +183,49 @@ def _measured_loading(samples: set[int]) -> dict[int, tuple[float, str]]:
     return out
 
 
+def _conductivity(samples: set[int]) -> dict[int, tuple[float, float | None, str]]:
+    """Per sample with fitted spectra: sigma at 25 degC, Ea and the source. Two queries."""
+    from cells.eis import conductivity as cond
+    from cells.models import EisFit, EisSpectrum
+
+    spectra = {
+        pk: (sample, code, temperature)
+        for pk, sample, code, temperature in EisSpectrum.objects.filter(
+            sample_id__in=samples
+        ).values_list("pk", "sample_id", "sample__code", "temperature_c")
+    }
+    latest: dict[int, float] = {}
+    for spectrum, sigma in (
+        EisFit.objects.filter(
+            spectrum_id__in=spectra, status=EisFit.Status.OK, sigma_s_cm__isnull=False
+        )
+        .order_by("created_at", "pk")
+        .values_list("spectrum_id", "sigma_s_cm")
+    ):
+        if sigma is not None:  # filtered above; for the type checker
+            latest[spectrum] = sigma
+    per_sample: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    codes: dict[int, str] = {}
+    for spectrum, sigma in latest.items():
+        sample, code, temperature = spectra[spectrum]
+        codes[sample] = code
+        if temperature is not None:
+            per_sample[sample].append((float(temperature), sigma))
+    out: dict[int, tuple[float, float | None, str]] = {}
+    for sample, points in per_sample.items():
+        try:
+            fit = cond.arrhenius([s for _, s in points], temperatures_c=[t for t, _ in points])
+            out[sample] = (
+                fit.sigma_25c_s_cm,
+                fit.ea_ev,
+                f"Arrhenius of {len(points)} spectra of {codes[sample]}",
+            )
+        except cond.ConductivityError:
+            t, sigma = min(points, key=lambda p: abs(p[0] - 25.0))
+            out[sample] = (sigma, None, f"spectrum of {codes[sample]} at {t:g} °C")
+    return out
+
+
 def _presses(ops: set[int]) -> dict[int, tuple[float, str]]:
     from samples.choices import OperationKind
     from samples.models import Operation
@@ -283,6 +326,7 @@ def explorer_table(*, user: Any, cells: QuerySet[Cell] | None = None) -> Explore
     anneals = _anneals(all_ops)
     air = _air_minutes(all_samples)
     loadings = _measured_loading(all_samples)
+    conductivity = _conductivity(all_samples)
     presses = _presses(all_ops)
     for cell in cell_rows:
         samples, ops = per_cell[cell.pk]
@@ -315,6 +359,17 @@ def explorer_table(*, user: Any, cells: QuerySet[Cell] | None = None) -> Explore
         measured = [loadings[s] for s in sorted(samples) if s in loadings]
         row["measured_loading_wt_pct"] = fmean(v for v, _ in measured) if measured else None
         src["measured_loading_wt_pct"] = "; ".join(where for _, where in measured)
+        measured_sigma = [conductivity[s] for s in sorted(samples) if s in conductivity]
+        row["ionic_conductivity_s_cm"], row["activation_energy_ev"] = (
+            (measured_sigma[0][0], measured_sigma[0][1])
+            if len(measured_sigma) == 1
+            else (None, None)
+        )
+        src["ionic_conductivity_s_cm"] = src["activation_energy_ev"] = (
+            "; ".join(where for *_, where in measured_sigma)
+            if len(measured_sigma) < 2
+            else "several samples with spectra: " + "; ".join(w for *_, w in measured_sigma)
+        )
         pressed = [presses[o] for o in sorted(ops) if o in presses]
         if pressed:
             row["fabrication_pressure_mpa"] = max(p for p, _ in pressed)

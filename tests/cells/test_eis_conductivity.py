@@ -240,3 +240,25 @@ def test_api_fits_and_arrhenius(user_client, series, pellet, user) -> None:
     assert arr.json()["fit"]["ea_ev"] == pytest.approx(0.300, abs=2e-3)
     assert user_client.get("/api/v1/eis-spectra/arrhenius/").status_code == 400
     assert user_client.get("/api/v1/eis-spectra/arrhenius/", {"sample": "nope"}).status_code == 404
+
+
+def test_the_explorer_carries_the_separator_s_conductivity_and_ea(series, pellet, project, user):
+    """A cell whose separator is the measured pellet: the explorer's row has sigma(25 degC)
+    and Ea from the pellet's Arrhenius line, and says so."""
+    from cells import services as cells
+    from cells.explorer.selectors import explorer_table
+
+    cells.cell_create(
+        project=project,
+        code="SSB-7",
+        format="bulk_pellet",
+        cell_type="cathode_half",
+        se_sample=pellet,
+    )
+    table = explorer_table(user=user)
+    row, src = next(
+        (r, s) for r, s in zip(table.rows, table.sources, strict=True) if r["cell"] == "SSB-7"
+    )
+    assert row["ionic_conductivity_s_cm"] == pytest.approx(1.00e-4, rel=1e-3)
+    assert row["activation_energy_ev"] == pytest.approx(0.300, abs=0.002)
+    assert src["ionic_conductivity_s_cm"] == "Arrhenius of 3 spectra of LLZO-P7"
