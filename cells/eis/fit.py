@@ -11,6 +11,7 @@ weighting, frequency range, points used and library versions.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import math
 import re
@@ -29,8 +30,10 @@ from impedance.models.circuits.fitting import (
 )
 from impedance.validation import calc_mu, fit_linKK, get_tc_distribution
 from numpy.typing import ArrayLike, NDArray
-from scipy.optimize import brentq, least_squares
+from scipy.optimize import brentq, least_squares, minimize_scalar, nnls
 from scipy.signal import find_peaks
+
+from cells.eis.circuits import EVALUATOR, CircuitModel, Unsupported, compile_circuit
 
 FloatArray = NDArray[np.float64]
 ComplexArray = NDArray[np.complex128]
@@ -62,8 +65,6 @@ INTERCEPT_PERSIST = 3
 # Each log-parameter may move this far (natural log, a factor 1e9) from its initial guess.
 LOG_SPAN = math.log(1e9)
 MAX_NFEV = 2000
-# Evaluations each start of a multi-start fit gets before the best one is fitted to the end.
-SCREEN_NFEV = 30
 
 _ELEMENT = re.compile(r"^[A-Za-z]+\d+$")
 
@@ -295,9 +296,30 @@ def model_intercept(circuit: str, params: ArrayLike, f_max: float) -> float:
     raise FitError(f"the fitted {circuit!r} has no high-frequency zero crossing of Z''")
 
 
+@functools.lru_cache(maxsize=64)
+def _compiled(circuit: str) -> CircuitModel | None:
+    """The NumPy model of a circuit, or None when it has an element only impedance.py models."""
+    try:
+        return compile_circuit(circuit)
+    except Unsupported:
+        return None
+
+
+def evaluator(circuit: str) -> str:
+    """Which code evaluates ``circuit`` in a fit (provenance beside the library versions)."""
+    if _compiled(circuit) is not None:
+        return EVALUATOR
+    return f"impedance.py {impedance.__version__} wrapCircuit, finite-difference Jacobian"
+
+
 def circuit_impedance(circuit: str, params: ArrayLike, f: ArrayLike) -> ComplexArray:
+    """Impedance of a circuit at ``f`` (Hz): the NumPy model, else impedance.py's evaluation."""
     fa = np.asarray(f, dtype=float)
-    stacked = wrapCircuit(circuit, {})(fa, *[float(p) for p in np.asarray(params, dtype=float)])
+    pa = np.asarray(params, dtype=float)
+    model = _compiled(circuit)
+    if model is not None:
+        return model.impedance(pa, 2 * np.pi * fa)
+    stacked = wrapCircuit(circuit, {})(fa, *[float(p) for p in pa])
     return np.asarray(stacked[: fa.size] + 1j * stacked[fa.size :], dtype=complex)
 
 
@@ -339,13 +361,35 @@ def _tail_alpha(w: FloatArray, mim: FloatArray) -> float:
     return float(np.clip(-slope, 0.4, 0.98))
 
 
+def _layout(circ: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """(arcs as (R, CPE|C) name pairs from high to low frequency, series element names), or
+    FitError for a circuit the automatic guess does not understand."""
+    arcs: list[tuple[str, str]] = []
+    series: list[str] = []
+    for b in _split_top(circ, "-"):
+        if b.startswith("p("):
+            parts = _split_top(b[2:-1], ",")
+            kinds = sorted(_kind(p) for p in parts if _ELEMENT.match(p))
+            if len(parts) != 2 or kinds not in (["CPE", "R"], ["C", "R"]):
+                raise FitError(
+                    f"no automatic initial guess for the block {b!r} of {circ!r}: "
+                    "give initial_guess"
+                )
+            r = next(p for p in parts if _kind(p) == "R")
+            arcs.append((r, next(p for p in parts if p != r)))
+        elif _ELEMENT.match(b) and _kind(b) in {"R", "L", "C", "CPE", "W", "Wo", "Ws"}:
+            series.append(b)
+        else:
+            raise FitError(f"no automatic initial guess for {b!r} of {circ!r}: give initial_guess")
+    return arcs, series
+
+
 def auto_initial_guess(
     f: ArrayLike,
     z: ArrayLike,
     circuit: str,
     *,
     arc_alpha: float = 0.85,
-    arc_apex_hz: list[float] | None = None,
 ) -> list[float]:
     """An initial guess read off the spectrum, so a fit converges without a person.
 
@@ -354,30 +398,13 @@ def auto_initial_guess(
     the tail element from the last points (CPE exponent from the log-log slope, Warburg from
     -Z'' * sqrt(w)). Arcs without a visible apex are placed in the remaining decades. Supports
     series R, L, C, CPE, W, Wo, Ws and p(R, CPE|C) blocks; anything else needs ``initial_guess``.
-    ``arc_apex_hz`` (one per arc) replaces the apex frequencies read off the spectrum and splits
-    the arcs' span evenly: the other starts of the multi-start fit.
+    The fallback start beside ``drt_initial_guess`` (see ``auto_starts``).
     """
     fs, zs = as_spectrum(f, z)
     w = 2 * np.pi * fs
     re_, mim = zs.real, -zs.imag
     zmax = float(np.abs(zs).max())
-    blocks = _split_top(circuit, "-")
-    arcs: list[tuple[str, str]] = []
-    for b in blocks:
-        if b.startswith("p("):
-            parts = _split_top(b[2:-1], ",")
-            kinds = sorted(_kind(p) for p in parts if _ELEMENT.match(p))
-            if len(parts) != 2 or kinds not in (["CPE", "R"], ["C", "R"]):
-                raise FitError(
-                    f"no automatic initial guess for the block {b!r} of {circuit!r}: "
-                    "give initial_guess"
-                )
-            r = next(p for p in parts if _kind(p) == "R")
-            arcs.append((r, next(p for p in parts if p != r)))
-        elif not _ELEMENT.match(b) or _kind(b) not in {"R", "L", "C", "CPE", "W", "Wo", "Ws"}:
-            raise FitError(
-                f"no automatic initial guess for {b!r} of {circuit!r}: give initial_guess"
-            )
+    arcs, series = _layout(circuit)
 
     intercept = high_frequency_intercept(fs, zs)
     prominence = 0.02 * max(float(mim.max()), 1e-300)
@@ -419,9 +446,6 @@ def auto_initial_guess(
     heights = [heights[i] for i in order]
     rs = np.asarray(heights) * 2.0
     rs = rs * (span / rs.sum()) if rs.sum() > 0 else np.full(len(arcs), span / max(len(arcs), 1))
-    if arc_apex_hz is not None and len(arc_apex_hz) == len(arcs):
-        apex_f = sorted(arc_apex_hz, reverse=True)
-        rs = np.full(len(arcs), span / len(arcs))
 
     guess: dict[str, float] = {}
     for (r_name, c_name), r_k, fa in zip(arcs, rs, apex_f, strict=True):
@@ -436,10 +460,8 @@ def auto_initial_guess(
     w_end, mim_end = float(w[-1]), float(mim[-1])
     tail_h = mim_end if mim_end > 0 else 1e-3 * zmax
     alpha = _tail_alpha(w, mim)
-    series_r = [b for b in blocks if _ELEMENT.match(b) and _kind(b) == "R"]
-    for b in blocks:
-        if not _ELEMENT.match(b):
-            continue
+    series_r = [b for b in series if _kind(b) == "R"]
+    for b in series:
         kind = _kind(b)
         if kind == "R":
             guess[b] = r0 if b == series_r[0] else 1e-3 * r0
@@ -458,31 +480,167 @@ def auto_initial_guess(
     return [guess[name] for name, _ in parameter_names(circuit)]
 
 
-def _arc_count(circ: str) -> int:
-    return sum(1 for b in _split_top(circ, "-") if b.startswith("p("))
+# Distribution of relaxation times (DRT) behind the spectrum-derived start: RC time constants on a
+# log grid this many per decade, half a decade beyond the measured range on each side.
+DRT_PER_DECADE = 6
+# Ridge weight on the RC resistances (in units of the median |Z|). With 0.5 % noise, 1e-4 / 1e-3 /
+# 1e-2 let the noise ring into spurious peaks (19 / 6 / 1 of the bench's 72 grid spectra then
+# fitted into a wrong minimum from this start alone), 0.1 none; exact spectra are unaffected.
+DRT_RIDGE = 0.1
+# CPE exponents of a tail element tried in the linear step (the best one is kept).
+DRT_TAIL_ALPHAS = tuple(round(0.5 + 0.05 * i, 2) for i in range(11))
 
 
-def auto_starts(fs: FloatArray, zs: ComplexArray, circ: str) -> list[list[float]]:
-    """Starting points for a fit without a given guess: the read-off guess first, then (two or
-    more arcs) the first arc at the highest-frequency apex of -Z'' and each later arc 1, 2 or 3
-    decades below the one before. An arc hidden under its neighbour or under a blocking
-    electrode's tail has no apex of its own, and a single start then tends to a local minimum
-    with that arc's R near 0."""
-    base = auto_initial_guess(fs, zs, circ)
-    arcs = _arc_count(circ)
-    if arcs < 2:
-        return [base]
-    mim = -zs.imag
-    peaks, _ = find_peaks(mim, prominence=0.02 * max(float(mim.max()), 1e-300))
-    f_top = float(fs[peaks[0]]) if peaks.size else float(fs[int(np.argmax(mim))])
-    starts = [base]
-    for decades in (1.0, 2.0, 3.0):
-        apexes = [max(f_top / 10 ** (decades * k), float(fs.min())) for k in range(arcs)]
-        if len(set(apexes)) < arcs:
-            continue
-        with contextlib.suppress(FitError):
-            starts.append(auto_initial_guess(fs, zs, circ, arc_apex_hz=apexes))
+def _nnls_drt(
+    w: FloatArray, zs: ComplexArray, taus: FloatArray, extra: list[NDArray[Any]]
+) -> tuple[FloatArray, float]:
+    """Non-negative, ridge-regularised fit of Z = R_inf + sum R_k/(1 + j w tau_k) + sum c_i e_i(w)
+    weighted by 1/|Z|: coefficients [R_inf, R_k..., c_i...] and the weighted residual norm."""
+    mod = np.abs(zs)
+    cols = np.column_stack(
+        [np.ones(w.size, dtype=complex), 1 / (1 + 1j * w[:, None] * taus[None, :]), *extra]
+    )
+    cols = cols / mod[:, None]
+    scale = np.abs(cols).max(axis=0)  # unit columns: nnls converges on badly scaled problems too
+    a = np.vstack([cols.real, cols.imag]) / scale
+    b = np.concatenate([zs.real / mod, zs.imag / mod])
+    # penalty DRT_RIDGE * sum (R_k / median |Z|)^2 on the RC resistances only
+    ridge = np.zeros((taus.size, a.shape[1]))
+    rc = 1 + np.arange(taus.size)
+    ridge[np.arange(taus.size), rc] = math.sqrt(DRT_RIDGE) / (scale[rc] * float(np.median(mod)))
+    y, _ = nnls(
+        np.vstack([a, ridge]), np.concatenate([b, np.zeros(taus.size)]), maxiter=50 * a.shape[1]
+    )
+    return y / scale, float(np.linalg.norm(a @ y - b))
+
+
+def drt_initial_guess(f: ArrayLike, z: ArrayLike, circuit: str) -> list[float]:
+    """A start from the distribution of relaxation times (DRT) of the spectrum.
+
+    A linear, non-negative fit of R_inf + a grid of RC elements (+ the circuit's series L and its
+    tail element: C, W, or CPE with the best of ``DRT_TAIL_ALPHAS``) shows each arc as a peak in
+    R over log tau even where -Z'' has no apex of its own (an arc under its neighbour or under a
+    blocking electrode's tail). The ``n`` arcs of the circuit are the ``n`` most prominent peaks
+    at least a decade apart: R = the resistance nearer that peak than any other, tau = its centre,
+    CPE exponent from its width (a ZARC's DRT has variance pi^2/3 (1/a^2 - 1) in ln tau), Q =
+    tau^a / R. A second series R keeps its read-off value. FitError for a circuit with more than
+    one tail element or a finite-length Warburg (Wo, Ws), or a DRT with fewer peaks than arcs.
+    """
+    fs, zs = as_spectrum(f, z)
+    arcs, series = _layout(circuit)
+    base = dict(
+        zip(
+            [n for n, _ in parameter_names(circuit)],
+            auto_initial_guess(fs, zs, circuit),
+            strict=True,
+        )
+    )
+    w = 2 * np.pi * fs
+    lo, hi = math.log10(1 / w.max()) - 0.5, math.log10(1 / w.min()) + 0.5
+    taus = np.logspace(lo, hi, round((hi - lo) * DRT_PER_DECADE) + 1)
+    kinds = {b: _kind(b) for b in series}
+    inductors = [b for b in series if kinds[b] == "L"]
+    tails = [b for b in series if kinds[b] in ("C", "CPE", "W", "Wo", "Ws")]
+    if len(tails) > 1 or len(inductors) > 1 or any(kinds[b] in ("Wo", "Ws") for b in tails):
+        raise FitError("the DRT start models at most one L and one tail element (C, CPE or W)")
+    extra = [1j * w + 0j] if inductors else []
+    tail = tails[0] if tails else None
+    alphas: tuple[float | None, ...] = (None,)
+    if tail is not None:
+        alphas = {"C": (1.0,), "W": (None,), "CPE": DRT_TAIL_ALPHAS}[kinds[tail]]
+
+    def solve(alpha: float | None) -> tuple[float, FloatArray]:
+        cols = list(extra)
+        if tail is not None:
+            cols.append(
+                (1 - 1j) / np.sqrt(w) if kinds[tail] == "W" else (1j * w) ** -(alpha or 1.0)
+            )
+        x, norm = _nnls_drt(w, zs, taus, cols)
+        return norm, x
+
+    tried = {alpha: solve(alpha) for alpha in alphas}
+    alpha = min(tried, key=lambda a: tried[a][0])
+    if len(alphas) > 1 and alpha is not None:
+        # a tail exponent a little off leaves its misfit to the RC grid: refine between the steps
+        step = DRT_TAIL_ALPHAS[1] - DRT_TAIL_ALPHAS[0]
+        fine = minimize_scalar(
+            lambda a: solve(float(a))[0],
+            bounds=(max(alpha - step, 0.3), min(alpha + step, 1.0)),
+            method="bounded",
+            options={"xatol": 2e-3},
+        )
+        if fine.success and fine.fun < tried[alpha][0]:
+            alpha = float(fine.x)
+            tried[alpha] = solve(alpha)
+    x = tried[alpha][1]
+    r_inf, rk = float(x[0]), x[1 : 1 + taus.size]
+    coef = x[1 + taus.size :]
+    guess = dict(base)
+    series_r = [b for b in series if kinds[b] == "R"]
+    if series_r and r_inf > 0:
+        guess[series_r[0]] = r_inf
+    if inductors and coef[0] > 0:
+        guess[inductors[0]] = float(coef[0])
+    if tail is not None and coef[-1] > 0:
+        if kinds[tail] == "C":
+            guess[tail] = float(1 / coef[-1])
+        elif kinds[tail] == "W":
+            guess[tail] = float(coef[-1])
+        else:
+            guess[tail + "_0"] = float(1 / coef[-1])
+            guess[tail + "_1"] = float(alpha or 1.0)
+    # Arc centres: the most prominent peaks of the resistance within half a decade (a shoulder of
+    # a larger peak is not one), then greedily the largest resistance at least a decade apart.
+    half = DRT_PER_DECADE // 2
+    window = np.convolve(rk, np.ones(2 * half + 1), mode="same")
+    peaks, props = find_peaks(np.concatenate([[0.0], window, [0.0]]), prominence=0.0)
+    ranked = (peaks - 1)[np.argsort(props["prominences"])[::-1]]
+    centres: list[int] = []
+    free = np.ones(rk.size, dtype=bool)
+    for k in [int(k) for k in ranked] + [-1] * len(arcs):
+        if len(centres) == len(arcs) or not np.any(free & (window > 0)):
+            break
+        if k < 0 or not free[k]:
+            k = int(np.argmax(np.where(free, window, -1.0)))
+        centres.append(k)
+        free[max(k - DRT_PER_DECADE + 1, 0) : k + DRT_PER_DECADE] = False
+    if len(centres) < len(arcs):
+        raise FitError(f"the DRT shows {len(centres)} separate peaks for {len(arcs)} arcs")
+    centres.sort()  # small tau first = high frequency first, the order of the circuit's arcs
+    lnt = np.log(taus)
+    nearest = np.argmin(np.abs(np.arange(rk.size)[:, None] - np.array(centres)[None, :]), axis=1)
+    for (r_name, c_name), k, i in zip(arcs, centres, range(len(centres)), strict=True):
+        mass = rk[nearest == i]
+        r_arc = float(mass.sum())
+        sel = slice(max(k - half, 0), k + half + 1)
+        m = rk[sel]
+        centre = float(np.sum(m * lnt[sel]) / m.sum())
+        var = float(np.sum(rk[nearest == i] * (lnt[nearest == i] - centre) ** 2) / r_arc)
+        a = float(np.clip(1 / math.sqrt(1 + 3 * var / math.pi**2), 0.5, 1.0))
+        tau = math.exp(centre)
+        guess[r_name] = r_arc
+        if _kind(c_name) == "CPE":
+            guess[c_name + "_0"] = tau**a / r_arc
+            guess[c_name + "_1"] = a
+        else:
+            guess[c_name] = tau / r_arc
+    return [guess[n] for n, _ in parameter_names(circuit)]
+
+
+def auto_starts(fs: FloatArray, zs: ComplexArray, circ: str) -> list[tuple[str, list[float]]]:
+    """Named starting points for a fit without a given guess: the DRT start (``drt_initial_guess``)
+    and the read-off one (``auto_initial_guess``). Each is fitted to the end and the lower
+    chi-square kept: the DRT start finds arcs that have no apex of -Z'' of their own, the read-off
+    start is the fallback when the linear DRT step misreads a spectrum."""
+    read_off = auto_initial_guess(fs, zs, circ)
+    starts: list[tuple[str, list[float]]] = []
+    with contextlib.suppress(FitError, RuntimeError):  # RuntimeError: nnls iteration limit
+        starts.append(("DRT", drt_initial_guess(fs, zs, circ)))
+    starts.append(("read-off", read_off))
     return starts
+
+
+Residuals = Callable[[FloatArray], FloatArray]
 
 
 def _log_problem(
@@ -492,9 +650,9 @@ def _log_problem(
     names: list[str],
     guess: list[float],
     weighting: str,
-) -> tuple[Callable[[FloatArray], FloatArray], FloatArray, FloatArray, FloatArray, int]:
-    """Residual function over log(parameters), start, bounds and the number of residuals."""
-    model = wrapCircuit(circ, {})
+) -> tuple[Residuals, Residuals | str, FloatArray, FloatArray, FloatArray, int]:
+    """Residuals over log(parameters), their Jacobian (or scipy's '2-point' differences when only
+    impedance.py models the circuit), start, bounds and the number of residuals."""
     y = np.hstack([zs.real, zs.imag])
     sigma = np.hstack([np.abs(zs), np.abs(zs)]) if weighting == "modulus" else np.ones(y.size)
     x0 = np.log(np.asarray(guess, dtype=float))
@@ -505,33 +663,55 @@ def _log_problem(
     )
     lo[expo], hi[expo] = math.log(1e-3), 0.0
     x0 = np.clip(x0, lo + 1e-9, hi - 1e-9)
+    compiled = _compiled(circ)
+    if compiled is None:
+        model = wrapCircuit(circ, {})
+
+        def resid_slow(x: FloatArray) -> FloatArray:
+            return np.asarray((model(fs, *np.exp(x)) - y) / sigma, dtype=float)
+
+        return resid_slow, "2-point", x0, lo, hi, int(y.size)
+
+    w = 2 * np.pi * fs
 
     def resid(x: FloatArray) -> FloatArray:
-        return np.asarray((model(fs, *np.exp(x)) - y) / sigma, dtype=float)
+        z = compiled.impedance(np.exp(x), w)
+        return np.asarray((np.hstack([z.real, z.imag]) - y) / sigma, dtype=float)
 
-    return resid, x0, lo, hi, int(y.size)
+    def jac(x: FloatArray) -> FloatArray:
+        p = np.exp(x)
+        _, dz = compiled.jacobian(p, w)
+        dz = dz * p[None, :]  # d/d(log p) = p d/dp
+        return np.asarray(np.vstack([dz.real, dz.imag]) / sigma[:, None], dtype=float)
+
+    return resid, jac, x0, lo, hi, int(y.size)
 
 
-def _screen(
-    fs: FloatArray,
-    zs: ComplexArray,
-    circ: str,
-    names: list[str],
-    starts: list[list[float]],
-    weighting: str,
-) -> tuple[int, list[float]]:
-    """The start whose short run (SCREEN_NFEV evaluations) reaches the lowest chi-square, and
-    where that run ended (the full fit goes on from there)."""
-    best: tuple[float, int, list[float]] | None = None
-    for index, guess in enumerate(starts):
-        resid, x0, lo, hi, _ = _log_problem(fs, zs, circ, names, guess, weighting)
-        res = least_squares(resid, x0, bounds=(lo, hi), method="trf", max_nfev=SCREEN_NFEV)
-        cost = float(np.sum(res.fun**2))
-        if math.isfinite(cost) and (best is None or cost < best[0]):
-            best = (cost, index, [float(v) for v in np.exp(res.x)])
-    if best is None:
-        return 0, starts[0]
-    return best[1], best[2]
+def _arc_order(circ: str, names: list[str], x: FloatArray) -> NDArray[np.intp]:
+    """Parameter order that lists interchangeable arcs (series p(R,CPE) or p(R,C) blocks) from high
+    to low frequency, as the circuits are written (R1 the bulk, R2 the grain boundary). Swapping
+    two such blocks leaves the impedance unchanged, so a fit may end with them either way round."""
+    order = np.arange(len(names))
+    try:
+        arcs, _ = _layout(circ)
+    except FitError:
+        return order
+    index = {n: i for i, n in enumerate(names)}
+    groups: dict[str, list[list[int]]] = {}
+    for r, c in arcs:
+        if _kind(c) == "CPE":
+            groups.setdefault("CPE", []).append([index[r], index[c + "_0"], index[c + "_1"]])
+        else:
+            groups.setdefault("C", []).append([index[r], index[c]])
+    for kind, blocks in groups.items():
+        p = np.exp(x)
+        if kind == "CPE":  # tau = (R Q)^(1/a)
+            ln_tau = [math.log(p[b[0]] * p[b[1]]) / p[b[2]] for b in blocks]
+        else:
+            ln_tau = [math.log(p[b[0]] * p[b[1]]) for b in blocks]
+        for slot, src in zip(blocks, [blocks[i] for i in np.argsort(ln_tau)], strict=True):
+            order[slot] = src
+    return order
 
 
 def _fit_log(
@@ -547,20 +727,22 @@ def _fit_log(
     Standard errors by the delta method, se(p) = p * se(log p), from the Jacobian at the optimum
     and the reduced chi-square (no absolute measurement variances are known).
     """
-    resid, x0, lo, hi, n_res = _log_problem(fs, zs, circ, names, guess, weighting)
-    res = least_squares(resid, x0, bounds=(lo, hi), method="trf", max_nfev=MAX_NFEV)
+    resid, jac, x0, lo, hi, n_res = _log_problem(fs, zs, circ, names, guess, weighting)
+    res = least_squares(resid, x0, jac=jac, bounds=(lo, hi), method="trf", max_nfev=MAX_NFEV)
     if res.status <= 0:
         raise FitError(f"fit of {circ!r} did not converge: {res.message}")
-    popt = np.exp(res.x)
+    order = _arc_order(circ, names, res.x)
+    x, lo, hi, jac_all = res.x[order], lo[order], hi[order], res.jac[:, order]
+    popt = np.exp(x)
     chi2 = float(np.sum(res.fun**2))
     dof = max(n_res - popt.size, 1)
     # Covariance as scipy's curve_fit forms it (pseudo-inverse of J^T J through the SVD), over the
     # parameters not pinned at a bound; a pinned one (e.g. a CPE exponent at 1) has no error bar.
-    pinned = np.minimum(res.x - lo, hi - res.x) <= 1e-6
-    colnorm = np.linalg.norm(res.jac, axis=0)
+    pinned = np.minimum(x - lo, hi - x) <= 1e-6
+    colnorm = np.linalg.norm(jac_all, axis=0)
     idle = colnorm <= 1e-8 * max(float(colnorm.max()), 1e-300)
     free = ~pinned & ~idle
-    jac = res.jac[:, free]
+    jac = jac_all[:, free]
     errs: list[float | None] = [None] * popt.size
     if jac.shape[1]:
         _, sv, vt = np.linalg.svd(jac, full_matrices=False)
@@ -637,19 +819,30 @@ def fit_circuit(
     names = [n for n, _ in names_units]
     if fs.size * 2 <= len(names):
         raise FitError(f"{fs.size} points are too few for the {len(names)} parameters of {circ!r}")
-    start_note = ""
     if initial_guess is None:
-        starts = auto_starts(fs, zs, circ)
         source = "automatic"
-        guess, fit_from = starts[0], starts[0]
-        if len(starts) > 1:
-            chosen, fit_from = _screen(fs, zs, circ, names, starts, weighting)
-            guess = starts[chosen]
-            if chosen:
-                start_note = (
-                    f"automatic initial guess: start {chosen + 1} of {len(starts)} (arc apexes "
-                    "placed a decade step apart) reached a lower residual than the read-off one"
-                )
+        best: tuple[float, list[float], tuple[Any, ...]] | None = None
+        failures = []
+        starts = auto_starts(fs, zs, circ)
+        for label, start in starts:
+            try:
+                fitted = _fit_log(fs, zs, circ, names, start, weighting)
+            except FitError as exc:
+                failures.append(f"{label} start: {exc}")
+                continue
+            # a later start must do better than rounding (exact spectra end near 1e-26 either way)
+            if best is None or fitted[2] < best[0] - max(1e-6 * best[0], 1e-18):
+                best = (fitted[2], start, (label, *fitted))
+        if best is None:
+            raise FitError("; ".join(failures))
+        guess = best[1]
+        label, popt, errs, chi2, notes = best[2]
+        if label != starts[0][0]:
+            notes.insert(
+                0,
+                f"automatic initial guess: the {label} start reached a lower chi-square than the "
+                f"{starts[0][0]} start",
+            )
     else:
         guess = [float(x) for x in initial_guess]
         source = "given"
@@ -657,10 +850,7 @@ def fit_circuit(
             raise FitError(f"{circ!r} has {len(names)} parameters, initial_guess {len(guess)}")
         if any(not (g > 0 and math.isfinite(g)) for g in guess):
             raise FitError("every initial guess must be a positive finite number")
-        fit_from = guess
-    popt, errs, chi2, notes = _fit_log(fs, zs, circ, names, fit_from, weighting)
-    if start_note:
-        notes.insert(0, start_note)
+        popt, errs, chi2, notes = _fit_log(fs, zs, circ, names, guess, weighting)
     rel = (zs - circuit_impedance(circ, popt, fs)) / np.abs(zs)
     rms_rel = float(np.sqrt(np.mean(np.concatenate([rel.real, rel.imag]) ** 2)))
     params = tuple(
@@ -680,4 +870,5 @@ def fit_circuit(
         chi_square=chi2,
         rms_relative=rms_rel,
         warnings=tuple(notes),
+        versions={**library_versions(), "evaluator": evaluator(circ)},
     )

@@ -62,6 +62,7 @@ def test_every_fixture_is_fitted_at_ingestion(
     assert fit.raw_sha256 == spectrum.raw_file.sha256
     assert fit.parser_name == spectrum.parser_name and fit.parser_version
     assert fit.versions["impedance"] and fit.versions["scipy"] and fit.versions["numpy"]
+    assert fit.versions["evaluator"].startswith("cells.eis.circuits")
     assert fit.weighting == "modulus" and fit.guess_source == "automatic"
     assert len(fit.initial_guess) == len(fit.parameters)
     assert {"name", "value", "stderr", "unit"} <= set(fit.parameters[0])
