@@ -31,6 +31,25 @@ F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger(__name__)
 
 
+def enqueue(task: Any, *args: Any, **options: Any) -> bool:
+    """Send a task; a broker fault is logged and swallowed (False), never raised.
+
+    Every caller runs after its data committed (``on_commit``, the sweep): the job, event or
+    delivery is already safe in the database, and the beat sweep re-sends what is still
+    pending (``LIMS_STUCK_AFTER_S``). Raising here turned committed uploads into 500s and made
+    one failed hook skip the hooks after it.
+    """
+    try:
+        if options:
+            task.apply_async(args, **options)
+        else:
+            task.delay(*args)
+    except Exception:  # kombu/redis raise many types for "broker away"
+        log.warning("could not send %s%r; the sweep sends it again", task.name, args, exc_info=True)
+        return False
+    return True
+
+
 def cap_child_memory(**_: Any) -> None:
     """Cap a pool child's data memory (``worker_process_init``): an allocation past the cap
     raises MemoryError in that child (a failed job) before the machine's OOM killer acts.

@@ -31,7 +31,7 @@ from lims.ingestion.parsing import ParseContext, ParseError
 from lims.ingestion.registry import detect_parser, get_parser
 from lims.ingestion.text import known_codec, stored_encoding
 from lims.models import ColumnMapping, IngestionJob, Instrument, Project, RawFile
-from lims.taskbase import TRANSIENT_ERRORS
+from lims.taskbase import TRANSIENT_ERRORS, enqueue
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,11 @@ def _job_payload(job: IngestionJob) -> dict[str, Any]:
 
 
 def _dispatch(job_id: int) -> None:
+    """Send the job's task; a broker fault is logged, never raised (``taskbase.enqueue``):
+    the job is committed, the upload is answered 202 and the sweep sends it later."""
     from lims.ingestion.tasks import ingest_job_run
 
-    ingest_job_run.delay(job_id)
+    enqueue(ingest_job_run, job_id)
 
 
 def upload_params(fields: Mapping[str, Any]) -> dict[str, Any]:

@@ -167,14 +167,17 @@ Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 LIMS_WEBHOOK_TIMEOUT_S = float(os.environ.get("LIMS_WEBHOOK_TIMEOUT_S", "10"))
 LIMS_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("LIMS_WEBHOOK_MAX_ATTEMPTS", "8"))
 LIMS_WEBHOOK_BACKOFF_S = float(os.environ.get("LIMS_WEBHOOK_BACKOFF_S", "5"))
-LIMS_STUCK_AFTER_S = int(os.environ.get("LIMS_STUCK_AFTER_S", "120"))
+# A pending job, event or delivery not taken for this long is sent again by the sweep (a
+# lost message, a broker that was down when it was first sent): caught up within
+# LIMS_STUCK_AFTER_S + LIMS_SWEEP_EVERY_S (50 s) of the broker's return.
+LIMS_STUCK_AFTER_S = float(os.environ.get("LIMS_STUCK_AFTER_S", "30"))
 # Running jobs hold a lease renewed by a heartbeat thread in the worker; the sweep (beat,
 # every LIMS_SWEEP_EVERY_S) puts a job whose lease expired back to pending, and fails it
 # after LIMS_JOB_MAX_LOST attempts whose worker died.
 LIMS_JOB_LEASE_S = float(os.environ.get("LIMS_JOB_LEASE_S", "120"))
 LIMS_JOB_LEASE_RENEW_S = float(os.environ.get("LIMS_JOB_LEASE_RENEW_S", "20"))
 LIMS_JOB_MAX_LOST = int(os.environ.get("LIMS_JOB_MAX_LOST", "3"))
-LIMS_SWEEP_EVERY_S = float(os.environ.get("LIMS_SWEEP_EVERY_S", "60"))
+LIMS_SWEEP_EVERY_S = float(os.environ.get("LIMS_SWEEP_EVERY_S", "20"))
 # The ingest task's limits; the broker's visibility timeout sits just above the hard one.
 LIMS_INGEST_SOFT_TIME_LIMIT_S = int(os.environ.get("LIMS_INGEST_SOFT_TIME_LIMIT_S", "1800"))
 LIMS_INGEST_HARD_TIME_LIMIT_S = LIMS_INGEST_SOFT_TIME_LIMIT_S + 60
