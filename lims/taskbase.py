@@ -19,8 +19,10 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from lims.changelog import change_context
+from lims.ingestion.storage import StorageUnavailable
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    StorageUnavailable,  # a read-only or full store: never the data's fault
     OperationalError,
     InterfaceError,
     ConnectionError,

@@ -424,12 +424,10 @@ def _run_held(job: IngestionJob, token: str) -> None:
     except TRANSIENT_ERRORS:
         # Infrastructure hiccup, not a bad file: put the job back and let the task retry (if
         # the database is away, the lease runs out and the sweep puts it back instead).
-        with contextlib.suppress(*TRANSIENT_ERRORS):
-            IngestionJob.objects.filter(pk=job.pk, leased_by=token).update(
-                status=IngestionJob.Status.PENDING, leased_by="", lease_expires_at=None
-            )
+        _give_back(job, token)
         raise
     except ParseError as exc:
+        _storage_fault(job, token, exc)
         _fail(job, exc.describe(raw.original_name), token)
     except ValidationError as exc:
         _fail(job, f"{raw.original_name}: {'; '.join(exc.messages)}", token)
@@ -448,9 +446,31 @@ def _run_held(job: IngestionJob, token: str) -> None:
             token,
         )
     except Exception as exc:
+        _storage_fault(job, token, exc)
         log.exception("ingestion job %s crashed", job.pk)
         what = f"unexpected {type(exc).__name__} while ingesting: {exc}"
         _fail(job, f"{raw.original_name}: {what}", token)
+
+
+def _give_back(job: IngestionJob, token: str) -> None:
+    with contextlib.suppress(*TRANSIENT_ERRORS):
+        IngestionJob.objects.filter(pk=job.pk, leased_by=token).update(
+            status=IngestionJob.Status.PENDING, leased_by="", lease_expires_at=None
+        )
+
+
+def _storage_fault(job: IngestionJob, token: str, exc: Exception) -> None:
+    """Before a failure is blamed on the file: if the store cannot be written (or the raw
+    file read) now, the failure was the store's (a read-only or full disk surfaces from a
+    library as "unreadable data: Permission denied"). The job goes back to pending and the
+    task retries (StorageUnavailable is transient); the sweep sends it again after that."""
+    try:
+        raw = job.raw_file
+        storage.probe(raw.storage_path if storage.absolute(raw.storage_path).exists() else None)
+    except storage.StorageUnavailable as fault:
+        log.warning("ingestion job %s: %s (%s); back to pending", job.pk, fault, exc)
+        _give_back(job, token)
+        raise fault from exc
 
 
 def _fail(job: IngestionJob, message: str, token: str | None = None) -> None:
