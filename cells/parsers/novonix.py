@@ -62,10 +62,16 @@ def _unquote(line: str) -> str:
     return text
 
 
+def _letters(line: str) -> int:
+    return sum(ch.isalpha() for ch in line)
+
+
 def header_index(lines: list[str]) -> int | None:
     """The column header line (after ``[Data]`` when the file has one)."""
     for index, line in enumerate(lines[:2000]):
-        if line.count(",") < 5:
+        # a data row (digits, a date) has too few letters to hold five header names: not
+        # split field by field (that was most of an upload's detection time)
+        if line.count(",") < 5 or _letters(line) < 20:
             continue
         keys = {split_label(f).key for f in _unquote(line).split(",")}
         if len(keys & _HEADER_KEYS) >= 5:

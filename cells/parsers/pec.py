@@ -88,7 +88,8 @@ def _header_keys(line: str) -> set[str]:
 
 def _header_index(lines: list[str]) -> int | None:
     for index, line in enumerate(lines[:300]):
-        if line.count(",") < 5:
+        # six header names need more letters than a data row has: skip rows cheaply
+        if line.count(",") < 5 or sum(ch.isalpha() for ch in line) < 20:
             continue
         keys = _header_keys(line)
         quantities = {"cycle", "step", "totaltime", "voltage", "current", "chargecapacity"}

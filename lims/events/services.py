@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from lims.changelog import current
 from lims.models import DeliveryAttempt, EventDelivery, EventRule, OutboxEvent
-from lims.taskbase import enqueue
+from lims.taskbase import enqueue, in_task
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +59,20 @@ def event_emit(*, topic: str, payload: dict[str, Any]) -> OutboxEvent:
 
 
 def _relay_soon() -> None:
+    """In a worker's task the relay runs right here, after the commit (a few queries when no
+    webhook matches): a queued relay task per finished job cost the embedded mode's
+    filesystem broker a poll each. Elsewhere (a web request) one task is queued. Either way
+    a fault is logged, never raised: the sweep relays what is still pending."""
     from lims.events.tasks import event_relay_pending
 
-    enqueue(event_relay_pending)  # a broker fault is logged: the sweep relays the event later
+    if not in_task():
+        enqueue(event_relay_pending)
+        return
+    try:
+        event_relay_pending()
+    except Exception:
+        log.warning("relaying events after a task failed; queued instead", exc_info=True)
+        enqueue(event_relay_pending)
 
 
 RELAY_BATCH = 200

@@ -243,10 +243,11 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # kombu's default is ./control in the working directory (it ended up committed)
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
-        # kombu waits this long whenever it finds the folder empty, which with one message
-        # at a time is after nearly every task: 1 s (its default) made a queue of 120 small
-        # tasks take two minutes
-        "polling_interval": 0.1,
+        # kombu waits this long whenever it finds the folder empty or its prefetch full,
+        # which is after nearly every task: 1 s (its default) made a queue of 120 small
+        # tasks take two minutes, 0.1 s capped 2 children at ~10 tasks/s (bench/embedded.py);
+        # an idle poll is one listdir of a small folder
+        "polling_interval": 0.02,
     }
 else:
     # An unacknowledged message comes back after this: just above the longest task may run.
