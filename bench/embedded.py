@@ -83,8 +83,10 @@ def main() -> None:
         ("web", [py, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]),
         (
             "worker",
-            [str(bin_dir / "celery"), "-A", "lims", "worker", "--loglevel=INFO"]
-            + ["--concurrency=2", "--queues=lims", "--hostname=bench@%h"],
+            [
+                *(str(bin_dir / "celery"), "-A", "lims", "worker", "--loglevel=INFO"),
+                *("--concurrency=2", "--queues=lims", "--hostname=bench@%h"),
+            ],
         ),
         ("beat", [str(bin_dir / "celery"), "-A", "lims", "beat", "--loglevel=INFO"]),
     ]

@@ -30,7 +30,7 @@ class StorageFault(APIException):
     request again later.
     """
 
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    status_code: int = status.HTTP_503_SERVICE_UNAVAILABLE
     default_code = "storage_unavailable"
 
     def __init__(self, cause: StorageUnavailable) -> None:
