@@ -49,13 +49,18 @@ def event_emit(*, topic: str, payload: dict[str, Any]) -> OutboxEvent:
     event = OutboxEvent.objects.create(
         topic=topic, payload=payload, request_id=current().request_id
     )
-    connection = transaction.get_connection()
-    queued = connection.in_atomic_block and any(
-        func is _relay_soon for _, func, *_ in connection.run_on_commit
-    )
-    if not queued:
-        transaction.on_commit(_relay_soon)
+    # every event adds a hook, but only the first to run after a commit relays (it clears
+    # the connection's flag): one relay for all events the transaction wrote
+    transaction.get_connection().lims_relay_due = True
+    transaction.on_commit(_relay_once)
     return event
+
+
+def _relay_once() -> None:
+    connection = transaction.get_connection()
+    if getattr(connection, "lims_relay_due", False):
+        connection.lims_relay_due = False
+        _relay_soon()
 
 
 def _relay_soon() -> None:

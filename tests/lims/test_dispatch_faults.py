@@ -76,7 +76,10 @@ def test_one_relay_task_per_transaction_relays_every_pending_event(
         for n in range(5):
             event_emit(topic="test.thing", payload={"n": n})
     assert len(sent) == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        event_emit(topic="test.thing", payload={"n": 5})  # the next transaction: its own relay
+    assert len(sent) == 2
 
-    assert event_relay_pending() == 5
+    assert event_relay_pending() == 6
     assert not OutboxEvent.objects.filter(status="pending").exists()
     assert event_relay_pending() == 0
