@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
@@ -83,13 +84,18 @@ def worker_heartbeat(*, hostname: str | None = None) -> WorkerHeartbeat:
 
 @transaction.atomic
 def instrument_token_create(
-    *, instrument_name: str, project: Project, kind: str = Instrument.Kind.OTHER
+    *,
+    instrument_name: str,
+    project: Project,
+    kind: str = Instrument.Kind.OTHER,
+    owner: AbstractBaseUser | None = None,
 ) -> InstrumentToken:
-    """A new token for an instrument, creating the instrument in ``project`` when needed."""
+    """A new token for an instrument, creating the instrument in ``project`` when needed;
+    ``owner`` is the person the change log names for what the instrument sends."""
     instrument, _ = Instrument.objects.get_or_create(
         name=instrument_name, defaults={"project": project, "kind": kind}
     )
-    return InstrumentToken.objects.create(instrument=instrument)
+    return InstrumentToken.objects.create(instrument=instrument, owner=owner)  # type: ignore[misc]
 
 
 @transaction.atomic

@@ -28,6 +28,7 @@ from cells.eln import cell_crate
 from cells.filtersets import CellFilterSet, CyclingTestFilterSet
 from cells.models import Cell, CyclingTest
 from cells.parsers.types import CANONICAL_COLUMNS
+from lims.changelog import current_reason
 from lims.export import csv_response, eln_download, provenance_headers, stream_download
 from lims.ingestion import storage
 from lims.selectors import project_ids_visible, scope_to_user
@@ -89,7 +90,7 @@ class CellViewSet(
             raise ValidationError({"project": "a cell cannot move to another project"})
         try:
             serializer.instance = services.cell_update(
-                cell=cell, reason="edited over the API", **data
+                cell=cell, reason=current_reason() or "edited over the API", **data
             )
         except DjangoValidationError as exc:
             raise ValidationError(exc.message_dict) from exc

@@ -30,6 +30,7 @@ from rest_framework.parsers import BaseParser, DataAndFiles, FormParser, JSONPar
 from streaming_form_data import StreamingFormDataParser
 from streaming_form_data.targets import BaseTarget, ValueTarget
 
+from lims.changelog import note_reason
 from lims.ingestion.parsing import SNIFF_BYTES
 
 CHUNK = 1024 * 1024
@@ -180,9 +181,11 @@ class CappedJSONParser(JSONParser):
     ) -> Any:
         body = io.BytesIO(_read_capped(stream))
         try:
-            return super().parse(body, media_type, parser_context)
+            data = super().parse(body, media_type, parser_context)
         except RecursionError as exc:
             raise exceptions.ParseError("JSON parse error - nested too deeply") from exc
+        note_reason((parser_context or {}).get("request"), data)
+        return data
 
 
 class CappedFormParser(FormParser):
@@ -194,7 +197,9 @@ class CappedFormParser(FormParser):
         media_type: str | None = None,
         parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
-        return super().parse(io.BytesIO(_read_capped(stream)), media_type, parser_context)
+        data = super().parse(io.BytesIO(_read_capped(stream)), media_type, parser_context)
+        note_reason((parser_context or {}).get("request"), data)
+        return data
 
 
 class CappedMultiPartParser(MultiPartParser):
@@ -208,7 +213,7 @@ class CappedMultiPartParser(MultiPartParser):
         parser_context: Mapping[str, Any] | None = None,
     ) -> DataAndFiles:
         try:
-            return super().parse(stream, media_type, parser_context)
+            parsed = super().parse(stream, media_type, parser_context)
         except RequestDataTooBig as exc:
             limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
             raise BodyTooLarge(
@@ -217,3 +222,5 @@ class CappedMultiPartParser(MultiPartParser):
             ) from exc
         except (TooManyFieldsSent, TooManyFilesSent) as exc:
             raise exceptions.ParseError(f"Multipart form parse error - {exc}") from exc
+        note_reason((parser_context or {}).get("request"), parsed.data)
+        return parsed
