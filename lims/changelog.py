@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
@@ -205,6 +206,7 @@ HASHED_FIELDS = (
     "prev_hash",
 )
 CHAIN_VERSION = 1
+VERIFY_WINDOW = 100_000
 GENESIS_HASH = "0" * 64
 # pg_advisory_xact_lock key of the chain head ("LIMSAUDT" as a signed 64-bit integer)
 CHAIN_LOCK_KEY = int.from_bytes(b"LIMSAUDT", "big", signed=True)
@@ -337,7 +339,10 @@ def chain_verify(*, batch: int = 2000) -> ChainReport:
     ``head_hash`` with a copy kept elsewhere (the command prints them for that).
     """
     prev_seq, prev_hash = 0, GENESIS_HASH
-    seen: dict[str, int] = {}  # hash -> seq of every entry walked, to tell a swap from a gap
+    # hash -> seq of the entries walked last (bounded: memory stays flat on a long chain), to
+    # tell an entry moved later from a deleted one
+    seen: dict[str, int] = {}
+    recent: deque[str] = deque()
     count = 0
     rows = iter(_chain_rows(batch))
     for row in rows:
@@ -393,6 +398,9 @@ def chain_verify(*, batch: int = 2000) -> ChainReport:
                 ),
             )
         seen[row["hash"]] = row["seq"]
+        recent.append(row["hash"])
+        if len(recent) > VERIFY_WINDOW:
+            seen.pop(recent.popleft(), None)
         prev_seq, prev_hash = row["seq"], row["hash"]
     return ChainReport(count, prev_seq, prev_hash, None)
 

@@ -162,3 +162,34 @@ def test_concurrent_writers_do_not_fork_the_chain(project):
     report = chain_verify()
     assert report.first_break is None
     assert report.entries == ObjectChange.objects.count() >= 40
+
+
+@pytest.mark.django_db
+def test_an_entry_moved_later_is_named_as_reordered(project):
+    _cells(project, 5)
+    # entry 2 moved to the end: 3, 4, 5 move up one place
+    _sql("UPDATE lims_objectchange SET seq = -1 WHERE seq = 2", [])
+    for seq in (3, 4, 5):
+        _sql("UPDATE lims_objectchange SET seq = %s WHERE seq = %s", [seq - 1, seq])
+    _sql("UPDATE lims_objectchange SET seq = 5 WHERE seq = -1", [])
+    brk = chain_verify().first_break
+    assert brk is not None and (brk.kind, brk.seq) == ("reordered", 2)
+
+
+@pytest.mark.django_db
+def test_an_entry_copied_in_again_is_named(project):
+    _cells(project, 5)
+    _sql("UPDATE lims_objectchange SET seq = -seq - 1 WHERE seq > 3", [])
+    _sql("UPDATE lims_objectchange SET seq = -seq WHERE seq < 0", [])
+    columns = (
+        "time, user_id, user_name, instrument_name, context, request_id, action, "
+        "content_type_id, object_id, object_repr, prechange, postchange, reason, prev_hash, hash"
+    )
+    _sql(
+        f"INSERT INTO lims_objectchange (seq, {columns}) "
+        f"SELECT 4, {columns} FROM lims_objectchange WHERE seq = 2",
+        [],
+    )
+    brk = chain_verify().first_break
+    assert brk is not None and (brk.kind, brk.seq) == ("reordered", 4)
+    assert "it follows entry seq 1, not seq 3" in brk.detail
