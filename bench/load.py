@@ -101,6 +101,7 @@ class Stack:
                 "120",
                 "--log-level",
                 "warning",
+                "--preload",
             ],
             cwd=ROOT,
             env=self.env,
@@ -207,6 +208,19 @@ def run(stack: Stack, tokens: list[str], files: int, concurrency: int, offset: i
                 if not ok:
                     errors.append(what)
 
+    # warm every web worker (URLconf, DRF, the first connection) before the clock starts
+    warm = [
+        threading.Thread(
+            target=requests.get,
+            args=(f"http://127.0.0.1:{stack.port}/api/v1/jobs/",),
+            kwargs={"headers": {"Authorization": f"Token {tokens[0]}"}, "timeout": 60},
+        )
+        for _ in range(16)
+    ]
+    for w in warm:
+        w.start()
+    for w in warm:
+        w.join()
     threads = [threading.Thread(target=client, args=(i, t)) for i, t in enumerate(tokens)]
     for t in threads:
         t.start()
@@ -233,11 +247,104 @@ def run(stack: Stack, tokens: list[str], files: int, concurrency: int, offset: i
     }
 
 
+def seed_lists(cells: int, tests: int, cycles_per_test: int) -> None:
+    """``cells`` cells, ``tests`` cycling tests (raw file each) with ``cycles_per_test`` cycle
+    rows, written with COPY straight into the bench database (the list endpoints read them
+    as any other rows)."""
+    with psycopg.connect(f"host=127.0.0.1 user=postgres dbname={DB}") as conn:
+        project = conn.execute("select id from lims_project where slug = 'load'").fetchone()
+        assert project is not None
+        pid = project[0]
+        with conn.cursor() as cur:
+            with cur.copy(
+                "COPY cells_cell (code, project_id, format, cell_type, cathode_active_material,"
+                " ratio_active, ratio_se, cathode_mass_mg, se_material, anode_kind,"
+                " anode_description, notes, created_at, updated_at)"
+                " FROM STDIN"
+            ) as copy:
+                for i in range(cells):
+                    copy.write_row(
+                        (
+                            f"SEED-{i:06d}",
+                            pid,
+                            "bulk_pellet",
+                            "cathode_half",
+                            "NMC811",
+                            70,
+                            30,
+                            12,
+                            "Li6PS5Cl",
+                            "li_in",
+                            "",
+                            "",
+                            "now",
+                            "now",
+                        )
+                    )
+            with cur.copy(
+                "COPY lims_rawfile (sha256, size, original_name, content_type, encoding,"
+                " storage_path, project_id, received_at) FROM STDIN"
+            ) as copy:
+                for i in range(tests):
+                    copy.write_row(
+                        (f"{i:064x}", 1, f"seed-{i}.csv", "", "", f"raw/seed/{i}", pid, "now")
+                    )
+            cur.execute(
+                "INSERT INTO cells_cyclingtest (cell_id, project_id, raw_file_id, parser_name,"
+                " parser_version, vendor, protocol, channel, series_path, row_count, conventions,"
+                " metadata, warnings, created_at, chain_detached, chain_role, chain_notes)"
+                " SELECT c.id, %s, r.id, 'lims_csv', '1', '', '', '', '', 0, '{}', '{}', '[]',"
+                " now(), false, 'member', '[]'"
+                " FROM (SELECT id, row_number() OVER (ORDER BY id) n FROM lims_rawfile"
+                "       WHERE storage_path LIKE 'raw/seed/%%') r"
+                " JOIN (SELECT id, row_number() OVER (ORDER BY id) n FROM cells_cell"
+                "       WHERE code LIKE 'SEED-%%') c ON c.n = r.n",
+                (pid,),
+            )
+            cur.execute(
+                "INSERT INTO cells_cyclerecord (test_id, cycle_index, cycle_in_file, charge_mah,"
+                " discharge_mah) SELECT t.id, g, g, 1.0, 0.99 FROM cells_cyclingtest t,"
+                " generate_series(1, %s) g WHERE t.parser_name = 'lims_csv' AND t.raw_file_id IN"
+                " (SELECT id FROM lims_rawfile WHERE storage_path LIKE 'raw/seed/%%')",
+                (cycles_per_test,),
+            )
+        conn.execute("ANALYZE")
+
+
+def list_latency(stack: Stack, token: str, repeat: int = 20) -> list[tuple[str, float, float]]:
+    """p50 and p95 (ms) of list endpoints a person's scripts and pages hit."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Token {token}"
+    base = f"http://127.0.0.1:{stack.port}/api/v1"
+    out = []
+    for label, path in (
+        ("cells, first page", "/cells/"),
+        ("cells, page 200", "/cells/?page=200"),
+        ("cells, search", "/cells/?q=SEED-0999"),
+        ("cycling tests, first page", "/cycling-tests/"),
+        ("one test's 100 cycles", "/cycling-tests/{test}/cycles/"),
+    ):
+        if "{test}" in path:
+            first = session.get(f"{base}/cycling-tests/", timeout=60).json()["results"][0]["id"]
+            path = path.format(test=first)
+        times = []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            r = session.get(base + path, timeout=120)
+            times.append(time.perf_counter() - t)
+            assert r.status_code == 200, (path, r.status_code, r.text[:200])
+        times.sort()
+        out.append((label, statistics.median(times) * 1000, times[int(len(times) * 0.95)] * 1000))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--files", type=int, default=4, help="files per client per run")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    ap.add_argument("--list-cells", type=int, default=100_000, help="0: skip the list part")
+    ap.add_argument("--list-tests", type=int, default=10_000)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="lims-bench-load-"))
     stack = Stack(tmp)
@@ -276,6 +383,35 @@ def main() -> None:
             if r["error_examples"]:
                 print("   errors:", r["error_examples"])
         print("targets: 0 errors; >= 1.8x files/s from 1 to 2 worker processes")
+        if args.list_cells:
+            stack.stop_worker()
+            t = time.perf_counter()
+            seed_lists(args.list_cells, args.list_tests, 100)
+            print(
+                f"\nlist endpoints with {args.list_cells:,} cells and "
+                f"{args.list_tests * 100:,} cycle rows (seeded in {time.perf_counter() - t:.0f} s),"
+                " a member's token, p50 / p95 of 20:"
+            )
+            person = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    "import django;django.setup();"
+                    "from django.contrib.auth import get_user_model;"
+                    "from rest_framework.authtoken.models import Token;"
+                    "from lims.models import Membership, Project;"
+                    "u=get_user_model().objects.create_user('loadreader', password='x-load-2026');"
+                    "Membership.objects.create(project=Project.objects.get(slug='load'), user=u);"
+                    "print(Token.objects.create(user=u).key)",
+                ],
+                cwd=ROOT,
+                env=stack.env,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+            for label, p50, p95 in list_latency(stack, person):
+                print(f"  {label:28s} {p50:8.0f} ms {p95:8.0f} ms")
     finally:
         stack.stop()
         shutil.rmtree(tmp, ignore_errors=True)
