@@ -149,6 +149,15 @@ class EventDeliveryAdmin(admin.ModelAdmin):
     search_fields = ["event__topic", "last_error"]
     readonly_fields = [f.name for f in EventDelivery._meta.fields]
     inlines = [AttemptInline]
+    actions = ["resend"]
+
+    @admin.action(description="Send the selected deliveries again")
+    def resend(self, request: HttpRequest, queryset: QuerySet[EventDelivery]) -> None:
+        from lims.events.replay import delivery_resend
+
+        for delivery in queryset:
+            delivery_resend(delivery=delivery, actor=request.user, reason="admin action")
+        self.message_user(request, f"{queryset.count()} deliveries queued again")
 
 
 @admin.register(ObjectChange)
