@@ -47,11 +47,11 @@ class DeliverySerializer(serializers.ModelSerializer):
         ]
 
 
-class ReasonSerializer(serializers.Serializer):
+class ResendReasonSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=300, required=False, allow_blank=True)
 
 
-class ReplaySerializer(ReasonSerializer):
+class ReplaySerializer(ResendReasonSerializer):
     since = serializers.DateTimeField()
     until = serializers.DateTimeField()
     topic = serializers.CharField(
@@ -91,11 +91,11 @@ class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self) -> QuerySet[EventDelivery]:
         return EventDelivery.objects.select_related("event", "webhook").order_by("-created_at")
 
-    @extend_schema(request=ReasonSerializer, responses={202: DeliverySerializer})
+    @extend_schema(request=ResendReasonSerializer, responses={202: DeliverySerializer})
     @action(detail=True, methods=["post"])
     def resend(self, request: Request, pk: Any = None) -> Response:
         """Send the delivery again (a failed one after its retries ran out, typically)."""
-        body = ReasonSerializer(data=request.data)
+        body = ResendReasonSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         delivery = replay.delivery_resend(
             delivery=self.get_object(),
