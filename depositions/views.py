@@ -41,7 +41,6 @@ from depositions.furnace import services as furnace_services
 from depositions.inputs import AnnealInput, BlockInput, SegmentInput, StepInput, SubCycleInput
 from depositions.models import DepositionRun, PrecursorLot
 from lims.export import csv_response
-from lims.selectors import scope_to_user
 from samples.selectors import sample_list
 
 
@@ -464,14 +463,10 @@ def anneal_recheck(request: HttpRequest, code: str) -> HttpResponse:
 
 @login_required
 def precursor_lot_runs(request: HttpRequest, pk: int) -> HttpResponse:
-    lot = get_object_or_404(
-        scope_to_user(
-            PrecursorLot.objects.select_related("material_lot", "chemical"),
-            user=request.user,
-            field="material_lot__project",
-        ),
-        pk=pk,
-    )
+    try:
+        lot = selectors.precursor_lot_get(user=request.user, pk=pk)
+    except PrecursorLot.DoesNotExist as exc:
+        raise Http404("no such bottle") from exc
     runs = selectors.runs_for_precursor_lot(user=request.user, lot=lot)
     return render(request, "depositions/precursor_lot_runs.html", {"lot": lot, "runs": runs})
 
