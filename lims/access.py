@@ -91,7 +91,7 @@ def project_path(model: type[Model], depth: int = 3) -> str | None:
         for current, prefix in frontier:
             for f in current._meta.concrete_fields:
                 related = f.related_model
-                if not f.many_to_one or not isinstance(related, type):
+                if not f.is_relation or not isinstance(related, type):
                     continue
                 if related is Project:
                     return f"{prefix}{f.attname}"

@@ -149,9 +149,10 @@ class ToolSourceViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
     @action(detail=True, methods=["get"], url_path="lot-at")
     def lot_at(self, request: Request, pk: Any = None) -> Response:
         """The bottle that was on this port at time ``at``."""
+        port = self.get_object()  # first: "not yours" answers as "not found", whatever the query
         form = s.LotAtSerializer(data=request.query_params)
         form.is_valid(raise_exception=True)
-        lot = selectors.lot_on_port_at(tool_source=self.get_object(), at=form.validated_data["at"])
+        lot = selectors.lot_on_port_at(tool_source=port, at=form.validated_data["at"])
         if lot is None:
             return Response({"detail": "nothing was installed then"}, status=404)
         return Response(s.PrecursorLotSerializer(lot).data)
@@ -454,10 +455,11 @@ class DepositionRunViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
     @extend_schema(request=s.ReasonSerializer, responses=s.DepositionRunSerializer)
     @action(detail=True, methods=["post"])
     def abort(self, request: Request, code: str | None = None) -> Response:
+        run = self.get_object()  # first: "not yours" answers as "not found", whatever the body
         form = s.ReasonSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         try:
-            run = services.run_abort(run=self.get_object(), **form.validated_data)
+            run = services.run_abort(run=run, **form.validated_data)
         except DjangoValidationError as exc:
             raise _drf(exc) from exc
         return self._reply(run)
@@ -465,10 +467,11 @@ class DepositionRunViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
     @extend_schema(request=s.ReasonSerializer, responses=s.DepositionRunSerializer)
     @action(detail=True, methods=["post"], url_path="fail-qc")
     def fail_qc(self, request: Request, code: str | None = None) -> Response:
+        run = self.get_object()  # first: "not yours" answers as "not found", whatever the body
         form = s.ReasonSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         try:
-            run = services.run_qc_fail(run=self.get_object(), **form.validated_data)
+            run = services.run_qc_fail(run=run, **form.validated_data)
         except DjangoValidationError as exc:
             raise _drf(exc) from exc
         return self._reply(run)
