@@ -83,7 +83,7 @@ def denied_text(role: str) -> str:
     return f"this needs the {role} role in the project"
 
 
-def project_path(model: type[Model], depth: int = 3) -> str | None:
+def project_path(model: type[Model], depth: int = 4) -> str | None:
     """The dotted path from a model to its project, following foreign keys (breadth first)."""
     frontier: list[tuple[type[Model], str]] = [(model, "")]
     for _ in range(depth):

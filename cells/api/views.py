@@ -41,6 +41,11 @@ def _getter(column: str) -> Any:
     return lambda row: getattr(row, column)
 
 
+def _drf(exc: DjangoValidationError) -> ValidationError:
+    """A service's error as a 400, with or without field names (never a 500)."""
+    return ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+
+
 def _check_project(user: Any, project_id: int) -> None:
     """A write names its project in the payload: the user must be an editor there."""
     try:
@@ -82,7 +87,7 @@ class CellViewSet(
         try:
             serializer.instance = services.cell_create(project=project, **data)
         except DjangoValidationError as exc:
-            raise ValidationError(exc.message_dict) from exc
+            raise _drf(exc) from exc
 
     def perform_update(self, serializer: serializers.BaseSerializer[Cell]) -> None:
         data = dict(serializer.validated_data)
@@ -96,7 +101,7 @@ class CellViewSet(
                 cell=cell, reason="edited over the API", **data
             )
         except DjangoValidationError as exc:
-            raise ValidationError(exc.message_dict) from exc
+            raise _drf(exc) from exc
 
     @extend_schema(responses=ChainSerializer)
     @action(detail=True, methods=["get"])

@@ -547,6 +547,8 @@ def test_page_matrix(world, persona):
     wrong = []
     for name, kind, url, detail, mine in _page_urls(world):
         base = name.split(":")[0] if name.startswith("catalogue-") else name
+        if kind == "public" and persona not in ("anonymous", "staff") and name != "logout":
+            continue  # the same answer for everyone (the schema alone takes 1.5 s to build)
         for method in PAGES[base][1]:
             # the catalogue's create and edit forms are shown only to who may write
             safe = method == "GET" and base not in ("catalogue-create", "catalogue-edit")
