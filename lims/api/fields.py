@@ -37,9 +37,9 @@ def _visible_ids(request: Any) -> list[int] | None:
     return ids
 
 
+# Limits every writable related field's queryset to the request user's projects. No docstrings
+# here: drf-spectacular would describe every schema component with them.
 class ScopedRelationsMixin:
-    """Limit every writable related field's queryset to the request user's projects."""
-
     def get_fields(self) -> dict[str, Any]:
         fields: dict[str, Any] = super().get_fields()  # type: ignore[misc]
         request = getattr(self, "context", {}).get("request")
@@ -52,5 +52,6 @@ class ScopedRelationsMixin:
         return fields
 
 
+# The project's ModelSerializer (no docstring: drf-spectacular would give it to every schema).
 class ModelSerializer(ScopedRelationsMixin, serializers.ModelSerializer):
-    """The project's ModelSerializer: related fields scoped to the caller's projects."""
+    pass
