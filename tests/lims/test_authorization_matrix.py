@@ -25,7 +25,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
 ROOT = Path(__file__).resolve().parents[2]
-PERSONAS = ("anonymous", "other", "viewer", "editor", "manager", "instrument", "staff")
+# mixed: a viewer here and an editor of another project (the object's project decides)
+PERSONAS = ("anonymous", "other", "viewer", "mixed", "editor", "manager", "instrument", "staff")
 
 # --- what each endpoint is ---------------------------------------------------------------------
 # data: a project's data (viewer reads, editor writes); catalogue: shared by all projects (every
@@ -239,6 +240,8 @@ def expected_api(kind: str, persona: str, *, detail: bool, safe: bool, mine: boo
         return set(ALLOWED) if safe else {"invalid", "forbidden"}
     if persona == "viewer" and not safe:
         return {"forbidden"}
+    if persona == "mixed" and not safe:
+        return {"forbidden"} if detail else {"invalid", "forbidden"}
     return set(ALLOWED)
 
 
@@ -261,6 +264,8 @@ def expected_page(kind: str, persona: str, *, detail: bool, safe: bool, mine: bo
         return {"forbidden"} if not safe and persona == "viewer" else {"hidden"}
     if persona == "viewer" and not safe:
         return {"forbidden"}
+    if persona == "mixed" and not safe:
+        return {"forbidden"} if detail else set(ALLOWED)  # a create form offers only B
     return set(ALLOWED)
 
 
@@ -316,6 +321,9 @@ def _build_world(fixtures: Path) -> World:
         Membership.objects.create(project=project, user=people[role], role=role)
     people["other"] = users.create_user("m-other", password="pw-matrix-123")
     Membership.objects.create(project=other_project, user=people["other"], role="editor")
+    people["mixed"] = users.create_user("m-mixed", password="pw-matrix-123")
+    Membership.objects.create(project=project, user=people["mixed"], role="viewer")
+    Membership.objects.create(project=other_project, user=people["mixed"], role="editor")
     people["staff"] = users.create_user("m-staff", password="pw-matrix-123", is_staff=True)
 
     demo.process_chain(project=project, user=people["editor"])
