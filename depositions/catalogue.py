@@ -112,6 +112,7 @@ register(
         create=_drop_user(services.chemical_create),
         update=lambda obj, user, **data: services.chemical_update(chemical=obj, **data),
         sort=["name"],
+        staff_only_writes=True,  # a molar mass feeds every project's dose checks (finding 4)
     )
 )
 register(

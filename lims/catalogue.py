@@ -14,12 +14,14 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Model, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
+
+from lims import access
 
 
 @dataclass
@@ -51,8 +53,12 @@ def _entry(slug: str) -> Entry:
         raise Http404("no such list") from None
 
 
-def _may_write(request: HttpRequest, entry: Entry) -> bool:
-    return not entry.staff_only_writes or bool(getattr(request.user, "is_staff", False))
+def _may_write(request: HttpRequest, entry: Entry, obj: Model | None = None) -> bool:
+    """Staff write shared catalogues; editors their projects' entries (``lims.access``)."""
+    role = access.STAFF if entry.staff_only_writes else access.EDITOR
+    if obj is not None and role != access.STAFF:
+        return access.has_role(user=request.user, project_id=access.project_id_of(obj), role=role)
+    return access.holds_anywhere(user=request.user, role=role)
 
 
 @login_required
@@ -102,7 +108,7 @@ def entry_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         "entry": entry,
         "obj": obj,
         "facts": facts,
-        "can_edit": entry.update is not None and _may_write(request, entry),
+        "can_edit": entry.update is not None and _may_write(request, entry, obj),
     }
     return render(request, "catalogue/detail.html", context)
 
@@ -128,17 +134,22 @@ def _form_view(request: HttpRequest, entry: Entry, obj: Model | None) -> HttpRes
 @login_required
 def entry_create(request: HttpRequest, slug: str) -> HttpResponse:
     entry = _entry(slug)
-    if entry.create is None or not _may_write(request, entry):
+    if entry.create is None:
         raise Http404("not editable here")
+    if not _may_write(request, entry):
+        raise PermissionDenied("you may not add to this list")
     return _form_view(request, entry, None)
 
 
 @login_required
 def entry_edit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     entry = _entry(slug)
-    if entry.update is None or not _may_write(request, entry):
+    if entry.update is None:
         raise Http404("not editable here")
-    return _form_view(request, entry, _object(request, entry, pk))
+    obj = _object(request, entry, pk)
+    if not _may_write(request, entry, obj):
+        raise PermissionDenied("you may not edit this entry")
+    return _form_view(request, entry, obj)
 
 
 @login_required

@@ -193,6 +193,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticated",
         "lims.api.permissions.InstrumentScope",
+        "lims.api.permissions.ProjectRoles",  # viewer reads, editor writes (lims.access)
     ],
     "EXCEPTION_HANDLER": "lims.api.exceptions.exception_handler",  # error texts bounded
     "DEFAULT_PARSER_CLASSES": [
