@@ -95,10 +95,11 @@ class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def resend(self, request: Request, pk: Any = None) -> Response:
         """Send the delivery again (a failed one after its retries ran out, typically)."""
+        found = self.get_object()  # a missing delivery is a 404 whatever the body
         body = ResendReasonSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         delivery = replay.delivery_resend(
-            delivery=self.get_object(),
+            delivery=found,
             actor=request.user,
             reason=body.validated_data.get("reason", ""),
         )
@@ -120,12 +121,13 @@ class WebhookReplayViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     @action(detail=True, methods=["post"])
     def replay(self, request: Request, pk: Any = None) -> Response:
         """Send the events of [since, until) whose topic matches ``topic`` to this webhook."""
+        webhook = self.get_object()  # a missing webhook is a 404 whatever the body
         body = ReplaySerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
         try:
             ids = replay.webhook_replay(
-                webhook=self.get_object(),
+                webhook=webhook,
                 since=data["since"],
                 until=data["until"],
                 topic_pattern=data["topic"],

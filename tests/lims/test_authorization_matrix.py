@@ -31,7 +31,8 @@ PERSONAS = ("anonymous", "other", "viewer", "mixed", "editor", "manager", "instr
 # --- what each endpoint is ---------------------------------------------------------------------
 # data: a project's data (viewer reads, editor writes); catalogue: shared by all projects (every
 # person reads, staff write); ingest: files in (editors and instrument tokens); jobs: an
-# instrument token also reads its own.
+# instrument token also reads its own; staff: installation-wide (events, deliveries, webhooks),
+# staff only.
 API: dict[str, str] = {
     "/api/v1/ald-tools/": "data",
     "/api/v1/ald-tools/{id}/": "data",
@@ -77,6 +78,13 @@ API: dict[str, str] = {
     "/api/v1/eis-spectra/{id}/link/": "data",
     "/api/v1/eis-spectra/arrhenius/": "data",
     "/api/v1/explorer/": "data",
+    "/api/v1/events/": "staff",
+    "/api/v1/events/{id}/": "staff",
+    "/api/v1/deliveries/": "staff",
+    "/api/v1/deliveries/{id}/": "staff",
+    "/api/v1/deliveries/{id}/resend/": "staff",
+    "/api/v1/webhooks/{id}/": "staff",
+    "/api/v1/webhooks/{id}/replay/": "staff",
     "/api/v1/film-properties/": "data",
     "/api/v1/film-properties/{id}/": "data",
     "/api/v1/ingest/": "ingest",
@@ -220,6 +228,10 @@ def expected_api(kind: str, persona: str, *, detail: bool, safe: bool, mine: boo
     """``mine``: the object exists in the project (False: a placeholder id nobody sees)."""
     if persona == "anonymous":
         return {"auth"}
+    if kind == "staff":  # refused before any lookup; staff then meet the placeholder id
+        if persona != "staff":
+            return {"forbidden"}
+        return {"hidden"} if detail and not mine else set(ALLOWED)
     if persona == "instrument":
         if kind == "ingest" or (kind == "jobs" and safe and (mine or not detail)):
             return set(ALLOWED)
@@ -388,6 +400,9 @@ def _build_world(fixtures: Path) -> World:
         .pk,
         "tool-sources": port.pk,
         "explorer-views": None,
+        "events": None,  # staff-only routes: placeholder ids
+        "deliveries": None,
+        "webhooks": None,
         "lot": lot.pk,
     }
     return World(ids=ids, people=people, token=token.key)
