@@ -11,12 +11,16 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
-from rest_framework.permissions import IsAdminUser
+from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from lims.api.permissions import InstrumentScope
 from lims.events import replay
 from lims.models import EventDelivery, OutboxEvent, Webhook
+
+# installation-wide objects: staff only (the instrument scope kept, as on every view)
+STAFF_ONLY = [IsAuthenticated, InstrumentScope, IsAdminUser]
 
 
 class EventSerializer(serializers.ModelSerializer):
@@ -74,7 +78,7 @@ class EventViewSet(viewsets.ReadOnlyModelViewSet):
     """Every event the system emitted, oldest first; ``topic`` filters by prefix."""
 
     serializer_class = EventSerializer
-    permission_classes = [IsAdminUser]
+    permission_classes = STAFF_ONLY
     pagination_class = OldestFirst
 
     def get_queryset(self) -> QuerySet[OutboxEvent]:
@@ -85,7 +89,7 @@ class EventViewSet(viewsets.ReadOnlyModelViewSet):
 
 class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = DeliverySerializer
-    permission_classes = [IsAdminUser]
+    permission_classes = STAFF_ONLY
     filterset_fields = ["status", "webhook"]
 
     def get_queryset(self) -> QuerySet[EventDelivery]:
@@ -108,7 +112,7 @@ class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
 
 class WebhookReplayViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     queryset = Webhook.objects.all()
-    permission_classes = [IsAdminUser]
+    permission_classes = STAFF_ONLY
 
     class _Hook(serializers.ModelSerializer):
         class Meta:
