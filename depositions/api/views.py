@@ -55,9 +55,9 @@ from depositions.models import (
     ToolSource,
 )
 from lims.export import eln_download
+from lims.fields import CODE_LOOKUP_REGEX
 from lims.selectors import project_ids_visible
 
-CODE_REGEX = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 CreateListRetrieveUpdate = (
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -357,7 +357,7 @@ class DepositionRunViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
     serializer_class = s.DepositionRunSerializer
     filterset_class = DepositionRunFilterSet
     lookup_field = "code"
-    lookup_value_regex = CODE_REGEX
+    lookup_value_regex = CODE_LOOKUP_REGEX
     ordering_fields = ["code", "created_at", "started_at"]
 
     def get_queryset(self) -> QuerySet[DepositionRun]:
@@ -608,7 +608,7 @@ class PostTreatmentViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
     serializer_class = s.PostTreatmentSerializer
     filterset_class = PostTreatmentFilterSet
     lookup_field = "code"
-    lookup_value_regex = CODE_REGEX
+    lookup_value_regex = CODE_LOOKUP_REGEX
     ordering_fields = ["code", "created_at", "started_at"]
 
     def get_queryset(self) -> QuerySet[PostTreatment]:

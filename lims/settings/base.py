@@ -60,6 +60,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "lims.middleware.RejectNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -163,6 +164,12 @@ LIMS_UNPACK_MAX_RATIO = float(os.environ.get("LIMS_UNPACK_MAX_RATIO", "200"))
 FILE_UPLOAD_HANDLERS = ["lims.ingestion.uploads.LimitedTemporaryFileUploadHandler"]
 FILE_UPLOAD_TEMP_DIR = os.environ.get("LIMS_UPLOAD_TEMP_DIR") or str(DATA_DIR / "tmp")
 Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
+
+# Sample import (CSV/XLSX, read whole in the web process): bytes, data rows and, for XLSX,
+# bytes once inflated. Over any of them: a 400 naming the limit.
+LIMS_IMPORT_MAX_BYTES = int(os.environ.get("LIMS_IMPORT_MAX_BYTES", 10 * 1024**2))
+LIMS_IMPORT_MAX_ROWS = int(os.environ.get("LIMS_IMPORT_MAX_ROWS", 10000))
+LIMS_IMPORT_MAX_INFLATED_BYTES = int(os.environ.get("LIMS_IMPORT_MAX_INFLATED_BYTES", 64 * 1024**2))
 
 LIMS_WEBHOOK_TIMEOUT_S = float(os.environ.get("LIMS_WEBHOOK_TIMEOUT_S", "10"))
 LIMS_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("LIMS_WEBHOOK_MAX_ATTEMPTS", "8"))
