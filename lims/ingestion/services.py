@@ -25,8 +25,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from lims.events.services import event_emit
-from lims.ingestion import lease, registry, storage
 from lims.fields import reject_nul
+from lims.ingestion import lease, registry, storage
 from lims.ingestion.errors import quote
 from lims.ingestion.parsing import ParseContext, ParseError
 from lims.ingestion.registry import detect_parser, get_parser
