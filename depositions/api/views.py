@@ -98,9 +98,8 @@ class ToolViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
 
     def perform_create(self, serializer: serializers.BaseSerializer[Any]) -> None:
         data = _data(serializer)
-        _check_project(self.request.user, data["instrument"].project_id)
         try:
-            serializer.instance = services.tool_create(**data)
+            serializer.instance = services.tool_create(user=self.request.user, **data)
         except DjangoValidationError as exc:
             raise _drf(exc) from exc
 
@@ -123,9 +122,8 @@ class ToolSourceViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
 
     def perform_create(self, serializer: serializers.BaseSerializer[Any]) -> None:
         data = _data(serializer)
-        _check_project(self.request.user, data["tool"].instrument.project_id)
         try:
-            serializer.instance = services.tool_source_create(**data)
+            serializer.instance = services.tool_source_create(user=self.request.user, **data)
         except DjangoValidationError as exc:
             raise _drf(exc) from exc
 
@@ -216,9 +214,8 @@ class PrecursorLotViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
 
     def perform_create(self, serializer: serializers.BaseSerializer[Any]) -> None:
         data = _data(serializer)
-        _check_project(self.request.user, data["material_lot"].project_id)
         try:
-            serializer.instance = services.precursor_lot_create(**data)
+            serializer.instance = services.precursor_lot_create(user=self.request.user, **data)
         except DjangoValidationError as exc:
             raise _drf(exc) from exc
 
