@@ -171,6 +171,13 @@ LIMS_IMPORT_MAX_BYTES = int(os.environ.get("LIMS_IMPORT_MAX_BYTES", 10 * 1024**2
 LIMS_IMPORT_MAX_ROWS = int(os.environ.get("LIMS_IMPORT_MAX_ROWS", 10000))
 LIMS_IMPORT_MAX_INFLATED_BYTES = int(os.environ.get("LIMS_IMPORT_MAX_INFLATED_BYTES", 64 * 1024**2))
 
+# Webhooks may not target loopback/private/link-local addresses (lims.events.targets) except
+# these hosts ("host" or "host:port", comma separated): the lab's own receiver.
+LIMS_WEBHOOK_ALLOWED_HOSTS = [
+    h.strip() for h in os.environ.get("LIMS_WEBHOOK_ALLOWED_HOSTS", "").split(",") if h.strip()
+]
+# A receiver refuses a signature whose timestamp is further than this from its clock.
+LIMS_WEBHOOK_TOLERANCE_S = int(os.environ.get("LIMS_WEBHOOK_TOLERANCE_S", "300"))
 LIMS_WEBHOOK_TIMEOUT_S = float(os.environ.get("LIMS_WEBHOOK_TIMEOUT_S", "10"))
 LIMS_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("LIMS_WEBHOOK_MAX_ATTEMPTS", "8"))
 LIMS_WEBHOOK_BACKOFF_S = float(os.environ.get("LIMS_WEBHOOK_BACKOFF_S", "5"))
