@@ -399,10 +399,11 @@ class Step(models.Model):
     def clean(self) -> None:
         if self.kind == StepKind.PLASMA and self.plasma_power_w is None:
             raise ValidationError({"plasma_power_w": "a plasma step needs its power (W)"})
-        if self.source_id is not None:
+        source = self.source if self.source_id else None
+        if source is not None:
             # another project's port would hand its reactant back through this recipe
-            recipe = self.subcycle.recipe if self.subcycle_id else self.recipe
-            if recipe is not None and self.source.tool.instrument.project_id != recipe.project_id:
+            recipe = self.subcycle.recipe if self.subcycle is not None else self.recipe
+            if recipe is not None and source.tool.instrument.project_id != recipe.project_id:
                 raise ValidationError({"source": "no such tool port in this recipe's project"})
 
 
@@ -700,7 +701,8 @@ class PostTreatment(models.Model):
     def clean(self) -> None:
         if self.furnace_id and self.furnace is not None and self.furnace.kind != "furnace":
             raise ValidationError({"furnace": "the instrument must be of kind 'Furnace'"})
-        if self.furnace_id and self.project_id and self.furnace.project_id != self.project_id:
+        furnace = self.furnace if self.furnace_id else None
+        if furnace is not None and self.project_id and furnace.project_id != self.project_id:
             raise ValidationError({"furnace": "no such furnace in this anneal's project"})
 
 

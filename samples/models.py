@@ -121,7 +121,8 @@ class Sample(models.Model):
     def clean(self) -> None:
         # another project's lot would show its number and supplier here and block its
         # deletion; the message names nothing of it
-        if self.lot_id and self.project_id and self.lot.project_id != self.project_id:
+        lot = self.lot if self.lot_id else None
+        if lot is not None and self.project_id and lot.project_id != self.project_id:
             raise ValidationError({"lot": "no such lot in this sample's project"})
 
 

@@ -50,7 +50,7 @@ def webhook_target_check(url: str) -> None:
     except (socket.gaierror, UnicodeError) as exc:
         raise ValidationError({"url": f"the webhook host {host} does not resolve"}) from exc
     for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
         if _refused(address):
             raise ValidationError(
                 {
