@@ -36,6 +36,9 @@ class Entry:
     update: Callable[..., Model] | None = None  # service(obj, user=..., **cleaned_data)
     sort: list[str] = field(default_factory=list)
     staff_only_writes: bool = False
+    # foreign-key field -> user -> the choices that user may pick (their projects' rows);
+    # a form field not named here keeps its model's full queryset (shared catalogues)
+    choices: dict[str, Callable[[Any], QuerySet[Any]]] = field(default_factory=dict)
 
 
 REGISTRY: dict[str, Entry] = {}
@@ -116,6 +119,9 @@ def entry_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 def _form_view(request: HttpRequest, entry: Entry, obj: Model | None) -> HttpResponse:
     assert entry.form is not None
     form = entry.form(request.POST or None, instance=obj)
+    for name, scoped in entry.choices.items():
+        if name in form.fields:
+            form.fields[name].queryset = scoped(request.user)  # type: ignore[attr-defined]
     if request.method == "POST" and form.is_valid():
         try:
             if obj is None:

@@ -8,6 +8,7 @@ bookkeeping and nothing that saves can forget it.
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core import serializers
 from django.db import models
@@ -102,6 +104,10 @@ def _is_logged(sender: type[models.Model]) -> bool:
 
 def _snapshot(instance: models.Model) -> dict[str, Any]:
     data: dict[str, Any] = serializers.serialize("python", [instance])[0]["fields"]
+    for name in getattr(instance, "change_log_redacted", ()):  # secrets: a keyed fingerprint
+        if data.get(name):
+            digest = hmac.new(settings.SECRET_KEY.encode(), str(data[name]).encode(), "sha256")
+            data[name] = f"redacted:{digest.hexdigest()[:16]}"
     return data
 
 

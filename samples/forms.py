@@ -6,7 +6,7 @@ from django import forms
 
 from lims.access import EDITOR
 from lims.models import Project
-from lims.selectors import projects_for_user
+from lims.selectors import projects_for_user, scope_to_user
 from samples.choices import SampleKind
 from samples.models import ExposureEvent, Material, MaterialLot, Sample
 
@@ -38,6 +38,10 @@ class SampleForm(forms.ModelForm):
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["project"].queryset = projects_for_user(user=user, role=EDITOR)  # type: ignore[attr-defined]
+        # only the user's projects' lots (the model checks it is the sample's project)
+        self.fields["lot"].queryset = scope_to_user(  # type: ignore[attr-defined]
+            MaterialLot.objects.select_related("material"), user=user
+        )
 
 
 class SplitForm(forms.Form):

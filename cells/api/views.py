@@ -31,6 +31,7 @@ from cells.models import Cell, CyclingTest
 from cells.parsers.types import CANONICAL_COLUMNS
 from lims import access
 from lims.export import csv_response, eln_download, provenance_headers, stream_download
+from lims.fields import CODE_LOOKUP_REGEX
 from lims.ingestion import storage
 from lims.selectors import scope_to_user
 
@@ -75,6 +76,7 @@ class CellViewSet(
     serializer_class = CellSerializer
     filterset_class = CellFilterSet
     lookup_field = "code"
+    lookup_value_regex = CODE_LOOKUP_REGEX
     ordering_fields = ["code", "created_at", "assembled_at"]
 
     def get_queryset(self) -> QuerySet[Cell]:

@@ -56,8 +56,8 @@ from depositions.models import (
 )
 from lims import access
 from lims.export import eln_download
+from lims.fields import CODE_LOOKUP_REGEX
 
-CODE_REGEX = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 CreateListRetrieveUpdate = (
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -101,9 +101,8 @@ class ToolViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
 
     def perform_create(self, serializer: serializers.BaseSerializer[Any]) -> None:
         data = _data(serializer)
-        _check_project(self.request.user, data["instrument"].project_id)
         try:
-            serializer.instance = services.tool_create(**data)
+            serializer.instance = services.tool_create(user=self.request.user, **data)
         except DjangoValidationError as exc:
             raise _drf(exc) from exc
 
@@ -127,9 +126,8 @@ class ToolSourceViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
 
     def perform_create(self, serializer: serializers.BaseSerializer[Any]) -> None:
         data = _data(serializer)
-        _check_project(self.request.user, data["tool"].instrument.project_id)
         try:
-            serializer.instance = services.tool_source_create(**data)
+            serializer.instance = services.tool_source_create(user=self.request.user, **data)
         except DjangoValidationError as exc:
             raise _drf(exc) from exc
 
@@ -228,9 +226,8 @@ class PrecursorLotViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
 
     def perform_create(self, serializer: serializers.BaseSerializer[Any]) -> None:
         data = _data(serializer)
-        _check_project(self.request.user, data["material_lot"].project_id)
         try:
-            serializer.instance = services.precursor_lot_create(**data)
+            serializer.instance = services.precursor_lot_create(user=self.request.user, **data)
         except DjangoValidationError as exc:
             raise _drf(exc) from exc
 
@@ -362,7 +359,7 @@ class DepositionRunViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
     serializer_class = s.DepositionRunSerializer
     filterset_class = DepositionRunFilterSet
     lookup_field = "code"
-    lookup_value_regex = CODE_REGEX
+    lookup_value_regex = CODE_LOOKUP_REGEX
     ordering_fields = ["code", "created_at", "started_at"]
 
     def get_queryset(self) -> QuerySet[DepositionRun]:
@@ -617,7 +614,7 @@ class PostTreatmentViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
     serializer_class = s.PostTreatmentSerializer
     filterset_class = PostTreatmentFilterSet
     lookup_field = "code"
-    lookup_value_regex = CODE_REGEX
+    lookup_value_regex = CODE_LOOKUP_REGEX
     ordering_fields = ["code", "created_at", "started_at"]
 
     def get_queryset(self) -> QuerySet[PostTreatment]:

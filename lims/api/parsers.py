@@ -30,6 +30,7 @@ from rest_framework.parsers import BaseParser, DataAndFiles, FormParser, JSONPar
 from streaming_form_data import StreamingFormDataParser
 from streaming_form_data.targets import BaseTarget, ValueTarget
 
+from lims.fields import find_nul
 from lims.ingestion.parsing import SNIFF_BYTES
 
 CHUNK = 1024 * 1024
@@ -170,7 +171,8 @@ def _read_capped(stream: IO[bytes] | None) -> bytes:
 
 class CappedJSONParser(JSONParser):
     """DRF's JSON parser reads the whole body whatever its size, and a deeply nested one
-    is a RecursionError (a 500): capped, and that is a 400."""
+    is a RecursionError (a 500): capped, and that is a 400. A NUL character anywhere (a
+    ``\\u0000`` in JSON metadata, say) is a 400 too: PostgreSQL cannot store it."""
 
     def parse(
         self,
@@ -180,9 +182,12 @@ class CappedJSONParser(JSONParser):
     ) -> Any:
         body = io.BytesIO(_read_capped(stream))
         try:
-            return super().parse(body, media_type, parser_context)
+            data = super().parse(body, media_type, parser_context)
         except RecursionError as exc:
             raise exceptions.ParseError("JSON parse error - nested too deeply") from exc
+        if (place := find_nul(data, "body")) is not None:
+            raise exceptions.ParseError(f"{place}: contains a NUL character (\\u0000), not allowed")
+        return data
 
 
 class CappedFormParser(FormParser):

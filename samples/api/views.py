@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from lims import access
 from lims.api.parsers import CappedFormParser, CappedJSONParser, CappedMultiPartParser
 from lims.export import eln_download
+from lims.fields import CODE_LOOKUP_REGEX
 from lims.models import Project
 from lims.selectors import projects_for_user, scope_to_user
 from samples import imports, selectors, services
@@ -112,6 +113,7 @@ class SampleViewSet(
     serializer_class = SampleSerializer
     filterset_class = SampleFilterSet
     lookup_field = "code"
+    lookup_value_regex = CODE_LOOKUP_REGEX
     ordering_fields = ["code", "created_at"]
 
     def get_queryset(self) -> QuerySet[Sample]:
