@@ -643,11 +643,13 @@ def cycle_table_csv(*, test: CyclingTest) -> bytes:
     import csv
     import io
 
+    from lims.export import csv_cell
+
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CYCLE_TABLE_COLUMNS)
     for row in cycle_table(test=test).values_list(*CYCLE_TABLE_COLUMNS):
-        writer.writerow(["" if v is None else v for v in row])
+        writer.writerow([csv_cell(v) for v in row])
     return buf.getvalue().encode()
 
 

@@ -15,6 +15,7 @@ change leaves no entry. ``chain_verify`` (``manage.py verify_audit``) recomputes
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import uuid
 from collections import deque
@@ -25,6 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
+from django.apps import apps as global_apps
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core import serializers
 from django.core.serializers.json import DjangoJSONEncoder
@@ -165,9 +168,13 @@ class _LazyReason:
 
 
 def _is_logged(sender: type[models.Model]) -> bool:
+    """Live domain models only: a migration's historical models (their ``_meta.apps`` is the
+    migration state, not the app registry) describe a schema the log's own table may not
+    have yet, and their rows are data moves, not changes anyone made."""
     meta = sender._meta
     return (
-        meta.app_label in LOGGED_APPS
+        meta.apps is global_apps
+        and meta.app_label in LOGGED_APPS
         and meta.label_lower not in NOT_LOGGED
         and getattr(sender, "change_logged", True)
     )
@@ -175,6 +182,10 @@ def _is_logged(sender: type[models.Model]) -> bool:
 
 def _snapshot(instance: models.Model) -> dict[str, Any]:
     data: dict[str, Any] = serializers.serialize("python", [instance])[0]["fields"]
+    for name in getattr(instance, "change_log_redacted", ()):  # secrets: a keyed fingerprint
+        if data.get(name):
+            digest = hmac.new(settings.SECRET_KEY.encode(), str(data[name]).encode(), "sha256")
+            data[name] = f"redacted:{digest.hexdigest()[:16]}"
     return data
 
 

@@ -31,6 +31,7 @@ from streaming_form_data import StreamingFormDataParser
 from streaming_form_data.targets import BaseTarget, ValueTarget
 
 from lims.changelog import note_reason
+from lims.fields import find_nul
 from lims.ingestion.parsing import SNIFF_BYTES
 
 CHUNK = 1024 * 1024
@@ -171,7 +172,8 @@ def _read_capped(stream: IO[bytes] | None) -> bytes:
 
 class CappedJSONParser(JSONParser):
     """DRF's JSON parser reads the whole body whatever its size, and a deeply nested one
-    is a RecursionError (a 500): capped, and that is a 400."""
+    is a RecursionError (a 500): capped, and that is a 400. A NUL character anywhere (a
+    ``\\u0000`` in JSON metadata, say) is a 400 too: PostgreSQL cannot store it."""
 
     def parse(
         self,
@@ -184,6 +186,8 @@ class CappedJSONParser(JSONParser):
             data = super().parse(body, media_type, parser_context)
         except RecursionError as exc:
             raise exceptions.ParseError("JSON parse error - nested too deeply") from exc
+        if (place := find_nul(data, "body")) is not None:
+            raise exceptions.ParseError(f"{place}: contains a NUL character (\\u0000), not allowed")
         note_reason((parser_context or {}).get("request"), data)
         return data
 

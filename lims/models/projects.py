@@ -25,13 +25,20 @@ class Project(models.Model):
 
 
 class Membership(models.Model):
+    """A person's role in one project; ``lims.access`` is the only place that reads it.
+
+    Viewers read; editors also write data; managers also manage members, instruments, tokens
+    and webhooks. New memberships start as viewers (least privilege).
+    """
+
     class Role(models.TextChoices):
-        MEMBER = "member", "Member"
+        VIEWER = "viewer", "Viewer"
+        EDITOR = "editor", "Editor"
         MANAGER = "manager", "Manager"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
-    role = models.CharField(max_length=20, choices=Role.choices, default=Role.MEMBER)
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.VIEWER)
 
     class Meta:
         constraints = [

@@ -2,7 +2,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("lims", "0006_changelog_hash_chain")]
+    dependencies = [("lims", "0007_changelog_hash_chain")]
     # data migrations of other apps save through the live models, whose change log entries
     # need these columns
     run_before = [("depositions", "0002_process_references")]

@@ -26,7 +26,7 @@ def chain_existing(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("lims", "0005_raw_file_per_project_bounded_errors")]
+    dependencies = [("lims", "0006_membership_roles_viewer_editor_manager")]
     # data migrations of other apps save through the live models, whose change log entries
     # need these columns
     run_before = [("depositions", "0002_process_references")]

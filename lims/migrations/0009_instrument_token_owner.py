@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('lims', '0007_changelog_seq_unique'),
+        ('lims', '0008_changelog_seq_unique'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
