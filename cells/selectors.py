@@ -10,7 +10,7 @@ import polars as pl
 from django.db.models import Count, Prefetch, QuerySet
 
 from cells.filtersets import CellFilterSet, CyclingTestFilterSet
-from cells.models import Cell, CycleRecord, CyclingTest
+from cells.models import Cell, CycleRecord, CyclingTest, PerformanceRecordVersion
 from lims.ingestion import storage
 from lims.selectors import scope_to_user
 
@@ -46,7 +46,13 @@ def cycling_test_list(*, user: Any, filters: dict[str, Any] | None = None) -> Qu
 def cell_tests(*, cell: Cell) -> list[CyclingTest]:
     return list(
         cell.tests.select_related("cell", "raw_file", "instrument", "job", "performance")
-        .prefetch_related(Prefetch("cycles", queryset=CycleRecord.objects.order_by("cycle_index")))
+        .prefetch_related(
+            Prefetch("cycles", queryset=CycleRecord.objects.order_by("cycle_index")),
+            Prefetch(
+                "performance_versions",
+                queryset=PerformanceRecordVersion.objects.order_by("-version"),
+            ),
+        )
         .order_by("created_at")
     )
 

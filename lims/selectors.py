@@ -42,6 +42,20 @@ def job_list(*, user: Any) -> QuerySet[IngestionJob]:
     return scope_to_user(qs, user=user)
 
 
+def job_actor(*, job_id: int) -> tuple[Any, str]:
+    """Who the change log names for a job's changes: the person who uploaded it (for an
+    instrument's upload, the owner of its token) and the instrument that sent it."""
+    job = (
+        IngestionJob.objects.select_related("created_by", "instrument")
+        .only("created_by", "instrument__name")
+        .filter(pk=job_id)
+        .first()
+    )
+    if job is None:
+        return None, ""
+    return job.created_by, job.instrument.name if job.instrument else ""
+
+
 def ingest_project_for(*, user: Any, slug: str | None) -> Project:
     """The project an upload belongs to: the instrument's, the named one, or the only one."""
     from django.core.exceptions import PermissionDenied, ValidationError

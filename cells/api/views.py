@@ -30,6 +30,7 @@ from cells.filtersets import CellFilterSet, CyclingTestFilterSet
 from cells.models import Cell, CyclingTest
 from cells.parsers.types import CANONICAL_COLUMNS
 from lims import access
+from lims.changelog import current_reason
 from lims.export import csv_response, eln_download, provenance_headers, stream_download
 from lims.fields import CODE_LOOKUP_REGEX
 from lims.ingestion import storage
@@ -100,7 +101,7 @@ class CellViewSet(
             raise ValidationError({"project": "a cell cannot move to another project"})
         try:
             serializer.instance = services.cell_update(
-                cell=cell, reason="edited over the API", **data
+                cell=cell, reason=current_reason() or "edited over the API", **data
             )
         except DjangoValidationError as exc:
             raise _drf(exc) from exc

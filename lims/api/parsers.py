@@ -30,6 +30,7 @@ from rest_framework.parsers import BaseParser, DataAndFiles, FormParser, JSONPar
 from streaming_form_data import StreamingFormDataParser
 from streaming_form_data.targets import BaseTarget, ValueTarget
 
+from lims.changelog import note_reason
 from lims.fields import find_nul
 from lims.ingestion.parsing import SNIFF_BYTES
 
@@ -187,6 +188,7 @@ class CappedJSONParser(JSONParser):
             raise exceptions.ParseError("JSON parse error - nested too deeply") from exc
         if (place := find_nul(data, "body")) is not None:
             raise exceptions.ParseError(f"{place}: contains a NUL character (\\u0000), not allowed")
+        note_reason((parser_context or {}).get("request"), data)
         return data
 
 
@@ -199,7 +201,9 @@ class CappedFormParser(FormParser):
         media_type: str | None = None,
         parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
-        return super().parse(io.BytesIO(_read_capped(stream)), media_type, parser_context)
+        data = super().parse(io.BytesIO(_read_capped(stream)), media_type, parser_context)
+        note_reason((parser_context or {}).get("request"), data)
+        return data
 
 
 class CappedMultiPartParser(MultiPartParser):
@@ -213,7 +217,7 @@ class CappedMultiPartParser(MultiPartParser):
         parser_context: Mapping[str, Any] | None = None,
     ) -> DataAndFiles:
         try:
-            return super().parse(stream, media_type, parser_context)
+            parsed = super().parse(stream, media_type, parser_context)
         except RequestDataTooBig as exc:
             limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
             raise BodyTooLarge(
@@ -222,3 +226,5 @@ class CappedMultiPartParser(MultiPartParser):
             ) from exc
         except (TooManyFieldsSent, TooManyFilesSent) as exc:
             raise exceptions.ParseError(f"Multipart form parse error - {exc}") from exc
+        note_reason((parser_context or {}).get("request"), parsed.data)
+        return parsed

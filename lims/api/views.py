@@ -76,7 +76,10 @@ class IngestView(APIView):
                 project=project,
                 kind=data.get("kind"),
                 params=services.upload_params(data),
-                user=request.user if isinstance(request.user, AbstractBaseUser) else None,
+                # an instrument's upload is answered for by the person who owns its token
+                user=request.user
+                if isinstance(request.user, AbstractBaseUser)
+                else getattr(getattr(request.user, "token", None), "owner", None),
                 instrument=getattr(request.user, "instrument", None),
                 content_type=upload.content_type or "",
             )

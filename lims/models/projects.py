@@ -85,6 +85,14 @@ class InstrumentToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked = models.BooleanField(default=False)
+    # the person answerable for what the instrument sends: named in the change log
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="instrument_tokens",
+    )
 
     def __str__(self) -> str:
         return f"token {self.key[:6]}… for {self.instrument}"

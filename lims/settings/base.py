@@ -206,6 +206,8 @@ LIMS_JOB_LEASE_S = float(os.environ.get("LIMS_JOB_LEASE_S", "120"))
 LIMS_JOB_LEASE_RENEW_S = float(os.environ.get("LIMS_JOB_LEASE_RENEW_S", "20"))
 LIMS_JOB_MAX_LOST = int(os.environ.get("LIMS_JOB_MAX_LOST", "3"))
 LIMS_SWEEP_EVERY_S = float(os.environ.get("LIMS_SWEEP_EVERY_S", "60"))
+# Every stored raw file is re-hashed this often (lims.raw_files_verify; each read re-hashes too)
+LIMS_RAW_VERIFY_EVERY_S = float(os.environ.get("LIMS_RAW_VERIFY_EVERY_S", str(24 * 3600)))
 # The ingest task's limits; the broker's visibility timeout sits just above the hard one.
 LIMS_INGEST_SOFT_TIME_LIMIT_S = int(os.environ.get("LIMS_INGEST_SOFT_TIME_LIMIT_S", "1800"))
 LIMS_INGEST_HARD_TIME_LIMIT_S = LIMS_INGEST_SOFT_TIME_LIMIT_S + 60
@@ -291,6 +293,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "sweep-stuck": {"task": "lims.sweep_stuck", "schedule": LIMS_SWEEP_EVERY_S},
     "worker-heartbeat": {"task": "lims.heartbeat", "schedule": 30.0},
+    "raw-files-verify": {"task": "lims.raw_files_verify", "schedule": LIMS_RAW_VERIFY_EVERY_S},
 }
 
 LOGGING = {
