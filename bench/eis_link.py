@@ -31,7 +31,7 @@ USER = (
     " Token; from lims.models import Membership, Project; from samples import services as s;"
     "p = Project.objects.get(slug='bench');"
     "u = get_user_model().objects.create_user('bench-person', password='x');"
-    "Membership.objects.create(project=p, user=u);"
+    "Membership.objects.create(project=p, user=u, role='editor');"
     "s.sample_create(project=p, code='PELLET-1', kind='powder', quantity='1',"
     " thickness_um=1000, area_cm2='0.785');"
     "print(Token.objects.create(user=u).key)"

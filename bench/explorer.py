@@ -58,7 +58,7 @@ def _seed(total: int):
 
     project = services.project_get_or_create(name="Bench", slug="bench")
     user = get_user_model().objects.create_user("bench", password="bench-pw-2026")
-    Membership.objects.create(project=project, user=user)
+    Membership.objects.create(project=project, user=user, role="editor")
     with mock.patch.object(ingest, "_dispatch", lambda job_id: None):
         demo.process_chain(project=project, user=user)
         demo.explorer_matrix(project=project, user=user)

@@ -6,6 +6,7 @@ from django import forms
 
 from cells.api.serializers import CELL_FIELDS
 from cells.models import Cell
+from lims.access import EDITOR
 from lims.selectors import projects_for_user, scope_to_user
 from samples.models import Sample
 
@@ -23,7 +24,7 @@ class CellForm(forms.ModelForm):
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["project"].queryset = projects_for_user(user=user)  # type: ignore[attr-defined]
+        self.fields["project"].queryset = projects_for_user(user=user, role=EDITOR)  # type: ignore[attr-defined]
         samples = scope_to_user(Sample.objects.order_by("code"), user=user)
         for name in ("cathode_sample", "se_sample", "anode_sample"):
             self.fields[name].queryset = samples  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 
 from cells.choices import AnodeKind, CellFormat, CellType
 
@@ -277,6 +278,41 @@ class PerformanceRecord(PerformanceValues):
 
     def __str__(self) -> str:
         return f"performance of {self.test}"
+
+
+class PerformanceRecordVersion(models.Model):
+    """One computation of a test's performance record, kept: a recompute adds a version with
+    its reason and what it changed, so a number once reported can always be found again."""
+
+    # the change log already records each change of the record itself
+    change_logged = False
+
+    test = models.ForeignKey(
+        CyclingTest, on_delete=models.CASCADE, related_name="performance_versions"
+    )
+    version = models.PositiveIntegerField()
+    computed_at = models.DateTimeField(default=timezone.now)
+    reason = models.CharField(max_length=300, blank=True)
+    values = models.JSONField(
+        encoder=DjangoJSONEncoder, help_text="The record's values and provenance as computed"
+    )
+    changed = models.JSONField(
+        default=dict,
+        blank=True,
+        encoder=DjangoJSONEncoder,
+        help_text='{"<field>": [old, new]} against the previous version',
+    )
+
+    class Meta:
+        ordering = ["test", "-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["test", "version"], name="performance_record_version_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"performance of test {self.test_id} v{self.version}"
 
 
 class StitchedRecord(PerformanceValues):

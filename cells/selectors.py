@@ -10,7 +10,7 @@ import polars as pl
 from django.db.models import Count, Prefetch, QuerySet
 
 from cells.filtersets import CellFilterSet, CyclingTestFilterSet
-from cells.models import Cell, CycleRecord, CyclingTest
+from cells.models import Cell, CycleRecord, CyclingTest, PerformanceRecordVersion
 from lims.ingestion import storage
 from lims.selectors import scope_to_user
 
@@ -46,7 +46,13 @@ def cycling_test_list(*, user: Any, filters: dict[str, Any] | None = None) -> Qu
 def cell_tests(*, cell: Cell) -> list[CyclingTest]:
     return list(
         cell.tests.select_related("cell", "raw_file", "instrument", "job", "performance")
-        .prefetch_related(Prefetch("cycles", queryset=CycleRecord.objects.order_by("cycle_index")))
+        .prefetch_related(
+            Prefetch("cycles", queryset=CycleRecord.objects.order_by("cycle_index")),
+            Prefetch(
+                "performance_versions",
+                queryset=PerformanceRecordVersion.objects.order_by("-version"),
+            ),
+        )
         .order_by("created_at")
     )
 
@@ -637,11 +643,13 @@ def cycle_table_csv(*, test: CyclingTest) -> bytes:
     import csv
     import io
 
+    from lims.export import csv_cell
+
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CYCLE_TABLE_COLUMNS)
     for row in cycle_table(test=test).values_list(*CYCLE_TABLE_COLUMNS):
-        writer.writerow(["" if v is None else v for v in row])
+        writer.writerow([csv_cell(v) for v in row])
     return buf.getvalue().encode()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -14,11 +15,20 @@ from typing import Any
 
 import polars as pl
 from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import Case, F, When
 
 from cells.choices import CellType
-from cells.models import Cell, CycleRecord, CyclingTest, PerformanceRecord, StitchedRecord
+from cells.models import (
+    Cell,
+    CycleRecord,
+    CyclingTest,
+    PerformanceRecord,
+    PerformanceRecordVersion,
+    PerformanceValues,
+    StitchedRecord,
+)
 from cells.parsers.sidecars import SidecarData
 from cells.parsers.summary import SUMMARY_SCHEMA, check_summary, summary_plan
 from cells.parsers.types import CyclerData
@@ -369,8 +379,10 @@ def _cycles_normalise(*, test: CyclingTest, mass_g: float | None, anode_half: bo
     )
 
 
+@transaction.atomic
 def cycling_test_derive(*, test: CyclingTest, reason: str) -> PerformanceRecord | None:
-    """(Re)compute mass-normalised cycle values, CE and the performance record of a test."""
+    """(Re)compute mass-normalised cycle values, CE and the performance record of a test; each
+    computation is kept as a version with its reason (``PerformanceRecordVersion``)."""
     cell = test.cell
     mass_mg = _as_float(cell.active_mass_mg) if cell else None
     mass_g = mass_mg / 1000 if mass_mg else None
@@ -394,11 +406,45 @@ def cycling_test_derive(*, test: CyclingTest, reason: str) -> PerformanceRecord 
             "reason": reason[:300],
         },
     )
+    performance_version_add(record=record, reason=reason)
     event_emit(
         topic="cells.performance_record.computed",
         payload={"test": test.pk, "record": record.pk, "reason": reason},
     )
     return record
+
+
+VERSIONED_FIELDS = (
+    *(f.name for f in PerformanceValues._meta.fields),
+    "raw_sha256",
+    "parser_name",
+    "parser_version",
+    "conventions",
+)
+
+
+def performance_version_add(*, record: PerformanceRecord, reason: str) -> PerformanceRecordVersion:
+    """Keep this computation of ``record`` as its test's next version, with what changed.
+
+    Called under the record's row lock (``update_or_create`` in a transaction), so two
+    recomputes of one test number their versions in turn."""
+    # as the JSON column gives them back, so the next version compares like with like
+    snapshot = {name: getattr(record, name) for name in VERSIONED_FIELDS}
+    values = json.loads(json.dumps(snapshot, cls=DjangoJSONEncoder))
+    previous = (
+        PerformanceRecordVersion.objects.filter(test_id=record.test_id).order_by("-version").first()
+    )
+    changed: dict[str, list[Any]] = {}
+    if previous is not None:
+        old = previous.values
+        changed = {k: [old.get(k), v] for k, v in values.items() if old.get(k) != v}
+    return PerformanceRecordVersion.objects.create(
+        test_id=record.test_id,
+        version=previous.version + 1 if previous else 1,
+        reason=reason[:300],
+        values=values,
+        changed=changed,
+    )
 
 
 def performance_metrics(

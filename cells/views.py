@@ -16,6 +16,7 @@ from cells.eis.views import cell_spectra_context
 from cells.filtersets import CellFilterSet
 from cells.forms import CellForm
 from cells.models import Cell, CyclingTest
+from lims import access
 from lims.export import csv_response
 from lims.labels import label_sheet
 
@@ -52,9 +53,11 @@ def cell_list(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
 
 def _get_cell(request: HttpRequest, code: str) -> Cell:
     try:
-        return selectors.cell_get(user=request.user, code=code)
+        cell = selectors.cell_get(user=request.user, code=code)
     except Cell.DoesNotExist:
         raise Http404("no such cell") from None
+    access.check_request(request, cell.project_id)
+    return cell
 
 
 def _cycles(text: str | None) -> list[int]:
@@ -129,6 +132,7 @@ def cell_detail(request: HttpRequest, code: str) -> HttpResponse:
 
 
 @login_required
+@access.write_required()
 def cycling_test_chain(request: HttpRequest, code: str, pk: int, action: str) -> HttpResponse:
     """Detach a test from the cell's stitched test, or attach it back (POST from the page)."""
     cell = _get_cell(request, code)
@@ -143,6 +147,7 @@ def cycling_test_chain(request: HttpRequest, code: str, pk: int, action: str) ->
 
 
 @login_required
+@access.write_required()
 def cell_create(request: HttpRequest) -> HttpResponse:
     form = CellForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
@@ -158,6 +163,7 @@ def cell_create(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@access.write_required()
 def cell_edit(request: HttpRequest, code: str) -> HttpResponse:
     cell = _get_cell(request, code)
     form = CellForm(request.POST or None, instance=cell, user=request.user)

@@ -16,7 +16,9 @@ from depositions.models import (
     ToolSource,
 )
 from lims.catalogue import Entry, register
+from lims.models import Instrument
 from lims.selectors import scope_to_user
+from samples.models import MaterialLot
 
 
 def _form(model_: type, fields_: list[str]) -> type[forms.ModelForm]:
@@ -45,7 +47,12 @@ register(
             Tool,
             ["instrument", "reactor_type", "chambers", "check_thresholds", "log_mapping", "notes"],
         ),
-        create=_drop_user(services.tool_create),
+        choices={
+            "instrument": lambda user: scope_to_user(
+                Instrument.objects.filter(kind=Instrument.Kind.ALD_TOOL), user=user
+            )
+        },
+        create=lambda user, **data: services.tool_create(user=user, **data),
         update=lambda obj, user, **data: services.tool_update(tool=obj, **data),
         sort=["instrument__name", "reactor_type"],
     )
@@ -78,7 +85,12 @@ register(
                 "notes",
             ],
         ),
-        create=_drop_user(services.tool_source_create),
+        choices={
+            "tool": lambda user: scope_to_user(
+                Tool.objects.select_related("instrument"), user=user, field="instrument__project"
+            )
+        },
+        create=lambda user, **data: services.tool_source_create(user=user, **data),
         update=lambda obj, user, **data: services.tool_source_update(source=obj, **data),
         sort=["label", "reactant"],
     )
@@ -112,6 +124,7 @@ register(
         create=_drop_user(services.chemical_create),
         update=lambda obj, user, **data: services.chemical_update(chemical=obj, **data),
         sort=["name"],
+        staff_only_writes=True,  # a molar mass feeds every project's dose checks (finding 4)
     )
 )
 register(
@@ -143,7 +156,12 @@ register(
                 "notes",
             ],
         ),
-        create=_drop_user(services.precursor_lot_create),
+        choices={
+            "material_lot": lambda user: scope_to_user(
+                MaterialLot.objects.select_related("material"), user=user
+            )
+        },
+        create=lambda user, **data: services.precursor_lot_create(user=user, **data),
         update=lambda obj, user, **data: services.precursor_lot_update(lot=obj, **data),
         sort=["bottle_label", "status"],
     )

@@ -22,6 +22,7 @@ from depositions.choices import (
 )
 from depositions.furnace import selectors as furnace_selectors
 from depositions.models import Recipe, RunLogFile, Tool
+from lims.access import EDITOR
 from lims.models import IngestionJob, Instrument, Project
 from lims.selectors import projects_for_user, scope_to_user
 
@@ -37,7 +38,7 @@ class _ProjectScoped(forms.Form):
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
-        self.fields["project"].queryset = projects_for_user(user=user)  # type: ignore[attr-defined]
+        self.fields["project"].queryset = projects_for_user(user=user, role=EDITOR)  # type: ignore[attr-defined]
 
 
 class RecipeForm(_ProjectScoped):

@@ -399,6 +399,12 @@ class Step(models.Model):
     def clean(self) -> None:
         if self.kind == StepKind.PLASMA and self.plasma_power_w is None:
             raise ValidationError({"plasma_power_w": "a plasma step needs its power (W)"})
+        source = self.source if self.source_id else None
+        if source is not None:
+            # another project's port would hand its reactant back through this recipe
+            recipe = self.subcycle.recipe if self.subcycle is not None else self.recipe
+            if recipe is not None and source.tool.instrument.project_id != recipe.project_id:
+                raise ValidationError({"source": "no such tool port in this recipe's project"})
 
 
 class SupercycleBlock(models.Model):
@@ -695,6 +701,9 @@ class PostTreatment(models.Model):
     def clean(self) -> None:
         if self.furnace_id and self.furnace is not None and self.furnace.kind != "furnace":
             raise ValidationError({"furnace": "the instrument must be of kind 'Furnace'"})
+        furnace = self.furnace if self.furnace_id else None
+        if furnace is not None and self.project_id and furnace.project_id != self.project_id:
+            raise ValidationError({"furnace": "no such furnace in this anneal's project"})
 
 
 class AnnealSegment(models.Model):

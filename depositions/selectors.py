@@ -121,6 +121,12 @@ def precursor_lot_list(*, user: Any, filters: Filters = None) -> QuerySet[Precur
     return PrecursorLotFilterSet(filters or {}, queryset=qs.order_by("chemical__name", "pk")).qs
 
 
+def precursor_lot_get(*, user: Any, pk: int) -> PrecursorLot:
+    """A bottle of the user's projects; DoesNotExist otherwise (the same for "not yours")."""
+    qs = PrecursorLot.objects.select_related("material_lot", "chemical")
+    return scope_to_user(qs, user=user, field="material_lot__project").get(pk=pk)
+
+
 def _recipe_queryset() -> QuerySet[Recipe]:
     return (
         Recipe.objects.select_related("project", "process_reference", "previous_version")

@@ -54,6 +54,7 @@ from depositions.models import (
 from lims.events.services import event_emit
 from lims.fields import assign_fields, check_fields
 from lims.models import Instrument, Project
+from lims.selectors import project_ids_visible
 from samples.choices import MaterialClass, OperationKind, SampleKind, SampleState, Unit
 from samples.models import MaterialLot, Sample
 from samples.services import OutputSpec, operation_record
@@ -83,6 +84,16 @@ INHERITED_FIELDS = (
 NON_METALS = frozenset({"Li", "O", "N", "C", "H", "S", "F", "Cl", "Br", "I", "Se"})
 
 
+def _require_member(user: Any, project_id: int | None, field: str, what: str) -> None:
+    """A write on behalf of ``user`` (pages and API pass one; shell and tasks do not) lands
+    only in the user's projects. The message names nothing of the other project."""
+    if user is None:
+        return
+    ids = project_ids_visible(user=user)
+    if ids is not None and project_id not in ids:
+        raise ValidationError({field: f"no such {what} in your projects"})
+
+
 def _clean_save(obj: Any) -> Any:
     obj.full_clean()
     obj.save()
@@ -101,7 +112,9 @@ def tool_create(
     notes: str = "",
     check_thresholds: dict[str, Any] | None = None,
     log_mapping: Any = None,
+    user: Any = None,
 ) -> Tool:
+    _require_member(user, instrument.project_id, "instrument", "instrument")
     tool = _clean_save(
         Tool(
             instrument=instrument,
@@ -129,7 +142,10 @@ def tool_update(*, tool: Tool, **fields: Any) -> Tool:
 
 
 @transaction.atomic
-def tool_source_create(*, tool: Tool, label: str, delivery: str, **fields: Any) -> ToolSource:
+def tool_source_create(
+    *, tool: Tool, label: str, delivery: str, user: Any = None, **fields: Any
+) -> ToolSource:
+    _require_member(user, tool.instrument.project_id, "tool", "tool")
     check_fields(ToolSource, fields)
     source = _clean_save(ToolSource(tool=tool, label=label, delivery=delivery, **fields))
     event_emit(
@@ -168,9 +184,15 @@ def chemical_update(*, chemical: Chemical, **fields: Any) -> Chemical:
 
 @transaction.atomic
 def precursor_lot_create(
-    *, material_lot: MaterialLot, chemical: Chemical, bottle_label: str, **fields: Any
+    *,
+    material_lot: MaterialLot,
+    chemical: Chemical,
+    bottle_label: str,
+    user: Any = None,
+    **fields: Any,
 ) -> PrecursorLot:
     """Give a received precursor lot its chemistry and bottle label."""
+    _require_member(user, material_lot.project_id, "material_lot", "material lot")
     if material_lot.material.material_class != MaterialClass.PRECURSOR:
         raise ValidationError({"material_lot": f"{material_lot} is not a precursor material lot"})
     check_fields(PrecursorLot, fields)

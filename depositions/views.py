@@ -40,8 +40,8 @@ from depositions.furnace import selectors as furnace_selectors
 from depositions.furnace import services as furnace_services
 from depositions.inputs import AnnealInput, BlockInput, SegmentInput, StepInput, SubCycleInput
 from depositions.models import DepositionRun, PrecursorLot
+from lims import access
 from lims.export import csv_response
-from lims.selectors import scope_to_user
 from samples.selectors import sample_list
 
 
@@ -64,6 +64,7 @@ def recipe_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@access.write_required()
 def recipe_create(request: HttpRequest) -> HttpResponse:
     data = request.POST or None
     form = RecipeForm(data, user=request.user)
@@ -176,6 +177,7 @@ def run_list(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
 
 
 @login_required
+@access.write_required()
 def run_create(request: HttpRequest) -> HttpResponse:
     data = request.POST or None
     form = RunForm(data, user=request.user)
@@ -211,12 +213,15 @@ def run_create(request: HttpRequest) -> HttpResponse:
 
 def _run(request: HttpRequest, code: str) -> DepositionRun:
     try:
-        return selectors.run_get(user=request.user, code=code)
+        run = selectors.run_get(user=request.user, code=code)
     except DepositionRun.DoesNotExist:
         raise Http404("no such run") from None
+    access.check_request(request, run.project_id)
+    return run
 
 
 @login_required
+@access.write_required()
 def run_detail(request: HttpRequest, code: str) -> HttpResponse:
     run = _run(request, code)
     form = CompleteRunForm(request.POST or None)
@@ -275,6 +280,7 @@ def _submit_logs(request: HttpRequest, form: Any, submit: Any) -> None:
 
 
 @login_required
+@access.write_required()
 @require_POST
 def run_logs_upload(request: HttpRequest, code: str) -> HttpResponse:
     """Several files at once; each becomes its own job, linked to the run."""
@@ -295,6 +301,7 @@ def run_logs_upload(request: HttpRequest, code: str) -> HttpResponse:
 
 
 @login_required
+@access.write_required()
 @require_POST
 def run_log_link(request: HttpRequest, code: str) -> HttpResponse:
     run = _run(request, code)
@@ -315,6 +322,7 @@ def run_log_link(request: HttpRequest, code: str) -> HttpResponse:
 
 
 @login_required
+@access.write_required()
 @require_POST
 def run_recheck(request: HttpRequest, code: str) -> HttpResponse:
     run = _run(request, code)
@@ -334,6 +342,7 @@ def anneal_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@access.write_required()
 def anneal_create(request: HttpRequest) -> HttpResponse:
     data = request.POST or None
     form = AnnealForm(data, user=request.user)
@@ -366,6 +375,7 @@ def anneal_create(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@access.write_required()
 def anneal_detail(request: HttpRequest, code: str) -> HttpResponse:
     treatment = _anneal(request, code)
     inputs = AnnealInputFormSet(request.POST or None, prefix="in")
@@ -408,10 +418,13 @@ def anneal_detail(request: HttpRequest, code: str) -> HttpResponse:
 
 
 def _anneal(request: HttpRequest, code: str) -> Any:
-    return get_object_or_404(selectors.post_treatment_list(user=request.user), code=code)
+    anneal = get_object_or_404(selectors.post_treatment_list(user=request.user), code=code)
+    access.check_request(request, anneal.project_id)
+    return anneal
 
 
 @login_required
+@access.write_required()
 @require_POST
 def anneal_logs_upload(request: HttpRequest, code: str) -> HttpResponse:
     """Furnace logs for this anneal: each is stored and queued like every raw file."""
@@ -433,6 +446,7 @@ def anneal_logs_upload(request: HttpRequest, code: str) -> HttpResponse:
 
 
 @login_required
+@access.write_required()
 @require_POST
 def anneal_log_link(request: HttpRequest, code: str) -> HttpResponse:
     treatment = _anneal(request, code)
@@ -451,6 +465,7 @@ def anneal_log_link(request: HttpRequest, code: str) -> HttpResponse:
 
 
 @login_required
+@access.write_required()
 @require_POST
 def anneal_recheck(request: HttpRequest, code: str) -> HttpResponse:
     treatment = _anneal(request, code)
@@ -464,19 +479,16 @@ def anneal_recheck(request: HttpRequest, code: str) -> HttpResponse:
 
 @login_required
 def precursor_lot_runs(request: HttpRequest, pk: int) -> HttpResponse:
-    lot = get_object_or_404(
-        scope_to_user(
-            PrecursorLot.objects.select_related("material_lot", "chemical"),
-            user=request.user,
-            field="material_lot__project",
-        ),
-        pk=pk,
-    )
+    try:
+        lot = selectors.precursor_lot_get(user=request.user, pk=pk)
+    except PrecursorLot.DoesNotExist as exc:
+        raise Http404("no such bottle") from exc
     runs = selectors.runs_for_precursor_lot(user=request.user, lot=lot)
     return render(request, "depositions/precursor_lot_runs.html", {"lot": lot, "runs": runs})
 
 
 @login_required
+@access.write_required()
 @require_POST
 def run_thickness_add(request: HttpRequest, code: str) -> HttpResponse:
     """Thickness on a run output (typically the witness wafer): feeds the measured GPC."""
@@ -519,9 +531,11 @@ def tool_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
+@access.write_required()
 def tool_thresholds(request: HttpRequest, pk: int) -> HttpResponse:
     """Edit the tool's check thresholds field by field (empty = default), then re-check."""
     tool = get_object_or_404(selectors.tool_list(user=request.user), pk=pk)
+    access.check_request(request, tool.instrument.project_id)
     form = ToolThresholdsForm(request.POST or None, tool=tool)
     if request.method == "POST" and form.is_valid():
         try:

@@ -76,7 +76,11 @@ class RawFileAdmin(ReadOnlyAdmin):
 @admin.register(IngestionJob)
 class IngestionJobAdmin(admin.ModelAdmin):
     """Jobs change only through the services: the re-run action queues finished jobs and
-    running ones whose worker died (lease expired) again; live ones are left alone."""
+    running ones whose worker died (lease expired) again; live ones are left alone.
+
+    Never deleted here: a job is the provenance of the tests and records it made (raw file,
+    parser, version, who pushed it), jobs are outside the change log, and a delete left no
+    trace. Refusing is simpler and safer than a logged delete that still cuts provenance."""
 
     list_display = [
         "id",
@@ -95,6 +99,9 @@ class IngestionJobAdmin(admin.ModelAdmin):
     actions = ["rerun"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     @admin.action(description="Re-run selected jobs (finished, or running with an expired lease)")
@@ -149,6 +156,15 @@ class EventDeliveryAdmin(admin.ModelAdmin):
     search_fields = ["event__topic", "last_error"]
     readonly_fields = [f.name for f in EventDelivery._meta.fields]
     inlines = [AttemptInline]
+    actions = ["resend"]
+
+    @admin.action(description="Send the selected deliveries again")
+    def resend(self, request: HttpRequest, queryset: QuerySet[EventDelivery]) -> None:
+        from lims.events.replay import delivery_resend
+
+        for delivery in queryset:
+            delivery_resend(delivery=delivery, actor=request.user, reason="admin action")
+        self.message_user(request, f"{queryset.count()} deliveries queued again")
 
 
 @admin.register(ObjectChange)

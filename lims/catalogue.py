@@ -14,12 +14,14 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Model, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
+
+from lims import access
 
 
 @dataclass
@@ -34,6 +36,9 @@ class Entry:
     update: Callable[..., Model] | None = None  # service(obj, user=..., **cleaned_data)
     sort: list[str] = field(default_factory=list)
     staff_only_writes: bool = False
+    # foreign-key field -> user -> the choices that user may pick (their projects' rows);
+    # a form field not named here keeps its model's full queryset (shared catalogues)
+    choices: dict[str, Callable[[Any], QuerySet[Any]]] = field(default_factory=dict)
 
 
 REGISTRY: dict[str, Entry] = {}
@@ -51,8 +56,12 @@ def _entry(slug: str) -> Entry:
         raise Http404("no such list") from None
 
 
-def _may_write(request: HttpRequest, entry: Entry) -> bool:
-    return not entry.staff_only_writes or bool(getattr(request.user, "is_staff", False))
+def _may_write(request: HttpRequest, entry: Entry, obj: Model | None = None) -> bool:
+    """Staff write shared catalogues; editors their projects' entries (``lims.access``)."""
+    role = access.STAFF if entry.staff_only_writes else access.EDITOR
+    if obj is not None and role != access.STAFF:
+        return access.has_role(user=request.user, project_id=access.project_id_of(obj), role=role)
+    return access.holds_anywhere(user=request.user, role=role)
 
 
 @login_required
@@ -102,7 +111,7 @@ def entry_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         "entry": entry,
         "obj": obj,
         "facts": facts,
-        "can_edit": entry.update is not None and _may_write(request, entry),
+        "can_edit": entry.update is not None and _may_write(request, entry, obj),
     }
     return render(request, "catalogue/detail.html", context)
 
@@ -110,6 +119,9 @@ def entry_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 def _form_view(request: HttpRequest, entry: Entry, obj: Model | None) -> HttpResponse:
     assert entry.form is not None
     form = entry.form(request.POST or None, instance=obj)
+    for name, scoped in entry.choices.items():
+        if name in form.fields:
+            form.fields[name].queryset = scoped(request.user)  # type: ignore[attr-defined]
     if request.method == "POST" and form.is_valid():
         try:
             if obj is None:
@@ -128,17 +140,22 @@ def _form_view(request: HttpRequest, entry: Entry, obj: Model | None) -> HttpRes
 @login_required
 def entry_create(request: HttpRequest, slug: str) -> HttpResponse:
     entry = _entry(slug)
-    if entry.create is None or not _may_write(request, entry):
+    if entry.create is None:
         raise Http404("not editable here")
+    if not _may_write(request, entry):
+        raise PermissionDenied("you may not add to this list")
     return _form_view(request, entry, None)
 
 
 @login_required
 def entry_edit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     entry = _entry(slug)
-    if entry.update is None or not _may_write(request, entry):
+    if entry.update is None:
         raise Http404("not editable here")
-    return _form_view(request, entry, _object(request, entry, pk))
+    obj = _object(request, entry, pk)
+    if not _may_write(request, entry, obj):
+        raise PermissionDenied("you may not edit this entry")
+    return _form_view(request, entry, obj)
 
 
 @login_required

@@ -4,22 +4,37 @@ The current actor, context and request/job id live in a contextvar set by the mi
 (web/api/admin), by tasks (ingest) and defaulting to "shell". Model signals write one
 ``ObjectChange`` per create/update/delete of a domain model, so services stay free of
 bookkeeping and nothing that saves can forget it.
+
+The entries form a hash chain: each stores ``seq``, the previous entry's hash and the sha256 of
+its own canonical content (which includes that previous hash). Appending takes a transaction
+advisory lock (PostgreSQL; SQLite's write lock already serialises), reads the head and inserts
+in the writer's own transaction, so concurrent writers never fork the chain and a rolled-back
+change leaves no entry. ``chain_verify`` (``manage.py verify_audit``) recomputes it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
+from django.apps import apps as global_apps
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core import serializers
-from django.db import models
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, models, transaction
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 
 LOGGED_APPS = {"lims", "samples", "depositions", "cells"}
 NOT_LOGGED = {
@@ -34,12 +49,20 @@ NOT_LOGGED = {
 }
 
 
+REASON_HEADER = "X-LIMS-Reason"
+
+
 @dataclass(frozen=True)
 class ChangeContext:
+    """Who (a person, and the instrument when a token or an ingest job acts), where from, which
+    request or task, and why. ``user`` and ``reason`` may be resolved at write time (a web
+    request authenticates and parses its body inside the view)."""
+
     context: str
     request_id: str
     user: Any = None
-    reason: str = ""
+    reason: Any = ""
+    instrument: str = ""
 
 
 _current: ContextVar[ChangeContext | None] = ContextVar("lims_change_context", default=None)
@@ -50,12 +73,27 @@ def current() -> ChangeContext:
     return ctx or ChangeContext(context="shell", request_id=f"shell-{uuid.uuid4().hex[:12]}")
 
 
+def current_reason() -> str:
+    """The "why" of the changes being made now ("" when nobody said)."""
+    reason = current().reason
+    return str(reason.resolve() if isinstance(reason, _LazyReason) else reason or "")
+
+
 @contextmanager
 def change_context(
-    context: str, *, user: Any = None, request_id: str | None = None, reason: str = ""
+    context: str,
+    *,
+    user: Any = None,
+    request_id: str | None = None,
+    reason: Any = "",
+    instrument: str = "",
 ) -> Iterator[ChangeContext]:
     ctx = ChangeContext(
-        context=context, request_id=request_id or uuid.uuid4().hex, user=user, reason=reason
+        context=context,
+        request_id=request_id or uuid.uuid4().hex,
+        user=user,
+        reason=reason,
+        instrument=instrument,
     )
     token = _current.set(ctx)
     try:
@@ -64,8 +102,33 @@ def change_context(
         _current.reset(token)
 
 
+@contextmanager
+def change_actor(*, user: Any, instrument: str = "", reason: str = "") -> Iterator[ChangeContext]:
+    """The same context and request id, acting for ``user`` (and ``instrument``): an ingest
+    task names the instrument that sent the file and the person who owns its token."""
+    ctx = current()
+    with change_context(
+        ctx.context,
+        user=user,
+        request_id=ctx.request_id,
+        reason=reason or ctx.reason,
+        instrument=instrument,
+    ) as inner:
+        yield inner
+
+
+def note_reason(request: Any, data: Any) -> None:
+    """Called by the API's body parsers: a write's ``reason`` field is its change-log reason
+    (the ``X-LIMS-Reason`` header wins). ``request`` is DRF's or Django's request."""
+    reason = data.get("reason") if hasattr(data, "get") else None
+    if isinstance(reason, str) and reason.strip():
+        target = getattr(request, "_request", request)
+        target.lims_reason = reason.strip()
+
+
 class ChangeContextMiddleware:
-    """Tags every change made while serving a request with its user and a request id."""
+    """Tags every change made while serving a request with its user, a request id and the
+    reason the client gave (``X-LIMS-Reason`` header or a ``reason`` field in the body)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -77,7 +140,9 @@ class ChangeContextMiddleware:
         )
         request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
         # DRF authenticates lazily inside the view: resolve the user at write time instead.
-        with change_context(kind, user=_LazyUser(request), request_id=request_id):
+        with change_context(
+            kind, user=_LazyUser(request), request_id=request_id, reason=_LazyReason(request)
+        ):
             response = self.get_response(request)
         response["X-Request-Id"] = request_id
         return response
@@ -91,10 +156,25 @@ class _LazyUser:
         return getattr(self.request, "user", None)
 
 
+class _LazyReason:
+    def __init__(self, request: HttpRequest) -> None:
+        self.request = request
+
+    def resolve(self) -> str:
+        header = self.request.headers.get(REASON_HEADER, "").strip()
+        with suppress(UnicodeError):  # headers arrive as latin-1: a UTF-8 reason is recovered
+            header = header.encode("latin-1").decode("utf-8")
+        return header or str(getattr(self.request, "lims_reason", ""))
+
+
 def _is_logged(sender: type[models.Model]) -> bool:
+    """Live domain models only: a migration's historical models (their ``_meta.apps`` is the
+    migration state, not the app registry) describe a schema the log's own table may not
+    have yet, and their rows are data moves, not changes anyone made."""
     meta = sender._meta
     return (
-        meta.app_label in LOGGED_APPS
+        meta.apps is global_apps
+        and meta.app_label in LOGGED_APPS
         and meta.label_lower not in NOT_LOGGED
         and getattr(sender, "change_logged", True)
     )
@@ -102,6 +182,10 @@ def _is_logged(sender: type[models.Model]) -> bool:
 
 def _snapshot(instance: models.Model) -> dict[str, Any]:
     data: dict[str, Any] = serializers.serialize("python", [instance])[0]["fields"]
+    for name in getattr(instance, "change_log_redacted", ()):  # secrets: a keyed fingerprint
+        if data.get(name):
+            digest = hmac.new(settings.SECRET_KEY.encode(), str(data[name]).encode(), "sha256")
+            data[name] = f"redacted:{digest.hexdigest()[:16]}"
     return data
 
 
@@ -115,6 +199,72 @@ def _pre_save(sender: type[models.Model], instance: models.Model, **kwargs: Any)
     instance._lims_prechange = before  # type: ignore[attr-defined]
 
 
+# The fields of an entry that its hash covers. ``user`` (a link that deleting the person nulls)
+# and ``id`` are not covered: ``user_name`` is the record of who it was, ``seq`` the position.
+HASHED_FIELDS = (
+    "time",
+    "user_name",
+    "instrument_name",
+    "context",
+    "request_id",
+    "action",
+    "content_type",
+    "object_id",
+    "object_repr",
+    "prechange",
+    "postchange",
+    "reason",
+    "prev_hash",
+)
+CHAIN_VERSION = 1
+VERIFY_WINDOW = 100_000
+GENESIS_HASH = "0" * 64
+# pg_advisory_xact_lock key of the chain head ("LIMSAUDT" as a signed 64-bit integer)
+CHAIN_LOCK_KEY = int.from_bytes(b"LIMSAUDT", "big", signed=True)
+
+
+def _json_normal(value: Any) -> Any:
+    """The value as it reads back from a JSON column: DjangoJSONEncoder's strings for dates and
+    decimals, and integral floats as ints (PostgreSQL's jsonb prints 1e16 as an integer)."""
+    if isinstance(value, dict):
+        return {str(k): _json_normal(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_normal(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def json_roundtrip(value: Any) -> Any:
+    """What a JSON column will give back for ``value`` (hash what is stored, not what was meant)."""
+    if value is None:
+        return None
+    return _json_normal(json.loads(json.dumps(value, cls=DjangoJSONEncoder)))
+
+
+def entry_digest(fields: dict[str, Any]) -> str:
+    """sha256 of an entry's canonical content: ``HASHED_FIELDS`` as sorted, compact JSON.
+
+    ``content_type`` is the natural key ``app_label.model`` (ids differ between databases, e.g.
+    after a restore); ``time`` is ISO 8601 in UTC with microseconds.
+    """
+    payload = {name: fields[name] for name in HASHED_FIELDS}
+    payload["time"] = fields["time"].astimezone(UTC).isoformat(timespec="microseconds")
+    payload["prechange"] = _json_normal(fields["prechange"])
+    payload["postchange"] = _json_normal(fields["postchange"])
+    payload["v"] = CHAIN_VERSION
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _chain_lock() -> None:
+    """Serialise appends until the writer's transaction ends (PostgreSQL); SQLite's
+    IMMEDIATE transactions already hold the database's one write lock."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_KEY])
+
+
 def _record(instance: models.Model, action: str, before: Any, after: Any) -> None:
     from django.contrib.contenttypes.models import ContentType
 
@@ -122,21 +272,156 @@ def _record(instance: models.Model, action: str, before: Any, after: Any) -> Non
 
     ctx = current()
     actor = ctx.user.resolve() if isinstance(ctx.user, _LazyUser) else ctx.user
-    # People are linked; an instrument token (or anonymous) is recorded by name only.
+    instrument = ctx.instrument
+    token = getattr(actor, "token", None)
+    if token is not None:  # an instrument's token: the instrument, and the person who owns it
+        instrument = instrument or token.instrument.name
+        actor = token.owner or actor
+    # People are linked; anonymous (or an owner-less token) is recorded by name only.
     user = actor if isinstance(actor, AbstractBaseUser) and actor.is_authenticated else None
-    ObjectChange.objects.create(
+    content_type = ContentType.objects.get_for_model(type(instance))
+    entry = ObjectChange(
         user=user,  # type: ignore[misc]
         user_name=(getattr(user, "username", "") or str(actor or ""))[:150],
         context=ctx.context,
         request_id=ctx.request_id,
         action=action,
-        content_type=ContentType.objects.get_for_model(type(instance)),
+        content_type=content_type,
         object_id=str(instance.pk),
         object_repr=str(instance)[:200],
-        prechange=before,
-        postchange=after,
-        reason=ctx.reason[:500],
+        prechange=json_roundtrip(before),
+        postchange=json_roundtrip(after),
+        reason=current_reason()[:500],
+        instrument_name=instrument[:200],
     )
+    with transaction.atomic():
+        _chain_lock()
+        head = ObjectChange.objects.order_by("-seq").values_list("seq", "hash").first()
+        entry.seq, entry.prev_hash = head if head else (0, GENESIS_HASH)
+        entry.seq += 1
+        entry.time = timezone.now()  # taken under the lock: time follows the chain
+        fields = {name: getattr(entry, name) for name in HASHED_FIELDS if name != "content_type"}
+        entry.hash = entry_digest(
+            {**fields, "content_type": f"{content_type.app_label}.{content_type.model}"}
+        )
+        entry.save(force_insert=True)
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """The first entry where the chain does not hold, and what was done to it."""
+
+    seq: int
+    entry_id: int | None
+    kind: str  # edited | deleted | reordered
+    detail: str
+
+    def __str__(self) -> str:
+        return f"entry seq {self.seq} (id {self.entry_id}) {self.kind}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    entries: int
+    head_seq: int
+    head_hash: str
+    first_break: ChainBreak | None
+
+
+def _chain_rows(batch: int) -> Iterable[dict[str, Any]]:
+    from lims.models import ObjectChange
+
+    return (
+        ObjectChange.objects.order_by("seq")
+        .values("id", "seq", "hash", *(f for f in HASHED_FIELDS if f != "content_type"))
+        .annotate(
+            ct_app=models.F("content_type__app_label"), ct_model=models.F("content_type__model")
+        )
+        .iterator(chunk_size=batch)
+    )
+
+
+def chain_verify(*, batch: int = 2000) -> ChainReport:
+    """Walk the chain in ``seq`` order and name the first entry that was edited (its content no
+    longer gives its hash), deleted (a gap, or a link to no entry seen) or reordered (it links
+    to an entry that comes later, or another entry took its place).
+
+    Deleting the newest entries leaves a shorter, valid chain: compare ``head_seq`` and
+    ``head_hash`` with a copy kept elsewhere (the command prints them for that).
+    """
+    prev_seq, prev_hash = 0, GENESIS_HASH
+    # hash -> seq of the entries walked last (bounded: memory stays flat on a long chain), to
+    # tell an entry moved later from a deleted one
+    seen: dict[str, int] = {}
+    recent: deque[str] = deque()
+    count = 0
+    rows = iter(_chain_rows(batch))
+    for row in rows:
+        count += 1
+        ct = f"{row['ct_app']}.{row['ct_model']}"
+        digest = entry_digest({**row, "content_type": ct})
+        if digest != row["hash"]:
+            return ChainReport(
+                count,
+                prev_seq,
+                prev_hash,
+                ChainBreak(
+                    row["seq"],
+                    row["id"],
+                    "edited",
+                    f"its content ({row['action']} {ct} {row['object_id']} at "
+                    f"{row['time']:%Y-%m-%d %H:%M:%S}) no longer gives its stored hash",
+                ),
+            )
+        if row["prev_hash"] != prev_hash:
+            if row["prev_hash"] in seen:
+                kind, detail = (
+                    "reordered",
+                    (f"it follows entry seq {seen[row['prev_hash']]}, not seq {prev_seq}"),
+                )
+            else:
+                kind, detail = (
+                    "deleted",
+                    (
+                        f"the entry it follows is missing (after seq {prev_seq}, "
+                        f"{row['seq'] - prev_seq - 1} seq numbers skipped)"
+                    ),
+                )
+            # a swapped pair: the later of them links to a hash only seen further on
+            if kind == "deleted":
+                ahead = _find_ahead(rows, row["prev_hash"])
+                if ahead is not None:
+                    kind = "reordered"
+                    detail = f"it follows entry seq {ahead}, which comes later in the chain"
+            return ChainReport(
+                count, prev_seq, prev_hash, ChainBreak(row["seq"], row["id"], kind, detail)
+            )
+        if row["seq"] != prev_seq + 1:
+            return ChainReport(
+                count,
+                prev_seq,
+                prev_hash,
+                ChainBreak(
+                    row["seq"],
+                    row["id"],
+                    "reordered",
+                    f"its seq was changed: it links to seq {prev_seq} but is numbered {row['seq']}",
+                ),
+            )
+        seen[row["hash"]] = row["seq"]
+        recent.append(row["hash"])
+        if len(recent) > VERIFY_WINDOW:
+            seen.pop(recent.popleft(), None)
+        prev_seq, prev_hash = row["seq"], row["hash"]
+    return ChainReport(count, prev_seq, prev_hash, None)
+
+
+def _find_ahead(rows: Iterator[dict[str, Any]], wanted: str) -> int | None:
+    """The seq of a later entry whose hash is ``wanted`` (reads on; only after a break)."""
+    for row in rows:
+        if row["hash"] == wanted:
+            return int(row["seq"])
+    return None
 
 
 def _post_save(

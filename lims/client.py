@@ -211,6 +211,21 @@ class LimsClient:
         schema |= {m: pl.Float64 for m in METRICS}
         return pl.DataFrame(rows, schema=schema, strict=False)
 
+    def explorer(self, *filters: str, **query: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """The explorer's table (one row per cell: process variables from its lineage, metrics
+        of its stitched record) and, in the same shape, where each value came from.
+        ``filters``: ``"column:op:value"`` (op: eq ne lt le gt ge has), e.g.
+        ``client.explorer("supercycles:ge:10")``."""
+        body = self._get("explorer/", **query, f=list(filters)).json()
+        columns = body["columns"]
+        schema = {c["key"]: pl.Float64 if c["numeric"] else pl.String for c in columns}
+        values = pl.DataFrame([r["values"] for r in body["rows"]], schema=schema, strict=False)
+        sources = pl.DataFrame(
+            [{c["key"]: r["sources"].get(c["key"], "") for c in columns} for r in body["rows"]],
+            schema=dict.fromkeys(schema, pl.String),
+        )
+        return values, sources
+
     def series(self, test_id: int) -> pl.DataFrame:
         """A test's full time series (canonical columns: time_s, cycle, step, current_a with
         + = charge, voltage_v, the instrument's capacity/energy counters, temperature_c),

@@ -210,26 +210,35 @@ def process_chain(*, project: Project, user: Any) -> bool:
             operator=user,
         )
     for code, cathode in ((DEMO_CELL, "CATH-LNO-01"), ("DEMO-AL-002", "CATH-AL-01")):
-        cells.cell_create(
-            project=project,
-            code=code,
-            format=CellFormat.BULK_PELLET,
-            cell_type=CellType.CATHODE_HALF,
-            cathode_active_material="NMC811",
-            cathode_sample=Sample.objects.get(code=cathode),
-            cathode_mass_mg=D("12.0"),
-            se_material="Li6PS5Cl",
-            se_mass_mg=D("80"),
-            anode_kind=AnodeKind.LI_IN,
-            pellet_diameter_mm=D("10"),
-            fabrication_pressure_mpa=D("375"),
-            stack_pressure_mpa=D("50"),
-            temperature_c=D("25"),
-            operator=user,
-            assembled_at=now - timedelta(days=1),
-        )
+        _pellet_cell(project, user, code, cathode, assembled_at=now - timedelta(days=1))
     qcm_run(project=project, user=user, wafer_material=si)
     return True
+
+
+def _pellet_cell(
+    project: Project, user: Any, code: str, cathode: str, *, assembled_at: Any, notes: str = ""
+) -> Any:
+    """A bulk-type half cell as the demo builds them: 12 mg of the composite ``cathode`` on
+    80 mg Li6PS5Cl, Li-In anode, 10 mm pellet pressed at 375 MPa, 50 MPa stack, 25 degC."""
+    return cells.cell_create(
+        project=project,
+        code=code,
+        format=CellFormat.BULK_PELLET,
+        cell_type=CellType.CATHODE_HALF,
+        cathode_active_material="NMC811",
+        cathode_sample=Sample.objects.get(code=cathode),
+        cathode_mass_mg=D("12.0"),
+        se_material="Li6PS5Cl",
+        se_mass_mg=D("80"),
+        anode_kind=AnodeKind.LI_IN,
+        pellet_diameter_mm=D("10"),
+        fabrication_pressure_mpa=D("375"),
+        stack_pressure_mpa=D("50"),
+        temperature_c=D("25"),
+        operator=user,
+        assembled_at=assembled_at,
+        notes=notes,
+    )
 
 
 QCM_RUN = "RUN-QCM-01"
@@ -469,22 +478,11 @@ def explorer_matrix(*, project: Project, user: Any) -> bool:
                 output=smp.OutputSpec(f"CATH-{code}", SampleKind.COMPOSITE, D("0.1")),
                 operator=user,
             )
-            cell = cells.cell_create(
-                project=project,
-                code=f"EXP-{code}",
-                format=CellFormat.BULK_PELLET,
-                cell_type=CellType.CATHODE_HALF,
-                cathode_active_material="NMC811",
-                cathode_sample=Sample.objects.get(code=f"CATH-{code}"),
-                cathode_mass_mg=D("12.0"),
-                se_material="Li6PS5Cl",
-                se_mass_mg=D("80"),
-                anode_kind=AnodeKind.LI_IN,
-                pellet_diameter_mm=D("10"),
-                fabrication_pressure_mpa=D("375"),
-                stack_pressure_mpa=D("50"),
-                temperature_c=D("25"),
-                operator=user,
+            cell = _pellet_cell(
+                project,
+                user,
+                f"EXP-{code}",
+                f"CATH-{code}",
                 assembled_at=now - timedelta(days=4),
                 notes=f"Demo cell with simulated cycling data ({FADE_MODEL}).",
             )

@@ -14,15 +14,30 @@ class _Echo:
         return value
 
 
+# OWASP "CSV injection": a spreadsheet runs a cell that starts with one of these as a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """One CSV cell, safe to open in a spreadsheet: a text cell that a spreadsheet would run
+    as a formula gets a leading apostrophe (shown as text, OWASP advice). Numbers are left
+    alone, so -1.5 stays a number; None is an empty cell."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def csv_response(
     filename: str, columns: list[tuple[str, Callable[[Any], Any]]], rows: Iterable[Any]
 ) -> StreamingHttpResponse:
     writer = csv.writer(_Echo())
 
     def lines() -> Iterator[str]:
-        yield writer.writerow([name for name, _ in columns])
+        yield writer.writerow([csv_cell(name) for name, _ in columns])
         for row in rows:
-            yield writer.writerow(["" if (v := get(row)) is None else v for _, get in columns])
+            yield writer.writerow([csv_cell(get(row)) for _, get in columns])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'

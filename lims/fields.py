@@ -14,6 +14,10 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import models
 
+# A code in a URL (API detail routes): the codes' own pattern, dots included (run outputs
+# such as ``R-12.out`` carry one; DRF's default lookup stops at a dot).
+CODE_LOOKUP_REGEX = r"[A-Za-z0-9][A-Za-z0-9._-]*"
+
 
 def settable_fields(model: type[models.Model]) -> set[str]:
     """Names a service may set: editable concrete fields (and ``<fk>_id``), never the key."""
@@ -54,3 +58,30 @@ def assign_fields(
     check_fields(type(instance), fields, fixed=fixed)
     for name, value in fields.items():
         setattr(instance, name, value)
+
+
+def find_nul(value: Any, where: str = "") -> str | None:
+    """Where a NUL character sits in a string, or in a dict's keys/values or a list's items
+    (JSON metadata): PostgreSQL cannot store it in text or jsonb, so an insert would fail
+    with a 500 after the work before it was done. ``None`` when there is none."""
+    if isinstance(value, str):
+        return where or "value" if "\x00" in value else None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            here = f"{where}.{key}" if where else str(key)
+            if "\x00" in str(key):
+                return here
+            if (found := find_nul(item, here)) is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            if (found := find_nul(item, f"{where}[{index}]")) is not None:
+                return found
+    return None
+
+
+def reject_nul(value: Any, where: str) -> None:
+    """Refuse a value holding a NUL character, naming the place (a 400, not a 500)."""
+    found = find_nul(value, where)
+    if found is not None:
+        raise ValidationError({where: f"{found}: contains a NUL character (\\x00), not allowed"})

@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 
+from lims.access import EDITOR
 from lims.ingestion.services import KINDS
 from lims.models import Project
 from lims.selectors import projects_for_user
@@ -39,4 +40,4 @@ class UploadForm(forms.Form):
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["project"].queryset = projects_for_user(user=user)  # type: ignore[attr-defined]
+        self.fields["project"].queryset = projects_for_user(user=user, role=EDITOR)  # type: ignore[attr-defined]

@@ -6,28 +6,26 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from lims import access
 from lims.models import IngestionJob, Project, RawFile
 
 
-def project_ids_visible(*, user: Any) -> list[int] | None:
-    """Project ids a user may see; None means all (staff)."""
-    if user is None or not user.is_authenticated:
-        return []
-    instrument = getattr(user, "instrument", None)
-    if instrument is not None:
-        return [instrument.project_id]
-    if user.is_staff:
-        return None
-    return list(Project.objects.filter(members=user).values_list("pk", flat=True))
+def project_ids_visible(*, user: Any, role: str = access.VIEWER) -> list[int] | None:
+    """Project ids where a user holds ``role`` (any role reads); None means all (staff)."""
+    return access.project_ids_with(user=user, role=role)
 
 
-def scope_to_user(qs: QuerySet[Any], *, user: Any, field: str = "project") -> QuerySet[Any]:
-    ids = project_ids_visible(user=user)
+def scope_to_user(
+    qs: QuerySet[Any], *, user: Any, field: str = "project", role: str = access.VIEWER
+) -> QuerySet[Any]:
+    """Rows of the projects where ``user`` holds ``role``: viewer to read, editor to choose
+    the project of something new (a form's choices)."""
+    ids = project_ids_visible(user=user, role=role)
     return qs if ids is None else qs.filter(**{f"{field}__in": ids})
 
 
-def projects_for_user(*, user: Any) -> QuerySet[Project]:
-    return scope_to_user(Project.objects.all(), user=user, field="pk")
+def projects_for_user(*, user: Any, role: str = access.VIEWER) -> QuerySet[Project]:
+    return scope_to_user(Project.objects.all(), user=user, field="pk", role=role)
 
 
 def raw_file_list(*, user: Any) -> QuerySet[RawFile]:
@@ -44,6 +42,20 @@ def job_list(*, user: Any) -> QuerySet[IngestionJob]:
     return scope_to_user(qs, user=user)
 
 
+def job_actor(*, job_id: int) -> tuple[Any, str]:
+    """Who the change log names for a job's changes: the person who uploaded it (for an
+    instrument's upload, the owner of its token) and the instrument that sent it."""
+    job = (
+        IngestionJob.objects.select_related("created_by", "instrument")
+        .only("created_by", "instrument__name")
+        .filter(pk=job_id)
+        .first()
+    )
+    if job is None:
+        return None, ""
+    return job.created_by, job.instrument.name if job.instrument else ""
+
+
 def ingest_project_for(*, user: Any, slug: str | None) -> Project:
     """The project an upload belongs to: the instrument's, the named one, or the only one."""
     from django.core.exceptions import PermissionDenied, ValidationError
@@ -54,11 +66,11 @@ def ingest_project_for(*, user: Any, slug: str | None) -> Project:
             raise PermissionDenied("this instrument token may only ingest into its own project")
         project: Project = instrument.project
         return project
-    projects = projects_for_user(user=user)
+    projects = projects_for_user(user=user, role=access.EDITOR)
     if slug:
         found = projects.filter(slug=slug).first()
         if found is None:
-            raise PermissionDenied(f"you are not a member of project {slug!r}")
+            raise PermissionDenied(f"you may not add files to project {slug!r}")
         return found
     mine = list(projects[:2])
     if len(mine) == 1:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
@@ -25,6 +27,35 @@ from lims.models import (
     WorkerHeartbeat,
 )
 from lims.taskbase import enqueue
+
+log = logging.getLogger(__name__)
+
+
+def raw_files_verify() -> dict[str, Any]:
+    """Re-hash every stored raw file (each blob once, however many projects hold it) and say
+    which are missing or no longer give their sha256. Run by beat every
+    ``LIMS_RAW_VERIFY_EVERY_S`` and by ``manage.py verify_raw_files``; each problem is logged
+    as an error naming the file, the projects that hold it and the cause."""
+    from lims.ingestion import storage
+    from lims.models import RawFile
+
+    holders: dict[tuple[str, str], list[str]] = {}
+    rows = RawFile.objects.order_by("pk").values_list(
+        "storage_path", "sha256", "project__slug", "original_name"
+    )
+    for path, sha, slug, name in rows.iterator(chunk_size=2000):
+        holders.setdefault((path, sha), []).append(f"{slug}:{name}")
+    problems: list[dict[str, Any]] = []
+    checked_bytes = 0
+    for (path, sha), held_by in holders.items():
+        try:
+            storage.raw_verify(path, sha)
+            checked_bytes += storage.absolute(path).stat().st_size
+        except ParseError as exc:
+            kind = "altered" if isinstance(exc, storage.RawFileAltered) else "missing"
+            problems.append({"sha256": sha, "path": path, "problem": kind, "held_by": held_by})
+            log.error("raw file %s %s (%s): %s", path, kind, ", ".join(held_by), exc.message)
+    return {"checked": len(holders), "bytes": checked_bytes, "problems": problems}
 
 
 def sweep_stuck() -> dict[str, int]:
@@ -89,13 +120,18 @@ def worker_heartbeat(*, hostname: str | None = None) -> WorkerHeartbeat:
 
 @transaction.atomic
 def instrument_token_create(
-    *, instrument_name: str, project: Project, kind: str = Instrument.Kind.OTHER
+    *,
+    instrument_name: str,
+    project: Project,
+    kind: str = Instrument.Kind.OTHER,
+    owner: AbstractBaseUser | None = None,
 ) -> InstrumentToken:
-    """A new token for an instrument, creating the instrument in ``project`` when needed."""
+    """A new token for an instrument, creating the instrument in ``project`` when needed;
+    ``owner`` is the person the change log names for what the instrument sends."""
     instrument, _ = Instrument.objects.get_or_create(
         name=instrument_name, defaults={"project": project, "kind": kind}
     )
-    return InstrumentToken.objects.create(instrument=instrument)
+    return InstrumentToken.objects.create(instrument=instrument, owner=owner)  # type: ignore[misc]
 
 
 @transaction.atomic

@@ -16,7 +16,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from lims import selectors
+from lims import access, selectors
 from lims.forms import UploadForm
 from lims.ingestion import services
 from lims.models import EventDelivery, IngestionJob, Instrument, OutboxEvent, WorkerHeartbeat
@@ -28,6 +28,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@access.write_required()
 def upload(request: HttpRequest) -> HttpResponse:
     form = UploadForm(request.POST or None, request.FILES or None, user=request.user)
     if getattr(request, "lims_upload_too_large", False):
@@ -92,9 +93,11 @@ def job_status(request: HttpRequest, pk: int) -> JsonResponse:
 
 
 @login_required
+@access.write_required()
 @require_POST
 def job_rerun(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(selectors.job_list(user=request.user), pk=pk)
+    access.check_request(request, job.project_id)
     try:
         services.job_rerun(job=job)
         messages.success(request, f"Job {job.pk} queued again.")

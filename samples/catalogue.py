@@ -32,6 +32,7 @@ register(
         create=lambda user, **data: services.material_create(**data),
         update=lambda obj, user, **data: services.material_update(material=obj, **data),
         sort=["name", "material_class"],
+        staff_only_writes=True,  # shared by every project (security review finding 4)
     )
 )
 register(

@@ -4,8 +4,9 @@ from typing import Any
 
 from django import forms
 
+from lims.access import EDITOR
 from lims.models import Project
-from lims.selectors import projects_for_user
+from lims.selectors import projects_for_user, scope_to_user
 from samples.choices import SampleKind
 from samples.models import ExposureEvent, Material, MaterialLot, Sample
 
@@ -36,7 +37,11 @@ class SampleForm(forms.ModelForm):
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["project"].queryset = projects_for_user(user=user)  # type: ignore[attr-defined]
+        self.fields["project"].queryset = projects_for_user(user=user, role=EDITOR)  # type: ignore[attr-defined]
+        # only the user's projects' lots (the model checks it is the sample's project)
+        self.fields["lot"].queryset = scope_to_user(  # type: ignore[attr-defined]
+            MaterialLot.objects.select_related("material"), user=user
+        )
 
 
 class SplitForm(forms.Form):
@@ -73,7 +78,7 @@ class ImportForm(forms.Form):
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["project"].queryset = projects_for_user(user=user)  # type: ignore[attr-defined]
+        self.fields["project"].queryset = projects_for_user(user=user, role=EDITOR)  # type: ignore[attr-defined]
 
 
 class MixForm(forms.Form):
@@ -92,7 +97,7 @@ class MixForm(forms.Form):
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["project"].queryset = projects_for_user(user=user)  # type: ignore[attr-defined]
+        self.fields["project"].queryset = projects_for_user(user=user, role=EDITOR)  # type: ignore[attr-defined]
 
     def clean_inputs(self) -> list[tuple[str, str]]:
         rows = []
@@ -133,7 +138,7 @@ class LotForm(forms.ModelForm):
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["project"].queryset = projects_for_user(user=user)  # type: ignore[attr-defined]
+        self.fields["project"].queryset = projects_for_user(user=user, role=EDITOR)  # type: ignore[attr-defined]
 
 
 class MaterialForm(forms.ModelForm):

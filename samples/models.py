@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
@@ -116,6 +117,13 @@ class Sample(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("samples:sample-detail", args=[self.code])
+
+    def clean(self) -> None:
+        # another project's lot would show its number and supplier here and block its
+        # deletion; the message names nothing of it
+        lot = self.lot if self.lot_id else None
+        if lot is not None and self.project_id and lot.project_id != self.project_id:
+            raise ValidationError({"lot": "no such lot in this sample's project"})
 
 
 class Operation(models.Model):

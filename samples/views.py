@@ -11,6 +11,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 
+from lims import access
 from lims.export import csv_response
 from lims.labels import label_sheet
 from samples import imports, selectors, services
@@ -61,9 +62,11 @@ def sample_list(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
 
 def _get(request: HttpRequest, code: str) -> Sample:
     try:
-        return selectors.sample_get(user=request.user, code=code)
+        sample = selectors.sample_get(user=request.user, code=code)
     except Sample.DoesNotExist:
         raise Http404("no such sample") from None
+    access.check_request(request, sample.project_id)
+    return sample
 
 
 @login_required
@@ -87,6 +90,7 @@ def sample_detail(request: HttpRequest, code: str) -> HttpResponse:
 
 
 @login_required
+@access.write_required()
 def sample_create(request: HttpRequest) -> HttpResponse:
     form = SampleForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
@@ -107,6 +111,7 @@ def sample_create(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@access.write_required()
 def sample_split(request: HttpRequest, code: str) -> HttpResponse:
     sample = _get(request, code)
     form = SplitForm(request.POST or None)
@@ -134,6 +139,7 @@ def sample_split(request: HttpRequest, code: str) -> HttpResponse:
 
 
 @login_required
+@access.write_required()
 def sample_import(request: HttpRequest) -> HttpResponse:
     form = ImportForm(request.POST or None, request.FILES or None, user=request.user)
     report = None
@@ -153,6 +159,7 @@ def sample_import(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@access.write_required()
 def sample_mix(request: HttpRequest) -> HttpResponse:
     form = MixForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
@@ -182,6 +189,7 @@ def sample_mix(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@access.write_required()
 def lot_list(request: HttpRequest) -> HttpResponse:
     lots = selectors.lot_list(user=request.user, filters=request.GET.dict())
     form = LotForm(request.POST or None, user=request.user)
@@ -205,6 +213,7 @@ def lot_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@access.write_required(access.STAFF)
 def material_list(request: HttpRequest) -> HttpResponse:
     form = MaterialForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -221,6 +230,7 @@ def material_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@access.write_required()
 def exposure_add(request: HttpRequest, code: str) -> HttpResponse:
     sample = _get(request, code)
     form = ExposureForm(request.POST or None)

@@ -37,7 +37,7 @@ def user(db, project):
     from lims.models import Membership
 
     u = get_user_model().objects.create_user("alice", password="pw-alice-123")
-    Membership.objects.create(project=project, user=u)
+    Membership.objects.create(project=project, user=u, role=Membership.Role.EDITOR)
     return u
 
 

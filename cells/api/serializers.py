@@ -5,6 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from cells.models import Cell, CycleRecord, CyclingTest, PerformanceRecord, StitchedRecord
+from lims.api.fields import ModelSerializer as ScopedModelSerializer
 from lims.models import Project
 from samples.models import Sample
 
@@ -37,7 +38,7 @@ CELL_FIELDS = [
 ]
 
 
-class CellSerializer(serializers.ModelSerializer):
+class CellSerializer(ScopedModelSerializer):
     project = serializers.SlugRelatedField(slug_field="slug", queryset=Project.objects.all())
     cathode_sample = serializers.SlugRelatedField(
         slug_field="code", queryset=Sample.objects.all(), required=False, allow_null=True
@@ -67,19 +68,19 @@ class CellSerializer(serializers.ModelSerializer):
         ]
 
 
-class CycleRecordSerializer(serializers.ModelSerializer):
+class CycleRecordSerializer(ScopedModelSerializer):
     class Meta:
         model = CycleRecord
         exclude = ["id", "test"]
 
 
-class PerformanceRecordSerializer(serializers.ModelSerializer):
+class PerformanceRecordSerializer(ScopedModelSerializer):
     class Meta:
         model = PerformanceRecord
         exclude = ["id"]
 
 
-class CyclingTestSerializer(serializers.ModelSerializer):
+class CyclingTestSerializer(ScopedModelSerializer):
     cell: serializers.SlugRelatedField = serializers.SlugRelatedField(
         slug_field="code", read_only=True
     )
@@ -131,7 +132,7 @@ class DetachSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=300)
 
 
-class StitchedCycleSerializer(serializers.ModelSerializer):
+class StitchedCycleSerializer(ScopedModelSerializer):
     test = serializers.IntegerField(source="test_id", read_only=True)
     stitched_start_s = serializers.FloatField(read_only=True, allow_null=True)
 
@@ -140,13 +141,13 @@ class StitchedCycleSerializer(serializers.ModelSerializer):
         exclude = ["id"]
 
 
-class StitchedRecordSerializer(serializers.ModelSerializer):
+class StitchedRecordSerializer(ScopedModelSerializer):
     class Meta:
         model = StitchedRecord
         exclude = ["id", "cell"]
 
 
-class ChainMemberSerializer(serializers.ModelSerializer):
+class ChainMemberSerializer(ScopedModelSerializer):
     raw_sha256 = serializers.CharField(source="raw_file.sha256", read_only=True)
     raw_name = serializers.CharField(source="raw_file.original_name", read_only=True)
 
@@ -183,7 +184,7 @@ class LinkSerializer(serializers.Serializer):
     cell = serializers.CharField(help_text="Cell code")
 
 
-class LotCellSerializer(serializers.ModelSerializer):
+class LotCellSerializer(ScopedModelSerializer):
     cathode_sample: serializers.SlugRelatedField = serializers.SlugRelatedField(
         slug_field="code", read_only=True
     )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
@@ -28,9 +29,12 @@ from cells.eln import cell_crate
 from cells.filtersets import CellFilterSet, CyclingTestFilterSet
 from cells.models import Cell, CyclingTest
 from cells.parsers.types import CANONICAL_COLUMNS
+from lims import access
+from lims.changelog import current_reason
 from lims.export import csv_response, eln_download, provenance_headers, stream_download
+from lims.fields import CODE_LOOKUP_REGEX
 from lims.ingestion import storage
-from lims.selectors import project_ids_visible, scope_to_user
+from lims.selectors import scope_to_user
 
 SERIES_FORMATS = ("parquet", "csv", "bdf")
 
@@ -39,10 +43,17 @@ def _getter(column: str) -> Any:
     return lambda row: getattr(row, column)
 
 
+def _drf(exc: DjangoValidationError) -> ValidationError:
+    """A service's error as a 400, with or without field names (never a 500)."""
+    return ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+
+
 def _check_project(user: Any, project_id: int) -> None:
-    ids = project_ids_visible(user=user)
-    if ids is not None and project_id not in ids:
-        raise PermissionDenied("you are not a member of that project")
+    """A write names its project in the payload: the user must be an editor there."""
+    try:
+        access.require_role(user=user, project_id=project_id, role=access.EDITOR)
+    except DjangoPermissionDenied as exc:
+        raise PermissionDenied(str(exc)) from exc
 
 
 CYCLES_PARAM = OpenApiParameter("cycles", str, description="Comma-separated cycle numbers (from 1)")
@@ -66,6 +77,7 @@ class CellViewSet(
     serializer_class = CellSerializer
     filterset_class = CellFilterSet
     lookup_field = "code"
+    lookup_value_regex = CODE_LOOKUP_REGEX
     ordering_fields = ["code", "created_at", "assembled_at"]
 
     def get_queryset(self) -> QuerySet[Cell]:
@@ -78,7 +90,7 @@ class CellViewSet(
         try:
             serializer.instance = services.cell_create(project=project, **data)
         except DjangoValidationError as exc:
-            raise ValidationError(exc.message_dict) from exc
+            raise _drf(exc) from exc
 
     def perform_update(self, serializer: serializers.BaseSerializer[Cell]) -> None:
         data = dict(serializer.validated_data)
@@ -89,10 +101,10 @@ class CellViewSet(
             raise ValidationError({"project": "a cell cannot move to another project"})
         try:
             serializer.instance = services.cell_update(
-                cell=cell, reason="edited over the API", **data
+                cell=cell, reason=current_reason() or "edited over the API", **data
             )
         except DjangoValidationError as exc:
-            raise ValidationError(exc.message_dict) from exc
+            raise _drf(exc) from exc
 
     @extend_schema(responses=ChainSerializer)
     @action(detail=True, methods=["get"])

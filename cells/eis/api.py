@@ -20,6 +20,7 @@ from rest_framework.response import Response
 
 from cells.eis import selectors, services
 from cells.models import Cell, EisFit, EisSpectrum
+from lims.api.fields import ModelSerializer as ScopedModelSerializer
 
 SPECTRUM_FIELDS = [
     "id",
@@ -82,7 +83,7 @@ FIT_FIELDS = [
 ]
 
 
-class EisFitSerializer(serializers.ModelSerializer):
+class EisFitSerializer(ScopedModelSerializer):
     """A fit with its provenance; parameters are [{name, value, stderr, unit}]."""
 
     created_by: serializers.SlugRelatedField = serializers.SlugRelatedField(
@@ -132,7 +133,7 @@ class ArrheniusSerializer(serializers.Serializer):
     none_reason = serializers.CharField(allow_blank=True)
 
 
-class EisSpectrumSerializer(serializers.ModelSerializer):
+class EisSpectrumSerializer(ScopedModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="api:eis-spectrum-detail")
     cell: serializers.SlugRelatedField = serializers.SlugRelatedField(
         slug_field="code", read_only=True

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from cells.eis import selectors, services
 from cells.models import Cell, EisSpectrum
+from lims import access
 
 
 class RefitForm(forms.Form):
@@ -88,6 +89,7 @@ def _spectrum(request: HttpRequest, pk: int) -> EisSpectrum:
     spectrum = selectors.eis_spectrum_list(user=request.user).filter(pk=pk).first()
     if spectrum is None:
         raise Http404("no such spectrum")
+    access.check_request(request, spectrum.project_id)
     return spectrum
 
 
@@ -134,6 +136,7 @@ def spectrum_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
+@access.write_required()
 @require_POST
 def spectrum_refit(request: HttpRequest, pk: int) -> HttpResponse:
     spectrum = _spectrum(request, pk)
@@ -154,6 +157,7 @@ def spectrum_refit(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
+@access.write_required()
 @require_POST
 def spectrum_link(request: HttpRequest, pk: int) -> HttpResponse:
     """Link (or move) a spectrum by hand; its refit is queued (``services.eis_spectrum_link``)."""

@@ -179,16 +179,12 @@ def explorer_view_open(request: HttpRequest, pk: int) -> HttpResponse:
 def bottle_cells(request: HttpRequest, pk: int) -> HttpResponse:
     """A precursor bottle's cells with their metrics against the project median."""
     from depositions.models import PrecursorLot
-    from lims.selectors import scope_to_user
+    from depositions.selectors import precursor_lot_get
 
-    lot = get_object_or_404(
-        scope_to_user(
-            PrecursorLot.objects.select_related("material_lot", "chemical"),
-            user=request.user,
-            field="material_lot__project",
-        ),
-        pk=pk,
-    )
+    try:
+        lot = precursor_lot_get(user=request.user, pk=pk)
+    except PrecursorLot.DoesNotExist as exc:
+        raise Http404("no such bottle") from exc
     report = selectors.bottle_cells(user=request.user, lot=lot)
     metrics = [BY_KEY[k] for k in selectors.BOTTLE_METRICS]
     rows = [

@@ -14,6 +14,7 @@ data rows is a header-only (metadata) file: a sidecar, read by ``cells.parsers.s
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -54,6 +55,10 @@ _SUMMARY_FIELDS = {
 }
 
 
+# a header names its columns in words; a row of numbers has none
+_WORD = re.compile(r"[A-Za-z]{3}")
+
+
 def _unquote(line: str) -> str:
     text = line.rstrip()
     stripped = text.strip()
@@ -62,16 +67,10 @@ def _unquote(line: str) -> str:
     return text
 
 
-def _letters(line: str) -> int:
-    return sum(ch.isalpha() for ch in line)
-
-
 def header_index(lines: list[str]) -> int | None:
     """The column header line (after ``[Data]`` when the file has one)."""
     for index, line in enumerate(lines[:2000]):
-        # a data row (digits, a date) has too few letters to hold five header names: not
-        # split field by field (that was most of an upload's detection time)
-        if line.count(",") < 5 or _letters(line) < 20:
+        if line.count(",") < 5 or not _WORD.search(line):  # a data row: no label to read
             continue
         keys = {split_label(f).key for f in _unquote(line).split(",")}
         if len(keys & _HEADER_KEYS) >= 5:

@@ -43,6 +43,7 @@ from depositions.models import (
     Tool,
     ToolSource,
 )
+from lims.api.fields import ModelSerializer as ScopedModelSerializer
 from lims.models import Instrument, Project
 from samples.models import Sample
 
@@ -64,7 +65,7 @@ def _run_field() -> serializers.SlugRelatedField:
 # --- tools ----------------------------------------------------------------------------------
 
 
-class ToolSerializer(serializers.ModelSerializer):
+class ToolSerializer(ScopedModelSerializer):
     instrument = serializers.PrimaryKeyRelatedField(
         queryset=Instrument.objects.filter(kind=Instrument.Kind.ALD_TOOL)
     )
@@ -86,7 +87,7 @@ class ToolSerializer(serializers.ModelSerializer):
         ]
 
 
-class InstalledLotSerializer(serializers.ModelSerializer):
+class InstalledLotSerializer(ScopedModelSerializer):
     precursor_lot = serializers.IntegerField(source="precursor_lot_id")
     bottle_label = serializers.CharField(source="precursor_lot.bottle_label")
     chemical = serializers.CharField(source="precursor_lot.chemical.name")
@@ -96,7 +97,7 @@ class InstalledLotSerializer(serializers.ModelSerializer):
         fields = ["id", "precursor_lot", "bottle_label", "chemical", "installed_at"]
 
 
-class ToolSourceSerializer(serializers.ModelSerializer):
+class ToolSourceSerializer(ScopedModelSerializer):
     installed = serializers.SerializerMethodField()
 
     class Meta:
@@ -123,7 +124,7 @@ class ToolSourceSerializer(serializers.ModelSerializer):
         return InstalledLotSerializer(current[0]).data if current else None
 
 
-class SourceInstallationSerializer(serializers.ModelSerializer):
+class SourceInstallationSerializer(ScopedModelSerializer):
     installed_at = serializers.DateTimeField(required=False)
     installed_by = serializers.CharField(source="installed_by.username", read_only=True)
     bottle_label = serializers.CharField(source="precursor_lot.bottle_label", read_only=True)
@@ -152,7 +153,7 @@ class LotAtSerializer(serializers.Serializer):
 # --- chemicals and bottles --------------------------------------------------------------
 
 
-class ChemicalSerializer(serializers.ModelSerializer):
+class ChemicalSerializer(ScopedModelSerializer):
     synonyms = serializers.ListField(child=serializers.CharField(), required=False)
 
     class Meta:
@@ -170,7 +171,7 @@ class ChemicalSerializer(serializers.ModelSerializer):
         ]
 
 
-class PrecursorLotSerializer(serializers.ModelSerializer):
+class PrecursorLotSerializer(ScopedModelSerializer):
     chemical_name = serializers.CharField(source="chemical.name", read_only=True)
     project = serializers.CharField(source="material_lot.project.slug", read_only=True)
     lot_number = serializers.CharField(source="material_lot.lot_number", read_only=True)
@@ -203,7 +204,7 @@ class PrecursorLotSerializer(serializers.ModelSerializer):
 # --- recipes -------------------------------------------------------------------------------
 
 
-class StepSerializer(serializers.ModelSerializer):
+class StepSerializer(ScopedModelSerializer):
     order = serializers.IntegerField(read_only=True)
     tool_source = serializers.PrimaryKeyRelatedField(
         source="source",
@@ -226,7 +227,7 @@ class StepSerializer(serializers.ModelSerializer):
         ]
 
 
-class SubCycleSerializer(serializers.ModelSerializer):
+class SubCycleSerializer(ScopedModelSerializer):
     order = serializers.IntegerField(read_only=True)
     steps = StepSerializer(many=True)
 
@@ -235,7 +236,7 @@ class SubCycleSerializer(serializers.ModelSerializer):
         fields = ["order", "name", "gpc_angstrom", "target_material", "steps"]
 
 
-class BlockSerializer(serializers.ModelSerializer):
+class BlockSerializer(ScopedModelSerializer):
     order = serializers.IntegerField(read_only=True)
     subcycle = serializers.CharField(help_text="Sub-cycle name")
 
@@ -251,7 +252,7 @@ class BlockSerializer(serializers.ModelSerializer):
         }
 
 
-class RecipeSerializer(serializers.ModelSerializer):
+class RecipeSerializer(ScopedModelSerializer):
     """Nested on write the way people write recipes: sub-cycles with their steps, then the
     supercycle as [{"subcycle": name, "repeat": n}, ...] (omit it for a one-sub-cycle
     recipe), pre/post steps optional. GET adds the expansion summary."""
@@ -356,7 +357,7 @@ class PlannedStepSerializer(serializers.Serializer):
     duration_s = serializers.FloatField()
 
 
-class ProcessReferenceSerializer(serializers.ModelSerializer):
+class ProcessReferenceSerializer(ScopedModelSerializer):
     class Meta:
         model = ProcessReference
         fields = "__all__"
@@ -365,7 +366,7 @@ class ProcessReferenceSerializer(serializers.ModelSerializer):
 # --- runs ------------------------------------------------------------------------------------
 
 
-class RunLoadSerializer(serializers.ModelSerializer):
+class RunLoadSerializer(ScopedModelSerializer):
     sample = _sample_field()
     output_sample: serializers.SlugRelatedField = serializers.SlugRelatedField(
         slug_field="code", read_only=True
@@ -392,7 +393,7 @@ class RunLoadSerializer(serializers.ModelSerializer):
         ]
 
 
-class RunPrecursorSerializer(serializers.ModelSerializer):
+class RunPrecursorSerializer(ScopedModelSerializer):
     port = serializers.CharField(source="tool_source.label", read_only=True)
     bottle_label = serializers.CharField(source="precursor_lot.bottle_label", read_only=True)
     chemical = serializers.CharField(source="precursor_lot.chemical.name", read_only=True)
@@ -410,7 +411,7 @@ class RunPrecursorSerializer(serializers.ModelSerializer):
         read_only_fields = ["from_installation"]
 
 
-class DepositionRunSerializer(serializers.ModelSerializer):
+class DepositionRunSerializer(ScopedModelSerializer):
     project = _project_field()
     recipe_label = serializers.CharField(source="recipe.__str__", read_only=True)
     tool_name = serializers.CharField(source="tool.instrument.name", read_only=True)
@@ -495,7 +496,7 @@ class DoseCheckQuerySerializer(serializers.Serializer):
 # --- measurements ------------------------------------------------------------------------------
 
 
-class ThicknessMeasurementSerializer(serializers.ModelSerializer):
+class ThicknessMeasurementSerializer(ScopedModelSerializer):
     sample = _sample_field()
     run = _run_field()
     measured_at = serializers.DateTimeField(required=False)
@@ -523,7 +524,7 @@ class ThicknessMeasurementSerializer(serializers.ModelSerializer):
         return result.as_dict() if result else None
 
 
-class CompositionMeasurementSerializer(serializers.ModelSerializer):
+class CompositionMeasurementSerializer(ScopedModelSerializer):
     sample = _sample_field()
     run = _run_field()
     measured_at = serializers.DateTimeField(required=False)
@@ -544,7 +545,7 @@ class CompositionMeasurementSerializer(serializers.ModelSerializer):
         ]
 
 
-class FilmPropertySerializer(serializers.ModelSerializer):
+class FilmPropertySerializer(ScopedModelSerializer):
     sample = _sample_field()
     run = _run_field()
     measured_at = serializers.DateTimeField(required=False)
@@ -570,7 +571,7 @@ class FilmPropertySerializer(serializers.ModelSerializer):
 # --- anneals -----------------------------------------------------------------------------------
 
 
-class SegmentSerializer(serializers.ModelSerializer):
+class SegmentSerializer(ScopedModelSerializer):
     order = serializers.IntegerField(read_only=True)
     kind = serializers.ChoiceField(choices=SegmentKind.choices)
 
@@ -579,7 +580,7 @@ class SegmentSerializer(serializers.ModelSerializer):
         fields = ["order", "kind", "target_c", "rate_k_per_min", "duration_min"]
 
 
-class FurnaceLogSerializer(serializers.ModelSerializer):
+class FurnaceLogSerializer(ScopedModelSerializer):
     raw_sha256 = serializers.CharField(source="raw_file.sha256", read_only=True)
     filename = serializers.CharField(source="raw_file.original_name", read_only=True)
 
@@ -600,7 +601,7 @@ class FurnaceLogSerializer(serializers.ModelSerializer):
         ]
 
 
-class PostTreatmentSerializer(serializers.ModelSerializer):
+class PostTreatmentSerializer(ScopedModelSerializer):
     project = _project_field()
     furnace = serializers.PrimaryKeyRelatedField(
         queryset=Instrument.objects.filter(kind=Instrument.Kind.FURNACE),
@@ -668,7 +669,7 @@ class PostTreatmentCompleteSerializer(serializers.Serializer):
 # --- tool logs ----------------------------------------------------------------------------------
 
 
-class RunLogSegmentSerializer(serializers.ModelSerializer):
+class RunLogSegmentSerializer(ScopedModelSerializer):
     """One run's part of a tool log (the whole log, or one session of an appended log)."""
 
     run: serializers.SlugRelatedField = serializers.SlugRelatedField(
@@ -694,7 +695,7 @@ class RunLogSegmentSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class RunLogFileSerializer(serializers.ModelSerializer):
+class RunLogFileSerializer(ScopedModelSerializer):
     """A tool log and what was read from it; the raw file's hash says which bytes."""
 
     run: serializers.SlugRelatedField = serializers.SlugRelatedField(
@@ -731,7 +732,7 @@ class RunLogFileSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class RunCheckSerializer(serializers.ModelSerializer):
+class RunCheckSerializer(ScopedModelSerializer):
     log_file: serializers.PrimaryKeyRelatedField = serializers.PrimaryKeyRelatedField(
         source="log", read_only=True
     )
@@ -755,7 +756,7 @@ class RunCheckSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class PulseEventSerializer(serializers.ModelSerializer):
+class PulseEventSerializer(ScopedModelSerializer):
     log_file: serializers.PrimaryKeyRelatedField = serializers.PrimaryKeyRelatedField(
         source="log", read_only=True
     )

@@ -7,18 +7,18 @@ from dataclasses import asdict
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, permissions, serializers, status, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
 
 from depositions import expansion, selectors, services
 from depositions.aldlogs import services as log_services
@@ -54,10 +54,10 @@ from depositions.models import (
     Tool,
     ToolSource,
 )
+from lims import access
 from lims.export import eln_download
-from lims.selectors import project_ids_visible
+from lims.fields import CODE_LOOKUP_REGEX
 
-CODE_REGEX = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 CreateListRetrieveUpdate = (
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -72,9 +72,11 @@ def _drf(exc: DjangoValidationError) -> ValidationError:
 
 
 def _check_project(user: Any, project_id: int | None) -> None:
-    ids = project_ids_visible(user=user)
-    if ids is not None and project_id not in ids:
-        raise PermissionDenied("you are not a member of that project")
+    """A write names its project in the payload: the user must be an editor there."""
+    try:
+        access.require_role(user=user, project_id=project_id, role=access.EDITOR)
+    except DjangoPermissionDenied as exc:
+        raise PermissionDenied(str(exc)) from exc
 
 
 def _person(user: Any) -> Any:
@@ -90,6 +92,7 @@ def _data(serializer: serializers.BaseSerializer[Any]) -> dict[str, Any]:
 
 
 class ToolViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
+    project_path = "instrument.project_id"  # lims.api.permissions.ProjectRoles
     serializer_class = s.ToolSerializer
     filterset_class = ToolFilterSet
 
@@ -98,9 +101,8 @@ class ToolViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
 
     def perform_create(self, serializer: serializers.BaseSerializer[Any]) -> None:
         data = _data(serializer)
-        _check_project(self.request.user, data["instrument"].project_id)
         try:
-            serializer.instance = services.tool_create(**data)
+            serializer.instance = services.tool_create(user=self.request.user, **data)
         except DjangoValidationError as exc:
             raise _drf(exc) from exc
 
@@ -115,6 +117,7 @@ class ToolViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
 
 
 class ToolSourceViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
+    project_path = "tool.instrument.project_id"
     serializer_class = s.ToolSourceSerializer
     filterset_class = ToolSourceFilterSet
 
@@ -123,9 +126,8 @@ class ToolSourceViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
 
     def perform_create(self, serializer: serializers.BaseSerializer[Any]) -> None:
         data = _data(serializer)
-        _check_project(self.request.user, data["tool"].instrument.project_id)
         try:
-            serializer.instance = services.tool_source_create(**data)
+            serializer.instance = services.tool_source_create(user=self.request.user, **data)
         except DjangoValidationError as exc:
             raise _drf(exc) from exc
 
@@ -145,9 +147,10 @@ class ToolSourceViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
     @action(detail=True, methods=["get"], url_path="lot-at")
     def lot_at(self, request: Request, pk: Any = None) -> Response:
         """The bottle that was on this port at time ``at``."""
+        port = self.get_object()  # first: "not yours" answers as "not found", whatever the query
         form = s.LotAtSerializer(data=request.query_params)
         form.is_valid(raise_exception=True)
-        lot = selectors.lot_on_port_at(tool_source=self.get_object(), at=form.validated_data["at"])
+        lot = selectors.lot_on_port_at(tool_source=port, at=form.validated_data["at"])
         if lot is None:
             return Response({"detail": "nothing was installed then"}, status=404)
         return Response(s.PrecursorLotSerializer(lot).data)
@@ -161,6 +164,7 @@ class SourceInstallationViewSet(
 ):
     """Installation history; POST installs a bottle (closing the port's previous one)."""
 
+    project_path = "tool_source.tool.instrument.project_id"
     serializer_class = s.SourceInstallationSerializer
     filterset_class = SourceInstallationFilterSet
 
@@ -183,7 +187,12 @@ class SourceInstallationViewSet(
 
 
 class ChemicalViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
-    """Shared catalogue; ``?q=TMA`` searches names, formulas, CAS numbers and synonyms."""
+    """Shared catalogue; ``?q=TMA`` searches names, formulas, CAS numbers and synonyms.
+
+    Staff write: a molar mass feeds every project's dose checks.
+    """
+
+    write_role = access.STAFF  # lims.api.permissions.ProjectRoles
 
     serializer_class = s.ChemicalSerializer
     filterset_class = ChemicalFilterSet
@@ -208,6 +217,7 @@ class ChemicalViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
 
 
 class PrecursorLotViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
+    project_path = "material_lot.project_id"
     serializer_class = s.PrecursorLotSerializer
     filterset_class = PrecursorLotFilterSet
 
@@ -216,9 +226,8 @@ class PrecursorLotViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
 
     def perform_create(self, serializer: serializers.BaseSerializer[Any]) -> None:
         data = _data(serializer)
-        _check_project(self.request.user, data["material_lot"].project_id)
         try:
-            serializer.instance = services.precursor_lot_create(**data)
+            serializer.instance = services.precursor_lot_create(user=self.request.user, **data)
         except DjangoValidationError as exc:
             raise _drf(exc) from exc
 
@@ -318,19 +327,12 @@ class RecipeViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
         return Response({"count": expansion.step_count(spec), "offset": offset, "results": rows})
 
 
-class IsStaffOrReadOnly(permissions.BasePermission):
-    def has_permission(self, request: Request, view: Any) -> bool:
-        if not (request.user and request.user.is_authenticated):
-            return False
-        return request.method in permissions.SAFE_METHODS or bool(request.user.is_staff)
-
-
 class ProcessReferenceViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
     """Literature processes: everyone reads, staff write."""
 
     serializer_class = s.ProcessReferenceSerializer
     filterset_class = ProcessReferenceFilterSet
-    permission_classes = [*api_settings.DEFAULT_PERMISSION_CLASSES, IsStaffOrReadOnly]
+    write_role = access.STAFF  # lims.api.permissions.ProjectRoles
 
     def get_queryset(self) -> QuerySet[ProcessReference]:
         return selectors.process_reference_list()
@@ -357,7 +359,7 @@ class DepositionRunViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
     serializer_class = s.DepositionRunSerializer
     filterset_class = DepositionRunFilterSet
     lookup_field = "code"
-    lookup_value_regex = CODE_REGEX
+    lookup_value_regex = CODE_LOOKUP_REGEX
     ordering_fields = ["code", "created_at", "started_at"]
 
     def get_queryset(self) -> QuerySet[DepositionRun]:
@@ -450,10 +452,11 @@ class DepositionRunViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
     @extend_schema(request=s.ReasonSerializer, responses=s.DepositionRunSerializer)
     @action(detail=True, methods=["post"])
     def abort(self, request: Request, code: str | None = None) -> Response:
+        run = self.get_object()  # first: "not yours" answers as "not found", whatever the body
         form = s.ReasonSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         try:
-            run = services.run_abort(run=self.get_object(), **form.validated_data)
+            run = services.run_abort(run=run, **form.validated_data)
         except DjangoValidationError as exc:
             raise _drf(exc) from exc
         return self._reply(run)
@@ -461,10 +464,11 @@ class DepositionRunViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
     @extend_schema(request=s.ReasonSerializer, responses=s.DepositionRunSerializer)
     @action(detail=True, methods=["post"], url_path="fail-qc")
     def fail_qc(self, request: Request, code: str | None = None) -> Response:
+        run = self.get_object()  # first: "not yours" answers as "not found", whatever the body
         form = s.ReasonSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         try:
-            run = services.run_qc_fail(run=self.get_object(), **form.validated_data)
+            run = services.run_qc_fail(run=run, **form.validated_data)
         except DjangoValidationError as exc:
             raise _drf(exc) from exc
         return self._reply(run)
@@ -552,6 +556,8 @@ class _MeasurementViewSet(
 ):
     """Measurements are appended, never edited (a correction is a new measurement)."""
 
+    project_path = "sample.project_id"  # lims.api.permissions.ProjectRoles
+
     def _create(self, serializer: serializers.BaseSerializer[Any], service: Any) -> None:
         data = _data(serializer)
         _check_project(self.request.user, data["sample"].project_id)
@@ -608,7 +614,7 @@ class PostTreatmentViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
     serializer_class = s.PostTreatmentSerializer
     filterset_class = PostTreatmentFilterSet
     lookup_field = "code"
-    lookup_value_regex = CODE_REGEX
+    lookup_value_regex = CODE_LOOKUP_REGEX
     ordering_fields = ["code", "created_at", "started_at"]
 
     def get_queryset(self) -> QuerySet[PostTreatment]:

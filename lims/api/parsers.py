@@ -31,6 +31,8 @@ from rest_framework.parsers import BaseParser, DataAndFiles, FormParser, JSONPar
 from streaming_form_data import StreamingFormDataParser
 from streaming_form_data.targets import BaseTarget, ValueTarget
 
+from lims.changelog import note_reason
+from lims.fields import find_nul
 from lims.ingestion.parsing import SNIFF_BYTES
 from lims.ingestion.storage import StorageUnavailable
 
@@ -177,7 +179,8 @@ def _read_capped(stream: IO[bytes] | None) -> bytes:
 
 class CappedJSONParser(JSONParser):
     """DRF's JSON parser reads the whole body whatever its size, and a deeply nested one
-    is a RecursionError (a 500): capped, and that is a 400."""
+    is a RecursionError (a 500): capped, and that is a 400. A NUL character anywhere (a
+    ``\\u0000`` in JSON metadata, say) is a 400 too: PostgreSQL cannot store it."""
 
     def parse(
         self,
@@ -187,9 +190,13 @@ class CappedJSONParser(JSONParser):
     ) -> Any:
         body = io.BytesIO(_read_capped(stream))
         try:
-            return super().parse(body, media_type, parser_context)
+            data = super().parse(body, media_type, parser_context)
         except RecursionError as exc:
             raise exceptions.ParseError("JSON parse error - nested too deeply") from exc
+        if (place := find_nul(data, "body")) is not None:
+            raise exceptions.ParseError(f"{place}: contains a NUL character (\\u0000), not allowed")
+        note_reason((parser_context or {}).get("request"), data)
+        return data
 
 
 class CappedFormParser(FormParser):
@@ -201,7 +208,9 @@ class CappedFormParser(FormParser):
         media_type: str | None = None,
         parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
-        return super().parse(io.BytesIO(_read_capped(stream)), media_type, parser_context)
+        data = super().parse(io.BytesIO(_read_capped(stream)), media_type, parser_context)
+        note_reason((parser_context or {}).get("request"), data)
+        return data
 
 
 class CappedMultiPartParser(MultiPartParser):
@@ -215,7 +224,7 @@ class CappedMultiPartParser(MultiPartParser):
         parser_context: Mapping[str, Any] | None = None,
     ) -> DataAndFiles:
         try:
-            return super().parse(stream, media_type, parser_context)
+            parsed = super().parse(stream, media_type, parser_context)
         except RequestDataTooBig as exc:
             limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
             raise BodyTooLarge(
@@ -224,3 +233,5 @@ class CappedMultiPartParser(MultiPartParser):
             ) from exc
         except (TooManyFieldsSent, TooManyFilesSent) as exc:
             raise exceptions.ParseError(f"Multipart form parse error - {exc}") from exc
+        note_reason((parser_context or {}).get("request"), parsed.data)
+        return parsed

@@ -5,6 +5,7 @@ from typing import Any
 from django.urls import reverse
 from rest_framework import serializers
 
+from lims.api.fields import ModelSerializer as ScopedModelSerializer
 from lims.ingestion.services import KINDS, TEMPERATURE_RANGE_C
 from lims.models import ColumnMapping, IngestionJob, Instrument, Project, RawFile
 
@@ -56,7 +57,7 @@ class IngestRequestSerializer(serializers.Serializer):
     )
 
 
-class RawFileSerializer(serializers.ModelSerializer):
+class RawFileSerializer(ScopedModelSerializer):
     """A stored raw file; ``download`` serves its bytes unchanged (sha256 as ETag)."""
 
     download = serializers.SerializerMethodField()
@@ -69,7 +70,7 @@ class RawFileSerializer(serializers.ModelSerializer):
         return reverse("api:raw-file-download", args=[obj.pk])
 
 
-class JobSerializer(serializers.ModelSerializer):
+class JobSerializer(ScopedModelSerializer):
     url = serializers.SerializerMethodField()
     raw_file = RawFileSerializer(read_only=True)
 
@@ -124,13 +125,13 @@ class IngestResponseSerializer(serializers.Serializer):
         }
 
 
-class ProjectSerializer(serializers.ModelSerializer):
+class ProjectSerializer(ScopedModelSerializer):
     class Meta:
         model = Project
         fields = ["id", "name", "slug", "description"]
 
 
-class InstrumentSerializer(serializers.ModelSerializer):
+class InstrumentSerializer(ScopedModelSerializer):
     class Meta:
         model = Instrument
         fields = [
@@ -146,7 +147,7 @@ class InstrumentSerializer(serializers.ModelSerializer):
         ]
 
 
-class ColumnMappingSerializer(serializers.ModelSerializer):
+class ColumnMappingSerializer(ScopedModelSerializer):
     project = serializers.SlugRelatedField(slug_field="slug", queryset=Project.objects.all())
 
     class Meta:

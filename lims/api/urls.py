@@ -13,6 +13,7 @@ from lims.api.views import (
     ProjectViewSet,
     RawFileViewSet,
 )
+from lims.events.api import DeliveryViewSet, EventViewSet, WebhookReplayViewSet
 from samples.api.views import MaterialLotViewSet, MaterialViewSet, SampleViewSet
 
 app_name = "api"
@@ -29,6 +30,9 @@ router.register("eis-spectra", EisSpectrumViewSet, basename="eis-spectrum")
 router.register("materials", MaterialViewSet, basename="material")
 router.register("material-lots", MaterialLotViewSet, basename="material-lot")
 router.register("samples", SampleViewSet, basename="sample")
+router.register("events", EventViewSet, basename="event")
+router.register("deliveries", DeliveryViewSet, basename="delivery")
+router.register("webhooks", WebhookReplayViewSet, basename="webhook")
 router.registry.extend(depositions_router.registry)
 
 urlpatterns = [

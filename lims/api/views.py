@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from lims import selectors
+from lims import access, selectors
 from lims import services as lims_services
 from lims.api.parsers import CappedFormParser, StreamingMultiPartParser
 from lims.api.serializers import (
@@ -84,7 +84,10 @@ class IngestView(APIView):
                 project=project,
                 kind=data.get("kind"),
                 params=services.upload_params(data),
-                user=request.user if isinstance(request.user, AbstractBaseUser) else None,
+                # an instrument's upload is answered for by the person who owns its token
+                user=request.user
+                if isinstance(request.user, AbstractBaseUser)
+                else getattr(getattr(request.user, "token", None), "owner", None),
                 instrument=getattr(request.user, "instrument", None),
                 content_type=upload.content_type or "",
             )
@@ -182,10 +185,12 @@ class ColumnMappingViewSet(
 
     def perform_create(self, serializer: Any) -> None:
         data = dict(serializer.validated_data)
-        ids = selectors.project_ids_visible(user=self.request.user)
-        if ids is not None and data["project"].pk not in ids:
-            raise PermissionDenied("you are not a member of that project")
         try:
+            access.require_role(
+                user=self.request.user, project_id=data["project"].pk, role=access.EDITOR
+            )
             serializer.instance = lims_services.column_mapping_save(**data)
+        except DjangoPermissionDenied as exc:
+            raise PermissionDenied(str(exc)) from exc
         except (DjangoValidationError, ParseError) as exc:
             raise ValidationError(getattr(exc, "messages", None) or str(exc)) from exc

@@ -15,11 +15,13 @@ from typing import Any
 
 import requests
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
 from lims.changelog import current
+from lims.events.targets import webhook_target_check
 from lims.models import DeliveryAttempt, EventDelivery, EventRule, OutboxEvent
 from lims.taskbase import enqueue, in_task
 
@@ -160,8 +162,33 @@ def event_relay_run(*, event_id: str, skip_locked: bool = False) -> list[int]:
     return delivery_ids
 
 
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """``t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body>``: the timestamp is signed
+    with the body, so a captured request cannot be replayed outside the receiver's window."""
+    signed = f"{timestamp}.".encode() + body
+    return f"t={timestamp},v1=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def verify_signature(
+    secret: str,
+    body: bytes,
+    header: str,
+    *,
+    tolerance_s: int | None = None,
+    now: float | None = None,
+) -> bool:
+    """What a receiver does (docs/events.md): recompute, compare in constant time
+    (``hmac.compare_digest``) and refuse a timestamp outside the window."""
+    fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
+    try:
+        timestamp = int(fields["t"])
+    except (KeyError, ValueError):
+        return False
+    window = settings.LIMS_WEBHOOK_TOLERANCE_S if tolerance_s is None else tolerance_s
+    if abs((time.time() if now is None else now) - timestamp) > window:
+        return False
+    expected = sign(secret, body, timestamp).split(",v1=", 1)[1]
+    return hmac.compare_digest(expected, fields.get("v1", ""))
 
 
 def event_body(event: OutboxEvent) -> bytes:
@@ -193,32 +220,42 @@ def webhook_deliver_attempt(*, delivery_id: int) -> float | None:
         delivery.save(update_fields=["attempts", "updated_at"])
     webhook, event = delivery.webhook, delivery.event
     body = event_body(event)
+    timestamp = int(time.time())
     headers = {
         "Content-Type": "application/json",
         "X-Lims-Event-Id": str(event.pk),
         "X-Lims-Topic": event.topic,
         "X-Lims-Delivery": str(delivery.pk),
-        "X-Lims-Signature": sign(webhook.secret, body),
+        "X-Lims-Timestamp": str(timestamp),
+        "X-Lims-Signature": sign(webhook.secret, body, timestamp),
     }
     started = time.monotonic()
     code: int | None = None
     error = ""
     excerpt = ""
+    refused = False
     try:
-        response = requests.post(
-            webhook.url,
-            data=body,
-            headers=headers,
-            timeout=min(webhook.timeout_s, settings.LIMS_WEBHOOK_TIMEOUT_S),
-            allow_redirects=False,
-        )
-        code = response.status_code
-        excerpt = response.text[:500]
-    except requests.RequestException as exc:
-        error = f"{type(exc).__name__}: {exc}"[:2000]
+        # again at each delivery: the name may resolve elsewhere since it was saved
+        webhook_target_check(webhook.url)
+    except ValidationError as exc:
+        refused = True
+        error = "refused target: " + "; ".join(exc.messages)
+    if not refused:
+        try:
+            response = requests.post(
+                webhook.url,
+                data=body,
+                headers=headers,
+                timeout=min(webhook.timeout_s, settings.LIMS_WEBHOOK_TIMEOUT_S),
+                allow_redirects=False,
+            )
+            code = response.status_code
+            excerpt = response.text[:500]
+        except requests.RequestException as exc:
+            error = f"{type(exc).__name__}: {exc}"[:2000]
     elapsed_ms = (time.monotonic() - started) * 1000
 
-    retryable = code is None or code >= 500
+    retryable = not refused and (code is None or code >= 500)
     ok = code is not None and 200 <= code < 300
     with transaction.atomic():
         DeliveryAttempt.objects.create(

@@ -25,6 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from lims.events.services import event_emit
+from lims.fields import reject_nul
 from lims.ingestion import lease, registry, storage
 from lims.ingestion.errors import quote
 from lims.ingestion.parsing import ParseContext, ParseError
@@ -89,6 +90,12 @@ def ingest_submit(
     project's (whether the caller may see that job is the caller's to check: an instrument
     token sees only its own jobs, ``selectors.job_list``).
     """
+    # before anything is stored: PostgreSQL refuses NUL in text, and the raw file would be
+    # orphaned by the failed insert
+    reject_nul(filename, "file")
+    reject_nul(content_type, "content_type")
+    reject_nul(kind, "kind")
+    reject_nul(params or {}, "params")
     if kind is not None and kind not in KINDS:
         raise ValidationError({"kind": f"unknown kind {quote(kind)}; expected one of {KINDS}"})
     params = dict(params or {})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -69,6 +70,9 @@ def probe(relpath: str | None = None) -> None:
             fh.read(1)
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
 @dataclass(frozen=True)
 class StoredBlob:
     sha256: str
@@ -89,6 +93,38 @@ def raw_relpath(sha256: str) -> str:
 
 def absolute(relpath: str) -> Path:
     return root() / relpath
+
+
+class RawFileAltered(ParseError):
+    """A stored raw file's bytes no longer give the sha256 it is stored (and named) under:
+    the store was changed behind the application's back; restore the file from a backup."""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def raw_verify(relpath: str, sha256: str | None = None) -> None:
+    """Re-hash a stored raw file; raise ``RawFileAltered`` (or ``ParseError`` when it is gone)
+    unless its bytes give ``sha256`` (default: its content-addressed name; a path that is not
+    content addressed and no ``sha256`` given: nothing to compare with)."""
+    expected = sha256 or Path(relpath).name
+    if not _SHA256.fullmatch(expected):
+        return
+    path = absolute(relpath)
+    if not path.exists():
+        raise ParseError("the stored raw file is missing from the store", location=str(path))
+    actual = file_sha256(path)
+    if actual != expected:
+        raise RawFileAltered(
+            f"the stored raw file no longer matches its sha256 (stored as {expected}, its "
+            f"bytes now give {actual}): the store was changed; restore it from a backup",
+            location=str(path),
+        )
 
 
 def series_relpath(sha256: str, parser_name: str, parser_version: str, *, project_id: int) -> str:
@@ -217,6 +253,8 @@ def sniff_stored(blob: StoredBlob, filename: str) -> Sniffed:
 @contextmanager
 def parse_source(relpath: str, filename: str) -> Iterator[wrappers.Source]:
     """The file a parser reads for a stored raw file: itself, or its unwrapped inner file in
-    the store's ``tmp/`` (on disk, not a RAM-backed /tmp), removed on exit."""
+    the store's ``tmp/`` (on disk, not a RAM-backed /tmp), removed on exit. Re-hashed first:
+    nothing is derived from bytes that are not the ones received."""
+    raw_verify(relpath)
     with wrappers.opened(absolute(relpath), filename, unpack_limits(), root() / "tmp") as src:
         yield src

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from lims import selectors
+from lims.changelog import change_actor
 from lims.ingestion import services
 from lims.taskbase import lims_task
 
@@ -14,4 +16,6 @@ from lims.taskbase import lims_task
     time_limit=settings.LIMS_INGEST_HARD_TIME_LIMIT_S,
 )
 def ingest_job_run(job_id: int) -> None:
-    services.job_run(job_id=job_id)
+    user, instrument = selectors.job_actor(job_id=job_id)
+    with change_actor(user=user, instrument=instrument):
+        services.job_run(job_id=job_id)

@@ -1,4 +1,8 @@
-"""Change log: who changed what, from where (web/api/ingest/admin/shell), grouped per action."""
+"""Change log: who changed what, from where (web/api/ingest/admin/shell), grouped per action.
+
+The rows form a hash chain (``seq``, ``prev_hash``, ``hash``; see ``lims.changelog``) so an
+edit, deletion or reordering by someone with database access is found by ``verify_audit``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.utils import timezone
 
 
 class ObjectChange(models.Model):
@@ -21,7 +26,8 @@ class ObjectChange(models.Model):
         ADMIN = "admin", "Admin"
         SHELL = "shell", "Shell"
 
-    time = models.DateTimeField(auto_now_add=True, db_index=True)
+    # set under the chain lock by lims.changelog, so time follows the chain
+    time = models.DateTimeField(default=timezone.now, db_index=True)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
@@ -35,6 +41,13 @@ class ObjectChange(models.Model):
     prechange = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
     postchange = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
     reason = models.CharField(max_length=500, blank=True)
+    # the instrument whose token (or ingest job) made the change; the person is ``user``
+    instrument_name = models.CharField(max_length=200, blank=True)
+    # position in the chain, the previous entry's hash, and sha256 of this entry's canonical
+    # content including ``prev_hash`` (lims.changelog.entry_digest)
+    seq = models.BigIntegerField(unique=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
 
     class Meta:
         ordering = ["-time"]

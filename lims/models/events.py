@@ -43,8 +43,16 @@ class Webhook(models.Model):
     enabled = models.BooleanField(default=True)
     timeout_s = models.FloatField(default=10.0)
 
+    # the change log records a keyed fingerprint of these, never the value (lims.changelog)
+    change_log_redacted = ("secret",)
+
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        from lims.events.targets import webhook_target_check
+
+        webhook_target_check(self.url)
 
 
 class EventRule(models.Model):

@@ -25,13 +25,20 @@ class Project(models.Model):
 
 
 class Membership(models.Model):
+    """A person's role in one project; ``lims.access`` is the only place that reads it.
+
+    Viewers read; editors also write data; managers also manage members, instruments, tokens
+    and webhooks. New memberships start as viewers (least privilege).
+    """
+
     class Role(models.TextChoices):
-        MEMBER = "member", "Member"
+        VIEWER = "viewer", "Viewer"
+        EDITOR = "editor", "Editor"
         MANAGER = "manager", "Manager"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
-    role = models.CharField(max_length=20, choices=Role.choices, default=Role.MEMBER)
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.VIEWER)
 
     class Meta:
         constraints = [
@@ -78,6 +85,14 @@ class InstrumentToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked = models.BooleanField(default=False)
+    # the person answerable for what the instrument sends: named in the change log
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="instrument_tokens",
+    )
 
     def __str__(self) -> str:
         return f"token {self.key[:6]}… for {self.instrument}"

@@ -29,8 +29,25 @@ if PRODUCTION:
 DATA_DIR = Path(os.environ.get("LIMS_DATA_DIR", BASE_DIR / "var"))
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "embedded-development-key-not-for-production")
+_DEVELOPMENT_KEY = "embedded-development-key-not-for-production"
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", _DEVELOPMENT_KEY)
 DEBUG = os.environ.get("DJANGO_DEBUG", "0" if PRODUCTION else "1") == "1"
+if PRODUCTION:
+    # Django's own test (security.W009) made an error: a known or guessable key signs
+    # sessions and password-reset links
+    if (
+        SECRET_KEY == _DEVELOPMENT_KEY
+        or SECRET_KEY.startswith("django-insecure-")
+        or len(SECRET_KEY) < 50
+        or len(set(SECRET_KEY)) < 5
+    ):
+        raise ImproperlyConfigured(
+            "LIMS_ENV=production needs a strong DJANGO_SECRET_KEY: at least 50 characters, "
+            "5 of them different, not the development key (python -c 'import secrets; "
+            "print(secrets.token_urlsafe(50))')"
+        )
+    if DEBUG:
+        raise ImproperlyConfigured("LIMS_ENV=production refuses DJANGO_DEBUG=1")
 ALLOWED_HOSTS = [
     h.strip()
     for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
@@ -60,6 +77,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "lims.middleware.RejectNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -164,6 +182,19 @@ FILE_UPLOAD_HANDLERS = ["lims.ingestion.uploads.LimitedTemporaryFileUploadHandle
 FILE_UPLOAD_TEMP_DIR = os.environ.get("LIMS_UPLOAD_TEMP_DIR") or str(DATA_DIR / "tmp")
 Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 
+# Sample import (CSV/XLSX, read whole in the web process): bytes, data rows and, for XLSX,
+# bytes once inflated. Over any of them: a 400 naming the limit.
+LIMS_IMPORT_MAX_BYTES = int(os.environ.get("LIMS_IMPORT_MAX_BYTES", 10 * 1024**2))
+LIMS_IMPORT_MAX_ROWS = int(os.environ.get("LIMS_IMPORT_MAX_ROWS", 10000))
+LIMS_IMPORT_MAX_INFLATED_BYTES = int(os.environ.get("LIMS_IMPORT_MAX_INFLATED_BYTES", 64 * 1024**2))
+
+# Webhooks may not target loopback/private/link-local addresses (lims.events.targets) except
+# these hosts ("host" or "host:port", comma separated): the lab's own receiver.
+LIMS_WEBHOOK_ALLOWED_HOSTS = [
+    h.strip() for h in os.environ.get("LIMS_WEBHOOK_ALLOWED_HOSTS", "").split(",") if h.strip()
+]
+# A receiver refuses a signature whose timestamp is further than this from its clock.
+LIMS_WEBHOOK_TOLERANCE_S = int(os.environ.get("LIMS_WEBHOOK_TOLERANCE_S", "300"))
 LIMS_WEBHOOK_TIMEOUT_S = float(os.environ.get("LIMS_WEBHOOK_TIMEOUT_S", "10"))
 LIMS_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("LIMS_WEBHOOK_MAX_ATTEMPTS", "8"))
 LIMS_WEBHOOK_BACKOFF_S = float(os.environ.get("LIMS_WEBHOOK_BACKOFF_S", "5"))
@@ -178,6 +209,8 @@ LIMS_JOB_LEASE_S = float(os.environ.get("LIMS_JOB_LEASE_S", "120"))
 LIMS_JOB_LEASE_RENEW_S = float(os.environ.get("LIMS_JOB_LEASE_RENEW_S", "20"))
 LIMS_JOB_MAX_LOST = int(os.environ.get("LIMS_JOB_MAX_LOST", "3"))
 LIMS_SWEEP_EVERY_S = float(os.environ.get("LIMS_SWEEP_EVERY_S", "20"))
+# Every stored raw file is re-hashed this often (lims.raw_files_verify; each read re-hashes too)
+LIMS_RAW_VERIFY_EVERY_S = float(os.environ.get("LIMS_RAW_VERIFY_EVERY_S", str(24 * 3600)))
 # The ingest task's limits; the broker's visibility timeout sits just above the hard one.
 LIMS_INGEST_SOFT_TIME_LIMIT_S = int(os.environ.get("LIMS_INGEST_SOFT_TIME_LIMIT_S", "1800"))
 LIMS_INGEST_HARD_TIME_LIMIT_S = LIMS_INGEST_SOFT_TIME_LIMIT_S + 60
@@ -196,6 +229,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticated",
         "lims.api.permissions.InstrumentScope",
+        "lims.api.permissions.ProjectRoles",  # viewer reads, editor writes (lims.access)
     ],
     "EXCEPTION_HANDLER": "lims.api.exceptions.exception_handler",  # error texts bounded
     "DEFAULT_PARSER_CLASSES": [
@@ -263,6 +297,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "sweep-stuck": {"task": "lims.sweep_stuck", "schedule": LIMS_SWEEP_EVERY_S},
     "worker-heartbeat": {"task": "lims.heartbeat", "schedule": 30.0},
+    "raw-files-verify": {"task": "lims.raw_files_verify", "schedule": LIMS_RAW_VERIFY_EVERY_S},
 }
 
 LOGGING = {
@@ -273,5 +308,13 @@ LOGGING = {
 }
 
 if PRODUCTION:
+    # HTTPS only (check --deploy clean). Behind a TLS-terminating proxy, set
+    # DJANGO_TRUST_X_FORWARDED_PROTO=1 only if the proxy sets X-Forwarded-Proto itself.
     SESSION_COOKIE_SECURE = os.environ.get("DJANGO_SECURE_COOKIES", "1") == "1"
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    SECURE_SSL_REDIRECT = os.environ.get("DJANGO_SSL_REDIRECT", "1") == "1"
+    SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", str(365 * 24 * 3600)))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = os.environ.get("DJANGO_HSTS_SUBDOMAINS", "1") == "1"
+    SECURE_HSTS_PRELOAD = os.environ.get("DJANGO_HSTS_PRELOAD", "1") == "1"
+    if os.environ.get("DJANGO_TRUST_X_FORWARDED_PROTO", "0") == "1":
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -12,5 +12,7 @@ from lims.settings.base import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LIMS_WEBHOOK_BACKOFF_S = 0.2
+# the tests' receivers listen on loopback (tests/lims/test_events.py)
+LIMS_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
 # Live-server threads die after each request: keeping their connections would leak them.
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405

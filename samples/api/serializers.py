@@ -4,6 +4,7 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
+from lims.api.fields import ModelSerializer as ScopedModelSerializer
 from lims.models import Project
 from samples.choices import SampleKind, SampleState
 from samples.models import ExposureEvent, Material, MaterialLot, Sample
@@ -16,13 +17,13 @@ def _quantity(required: bool = True) -> serializers.DecimalField:
     )
 
 
-class MaterialSerializer(serializers.ModelSerializer):
+class MaterialSerializer(ScopedModelSerializer):
     class Meta:
         model = Material
         fields = ["id", "name", "formula", "material_class", "default_supplier", "notes"]
 
 
-class MaterialLotSerializer(serializers.ModelSerializer):
+class MaterialLotSerializer(ScopedModelSerializer):
     project = serializers.SlugRelatedField(slug_field="slug", queryset=Project.objects.all())
     sample_code = serializers.CharField(
         write_only=True, required=False, help_text="Also create the as-received sample"
@@ -46,7 +47,7 @@ class MaterialLotSerializer(serializers.ModelSerializer):
         ]
 
 
-class SampleSerializer(serializers.ModelSerializer):
+class SampleSerializer(ScopedModelSerializer):
     project = serializers.SlugRelatedField(slug_field="slug", queryset=Project.objects.all())
     material_name = serializers.CharField(source="material.name", read_only=True, default=None)
 
@@ -100,7 +101,7 @@ class MixSerializer(serializers.Serializer):
     output = OutputSpecSerializer()
 
 
-class ExposureSerializer(serializers.ModelSerializer):
+class ExposureSerializer(ScopedModelSerializer):
     class Meta:
         model = ExposureEvent
         fields = ["id", "atmosphere", "started_at", "ended_at", "h2o_ppm", "o2_ppm", "notes"]

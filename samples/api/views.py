@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
@@ -15,10 +17,12 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from lims import access
 from lims.api.parsers import CappedFormParser, CappedJSONParser, CappedMultiPartParser
 from lims.export import eln_download
+from lims.fields import CODE_LOOKUP_REGEX
 from lims.models import Project
-from lims.selectors import project_ids_visible, projects_for_user, scope_to_user
+from lims.selectors import projects_for_user, scope_to_user
 from samples import imports, selectors, services
 from samples.api.serializers import (
     ExposureSerializer,
@@ -40,9 +44,11 @@ def _drf(exc: DjangoValidationError) -> ValidationError:
 
 
 def _own_project(user: Any, project: Project) -> Project:
-    ids = project_ids_visible(user=user)
-    if ids is not None and project.pk not in ids:
-        raise PermissionDenied("you are not a member of that project")
+    """A write names its project in the payload: the user must be an editor there."""
+    try:
+        access.require_role(user=user, project_id=project.pk, role=access.EDITOR)
+    except DjangoPermissionDenied as exc:
+        raise PermissionDenied(str(exc)) from exc
     return project
 
 
@@ -52,7 +58,9 @@ class MaterialViewSet(
     mixins.CreateModelMixin,
     viewsets.GenericViewSet,
 ):
-    """The shared material catalogue."""
+    """The shared material catalogue: staff write (every project's samples point at it)."""
+
+    write_role = access.STAFF  # lims.api.permissions.ProjectRoles
 
     serializer_class = MaterialSerializer
     queryset = Material.objects.all()
@@ -105,6 +113,7 @@ class SampleViewSet(
     serializer_class = SampleSerializer
     filterset_class = SampleFilterSet
     lookup_field = "code"
+    lookup_value_regex = CODE_LOOKUP_REGEX
     ordering_fields = ["code", "created_at"]
 
     def get_queryset(self) -> QuerySet[Sample]:
@@ -155,7 +164,8 @@ class SampleViewSet(
             services.sample_split(
                 sample=sample,
                 aliquots=[services.OutputSpec(**a) for a in data["aliquots"]],
-                operator=request.user if request.user.is_authenticated else None,
+                # an instrument token is not a person (and may not split: InstrumentScope)
+                operator=request.user if isinstance(request.user, AbstractBaseUser) else None,
                 **kwargs,
             )
         except DjangoValidationError as exc:
@@ -172,6 +182,7 @@ class SampleViewSet(
         project = projects_for_user(user=request.user).filter(slug=data["project"]).first()
         if project is None:
             raise PermissionDenied("you are not a member of that project")
+        _own_project(request.user, project)
         visible = self.get_queryset()
         inputs = []
         for item in data["inputs"]:
@@ -232,6 +243,7 @@ class SampleViewSet(
         )
         if project is None:
             raise PermissionDenied("say which of your projects the samples belong to")
+        _own_project(request.user, project)
         dry_run = str(request.data.get("dry_run", "true")).lower() not in ("false", "0", "no")
         try:
             rows = imports.read_table(upload, upload.name or "upload")

@@ -210,14 +210,15 @@ def test_runs_that_used_a_bottle_endpoint(user_client, project, ald_tool, tma_bo
     assert listed["results"][0]["installed_on"].endswith("P1 (TMA)")
 
 
-def test_chemicals_are_found_by_synonym(user_client, tma):
+def test_chemicals_are_found_by_synonym(user_client, admin_user, tma):
     found = user_client.get(f"{API}/chemicals/", {"q": "TMA"}).json()["results"]
     assert [c["name"] for c in found] == ["trimethylaluminum"]
-    created = user_client.post(
-        f"{API}/chemicals/",
-        {"name": "lithium tert-butoxide", "synonyms": ["LiOtBu"], "state": "solid"},
-        format="json",
-    )
+    chemical = {"name": "lithium tert-butoxide", "synonyms": ["LiOtBu"], "state": "solid"}
+    refused = user_client.post(f"{API}/chemicals/", chemical, format="json")
+    assert refused.status_code == 403  # a shared catalogue: staff write it
+    staff = APIClient()
+    staff.force_authenticate(admin_user)
+    created = staff.post(f"{API}/chemicals/", chemical, format="json")
     assert created.status_code == 201
     assert user_client.get(f"{API}/chemicals/", {"q": "liotbu"}).json()["count"] == 1
 
@@ -262,7 +263,11 @@ def test_other_projects_are_invisible(user_client, project, ald_tool):
     recipe = make_al2o3(other, name="secret")
     assert user_client.get(f"{API}/recipes/{recipe.pk}/").status_code == 404
     denied = user_client.post(f"{API}/recipes/", {**LINBOX, "project": "other"}, format="json")
-    assert denied.status_code == 403
+    missing = user_client.post(f"{API}/recipes/", {**LINBOX, "project": "nope"}, format="json")
+    assert denied.status_code == missing.status_code == 400  # not yours = does not exist
+    assert denied.json()["project"] == [
+        m.replace("nope", "other") for m in missing.json()["project"]
+    ]
     assert APIClient().get(f"{API}/recipes/").status_code in (401, 403)
 
 

@@ -42,6 +42,10 @@ def test_client_uploads_waits_lists_cells_with_metrics_and_reads_the_series(
     assert row["first_discharge_mah_g"] == pytest.approx(test.performance.first_discharge_mah_g)
     assert row["cycles"] == 7
 
+    table, sources = person.explorer("cell:eq:C-001")
+    assert table["cell"].to_list() == ["C-001"]
+    assert table["cycles"].item() == 7 and "C09.mpr" in sources["cycles"].item()
+
     series = person.series(test.pk)
     assert_frame_equal(series, pl.read_parquet(storage.absolute(test.series_path)))
     provenance = person.series_provenance(test.pk)

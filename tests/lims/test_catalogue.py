@@ -19,8 +19,11 @@ def test_every_list_renders_and_sorts(slug, client, user):
 
 
 @pytest.mark.django_db
-def test_chemical_create_edit_detail_and_search_by_synonym(client, user):
+def test_chemical_create_edit_detail_and_search_by_synonym(client, user, admin_user):
+    """Chemicals are shared by every project: staff write them, an editor may not."""
     client.force_login(user)
+    assert client.get("/catalogue/chemicals/new/").status_code == 403
+    client.force_login(admin_user)
     response = client.post(
         "/catalogue/chemicals/new/",
         {
@@ -57,7 +60,7 @@ def test_chemical_create_edit_detail_and_search_by_synonym(client, user):
 @pytest.mark.django_db
 def test_references_are_read_only_for_people_and_editable_by_staff(client, user, admin_user):
     client.force_login(user)
-    assert client.get("/catalogue/process-references/new/").status_code == 404
+    assert client.get("/catalogue/process-references/new/").status_code == 403
     assert "LiNbOx" in client.get("/catalogue/process-references/?q=LiNb").content.decode()
     client.force_login(admin_user)
     assert client.get("/catalogue/process-references/new/").status_code == 200

@@ -96,8 +96,11 @@ def test_delivery_is_signed_and_retried_after_5xx(django_capture_on_commit_callb
         DeliveryAttempt.objects.filter(delivery=delivery).values_list("status_code", flat=True)
     ) == [503, 200]
     headers, body = r.requests[-1]
-    expected = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    stamp = headers["X-Lims-Timestamp"]
+    signed = stamp.encode() + b"." + body
+    expected = f"t={stamp},v1=" + hmac.new(b"s3cret", signed, hashlib.sha256).hexdigest()
     assert headers["X-Lims-Signature"] == expected
+    assert services.verify_signature("s3cret", body, headers["X-Lims-Signature"])
     assert headers["X-Lims-Event-Id"] == str(event.pk)
     assert json.loads(body)["payload"] == {"cell": "B"}
 
@@ -120,3 +123,83 @@ def test_4xx_is_terminal_and_network_errors_retry(django_capture_on_commit_callb
     assert services.webhook_deliver_attempt(delivery_id=dead_id) is not None
     delivery = EventDelivery.objects.get(pk=dead_id)
     assert delivery.status == "retrying" and "ConnectionError" in delivery.last_error
+
+
+# -- security review finding 7 (issue 12) ---------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:5432/",
+        "http://localhost:6379/",
+        "http://10.1.2.3/hook",
+        "http://192.168.0.10/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]:5432/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://0.0.0.0:8000/",
+        "gopher://example.org/",
+    ],
+)
+def test_webhooks_refuse_internal_targets(settings, url):
+    from django.core.exceptions import ValidationError
+
+    settings.LIMS_WEBHOOK_ALLOWED_HOSTS = []
+    hook = Webhook(name="x", url=url, secret="s")
+    with pytest.raises(ValidationError) as error:
+        hook.full_clean()
+    assert "url" in error.value.message_dict
+
+
+@pytest.mark.django_db
+def test_webhook_allow_list_admits_the_labs_own_receiver(settings):
+    settings.LIMS_WEBHOOK_ALLOWED_HOSTS = ["receiver.lab.internal:8080", "127.0.0.1"]
+    Webhook(name="a", url="http://127.0.0.1:9000/hook", secret="s").full_clean()
+    Webhook(name="b", url="http://receiver.lab.internal:8080/", secret="s").full_clean()
+
+
+@pytest.mark.django_db
+def test_delivery_to_an_internal_target_is_refused_without_a_request(
+    settings, django_capture_on_commit_callbacks, receiver
+):
+    r = receiver([])
+    _rule(r.url)  # saved while allowed (or by SQL): checked again at delivery
+    settings.LIMS_WEBHOOK_ALLOWED_HOSTS = []
+    with django_capture_on_commit_callbacks(execute=False):
+        event = services.event_emit(topic="cells.cell.created", payload={})
+        (delivery_id,) = services.event_relay_run(event_id=str(event.pk))
+    assert services.webhook_deliver_attempt(delivery_id=delivery_id) is None
+    delivery = EventDelivery.objects.get(pk=delivery_id)
+    assert delivery.status == "failed" and "refused target" in delivery.last_error
+    assert r.requests == []
+
+
+def test_signature_carries_a_timestamp_and_replays_are_refused():
+    body = b'{"id": "1"}'
+    header = services.sign("k", body, 1_000_000)
+    assert services.verify_signature("k", body, header, now=1_000_100)
+    assert not services.verify_signature("k", body, header, now=1_000_000 + 301)
+    assert not services.verify_signature("k", body + b" ", header, now=1_000_000)
+    assert not services.verify_signature("other", body, header, now=1_000_000)
+    forged = header.replace("t=1000000", "t=1000290")  # a fresh timestamp on an old signature
+    assert not services.verify_signature("k", body, forged, now=1_000_300)
+
+
+@pytest.mark.django_db
+def test_the_webhook_secret_is_not_written_to_the_change_log():
+    from lims.models import ObjectChange
+
+    hook = Webhook.objects.create(name="s", url="http://127.0.0.1:1/", secret="top-secret-123")
+    hook.secret = "rotated-secret-456"
+    hook.save()
+    logged = json.dumps(list(ObjectChange.objects.values("prechange", "postchange")), default=str)
+    assert "top-secret-123" not in logged and "rotated-secret-456" not in logged
+    from django.contrib.contenttypes.models import ContentType
+
+    mine = ObjectChange.objects.filter(
+        content_type=ContentType.objects.get_for_model(Webhook), object_id=str(hook.pk)
+    )
+    first, second = mine.order_by("pk").values_list("postchange", flat=True)
+    assert first["secret"].startswith("redacted:") and first["secret"] != second["secret"]

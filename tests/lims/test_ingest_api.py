@@ -78,7 +78,9 @@ def test_instrument_cannot_ingest_into_another_project(instrument_client):
 def test_person_must_name_a_project_when_member_of_several(user_client, user):
     from lims.models import Membership, Project
 
-    Membership.objects.create(project=Project.objects.create(name="P2", slug="p2"), user=user)
+    Membership.objects.create(
+        project=Project.objects.create(name="P2", slug="p2"), user=user, role="editor"
+    )
     assert _post(user_client, b"abc").status_code == 400
     assert _post(user_client, b"abc", project="p2").status_code == 202
 

@@ -98,7 +98,7 @@ def test_the_same_bytes_in_two_projects_make_two_jobs_each_reaching_its_cell(
 def test_a_person_in_both_projects_gets_one_job_per_project(
     user, project, other_project, django_capture_on_commit_callbacks
 ):
-    Membership.objects.create(project=other_project, user=user)
+    Membership.objects.create(project=other_project, user=user, role="editor")
     client = APIClient()
     client.force_authenticate(user)
     with django_capture_on_commit_callbacks(execute=False):

@@ -149,7 +149,7 @@ def _services_taking_fields() -> set[str]:
 
 
 # ``**kwargs`` handed on to a service with an explicit signature (a typo is a TypeError there)
-PASS_THROUGH = {"sample_split", "sample_mix"}
+PASS_THROUGH = {"sample_split", "sample_mix", "sample_press"}
 
 
 def test_every_service_taking_fields_is_covered():

@@ -40,7 +40,9 @@ class Command(BaseCommand):
         user = user_model.objects.filter(username=DEMO_USER).first()
         if user is None:
             user = user_model.objects.create_superuser(DEMO_USER, "", DEMO_PASSWORD)
-        Membership.objects.get_or_create(project=project, user=user)
+        Membership.objects.update_or_create(
+            project=project, user=user, defaults={"role": Membership.Role.MANAGER}
+        )
         token = (
             InstrumentToken.objects.filter(instrument__name="cycler-01", revoked=False)
             .order_by("created_at")
