@@ -26,6 +26,7 @@ from lims.models import (
     Project,
     WorkerHeartbeat,
 )
+from lims.taskbase import enqueue
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +59,17 @@ def raw_files_verify() -> dict[str, Any]:
 
 
 def sweep_stuck() -> dict[str, int]:
-    """Re-dispatch jobs, events and deliveries that a lost message or a dead worker left behind.
+    """Re-dispatch jobs, events and deliveries that a lost message, a broker outage or a dead
+    worker left behind.
 
     A running job whose lease expired (its worker stopped renewing it) goes back to pending
-    and is dispatched again, or fails once its workers died ``LIMS_JOB_MAX_LOST`` times.
+    and is dispatched again, or fails once its workers died ``LIMS_JOB_MAX_LOST`` times. A
+    pending job is sent again once it has waited ``LIMS_STUCK_AFTER_S`` since it was last
+    sent (``queued_at`` moves on, so a long queue is not flooded with copies; a copy is a
+    no-op for a job already taken). Pending events go to one batch relay. A broker fault is
+    logged per message, never raised: what could not be sent waits for the next sweep.
     """
-    from lims.events.tasks import event_relay, webhook_deliver
+    from lims.events.tasks import event_relay_pending, webhook_deliver
     from lims.ingestion.services import job_reclaim
     from lims.ingestion.tasks import ingest_job_run
 
@@ -84,25 +90,25 @@ def sweep_stuck() -> dict[str, int]:
             status=IngestionJob.Status.PENDING, queued_at__lt=stale
         ).values_list("pk", flat=True)[:500]
     )
-    event_ids = list(
-        OutboxEvent.objects.filter(
-            status=OutboxEvent.Status.PENDING, created_at__lt=stale
-        ).values_list("pk", flat=True)[:500]
-    )
+    events = OutboxEvent.objects.filter(
+        status=OutboxEvent.Status.PENDING, created_at__lt=stale
+    ).count()
     delivery_ids = list(
         EventDelivery.objects.filter(
             Q(status=EventDelivery.Status.PENDING, created_at__lt=stale)
             | Q(status=EventDelivery.Status.RETRYING, next_attempt_at__lt=stale)
         ).values_list("pk", flat=True)[:500]
     )
-    for job_id in job_ids:
-        ingest_job_run.delay(job_id)
-    for event_id in event_ids:
-        event_relay.delay(str(event_id))
+    sent_jobs = [job_id for job_id in job_ids if enqueue(ingest_job_run, job_id)]
+    IngestionJob.objects.filter(pk__in=sent_jobs, status=IngestionJob.Status.PENDING).update(
+        queued_at=now
+    )
+    if events:
+        enqueue(event_relay_pending)
     for delivery_id in delivery_ids:
-        webhook_deliver.delay(delivery_id)
+        enqueue(webhook_deliver, delivery_id)
     jobs = len(job_ids) + reclaimed
-    return {"jobs": jobs, "events": len(event_ids), "deliveries": len(delivery_ids)}
+    return {"jobs": jobs, "events": events, "deliveries": len(delivery_ids)}
 
 
 def worker_heartbeat(*, hostname: str | None = None) -> WorkerHeartbeat:

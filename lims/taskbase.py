@@ -7,10 +7,12 @@ service's job to record (a failed ingestion job, a failed delivery).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import resource
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -19,8 +21,10 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from lims.changelog import change_context
+from lims.ingestion.storage import StorageUnavailable
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    StorageUnavailable,  # a read-only or full store: never the data's fault
     OperationalError,
     InterfaceError,
     ConnectionError,
@@ -29,6 +33,43 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger(__name__)
+_IN_TASK: contextvars.ContextVar[bool] = contextvars.ContextVar("lims_in_task", default=False)
+
+
+def in_task() -> bool:
+    """True while a ``lims_task`` runs in this thread (a worker, or a task called eagerly),
+    or inside ``as_task()``."""
+    return _IN_TASK.get()
+
+
+@contextlib.contextmanager
+def as_task() -> Iterator[None]:
+    """Run a batch job (a management command) as a task does: events relayed in-process
+    after each commit instead of one queued relay per transaction."""
+    marker = _IN_TASK.set(True)
+    try:
+        yield
+    finally:
+        _IN_TASK.reset(marker)
+
+
+def enqueue(task: Any, *args: Any, **options: Any) -> bool:
+    """Send a task; a broker fault is logged and swallowed (False), never raised.
+
+    Every caller runs after its data committed (``on_commit``, the sweep): the job, event or
+    delivery is already safe in the database, and the beat sweep re-sends what is still
+    pending (``LIMS_STUCK_AFTER_S``). Raising here turned committed uploads into 500s and made
+    one failed hook skip the hooks after it.
+    """
+    try:
+        if options:
+            task.apply_async(args, **options)
+        else:
+            task.delay(*args)
+    except Exception:  # kombu/redis raise many types for "broker away"
+        log.warning("could not send %s%r; the sweep sends it again", task.name, args, exc_info=True)
+        return False
+    return True
 
 
 def cap_child_memory(**_: Any) -> None:
@@ -57,7 +98,7 @@ def lims_task(
     def decorator(func: F) -> Any:
         @wraps(func)
         def run(*args: Any, **kwargs: Any) -> Any:
-            with change_context(context, request_id=f"task-{uuid.uuid4().hex[:16]}"):
+            with as_task(), change_context(context, request_id=f"task-{uuid.uuid4().hex[:16]}"):
                 return func(*args, **kwargs)
 
         return shared_task(

@@ -14,6 +14,7 @@ every other endpoint are capped at ``DATA_UPLOAD_MAX_MEMORY_SIZE``. Over a cap: 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -33,6 +34,7 @@ from streaming_form_data.targets import BaseTarget, ValueTarget
 from lims.changelog import note_reason
 from lims.fields import find_nul
 from lims.ingestion.parsing import SNIFF_BYTES
+from lims.ingestion.storage import StorageUnavailable
 
 CHUNK = 1024 * 1024
 FIELDS = ("kind", "cell", "sample", "temperature_c", "run", "anneal", "project", "metadata")
@@ -140,6 +142,11 @@ class StreamingMultiPartParser(BaseParser):
             if target.file is not None:
                 target.file.close()
             raise
+        except OSError as exc:  # our temp space (full, read-only), not the client's body
+            if target.file is not None:
+                with contextlib.suppress(OSError):
+                    target.file.close()
+            raise StorageUnavailable("the upload temp space cannot take this upload", exc) from exc
         except Exception as exc:
             if target.file is not None:
                 target.file.close()

@@ -60,6 +60,14 @@ class IngestView(APIView):
                 description="File larger than LIMS_UPLOAD_MAX_BYTES, or a form field (or the "
                 "part headers and unknown fields together) larger than LIMS_FORM_FIELD_MAX_BYTES"
             ),
+            503: OpenApiResponse(
+                description="The file store or upload temp space cannot take it now "
+                "(read-only, I/O error); nothing was stored: send it again after Retry-After"
+            ),
+            507: OpenApiResponse(
+                description="The file store or upload temp space is full; nothing was "
+                "stored: send it again after Retry-After"
+            ),
         },
         summary="Upload an instrument file; it is stored, then parsed by a worker",
     )

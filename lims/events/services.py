@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -21,6 +23,9 @@ from django.utils import timezone
 from lims.changelog import current
 from lims.events.targets import webhook_target_check
 from lims.models import DeliveryAttempt, EventDelivery, EventRule, OutboxEvent
+from lims.taskbase import enqueue, in_task
+
+log = logging.getLogger(__name__)
 
 # In-process consumers: topic pattern -> callable(event_id) that enqueues a task.
 _subscribers: list[tuple[str, Callable[[str], None]]] = []
@@ -37,24 +42,83 @@ def subscribe(pattern: str) -> Callable[[Callable[[str], None]], Callable[[str],
 
 
 def event_emit(*, topic: str, payload: dict[str, Any]) -> OutboxEvent:
-    """Write the event in the caller's transaction; relay it once that commits."""
+    """Write the event in the caller's transaction; relay it once that commits.
+
+    One relay task per transaction, not per event: it relays every pending event
+    (``event_relay_pending``), so a transaction emitting a hundred events (the demo data, a
+    bulk import) queues one task, and the embedded mode's broker is not the pace setter.
+    """
     event = OutboxEvent.objects.create(
         topic=topic, payload=payload, request_id=current().request_id
     )
-
-    def _dispatch() -> None:
-        from lims.events.tasks import event_relay
-
-        event_relay.delay(str(event.pk))
-
-    transaction.on_commit(_dispatch)
+    # every event adds a hook, but only the first to run after a commit relays (it clears
+    # the connection's flag): one relay for all events the transaction wrote
+    transaction.get_connection().lims_relay_due = True
+    transaction.on_commit(_relay_once)
     return event
 
 
+def _relay_once() -> None:
+    connection = transaction.get_connection()
+    if getattr(connection, "lims_relay_due", False):
+        connection.lims_relay_due = False
+        _relay_soon()
+
+
+def _relay_soon() -> None:
+    """In a worker's task the relay runs right here, after the commit (a few queries when no
+    webhook matches): a queued relay task per finished job cost the embedded mode's
+    filesystem broker a poll each. Elsewhere (a web request) one task is queued. Either way
+    a fault is logged, never raised: the sweep relays what is still pending."""
+    from lims.events.tasks import event_relay_pending
+
+    if not in_task():
+        enqueue(event_relay_pending)
+        return
+    try:
+        event_relay_pending()
+    except Exception:
+        log.warning("relaying events after a task failed; queued instead", exc_info=True)
+        enqueue(event_relay_pending)
+
+
+RELAY_BATCH = 200
+
+
+def event_relay_pending() -> int:
+    """Relay every pending event, oldest first; the number looked at.
+
+    Each event in its own short transaction, skipping one another relay holds, so two of
+    these running at once share the work. Events seen once in this call are not taken again
+    (one whose hooks could not be sent is pending again, for the sweep).
+    """
+    seen: set[str] = set()
+    relayed = 0
+    while True:
+        ids = [
+            str(pk)
+            for pk in OutboxEvent.objects.filter(status=OutboxEvent.Status.PENDING)
+            .exclude(pk__in=seen)
+            .order_by("created_at")
+            .values_list("pk", flat=True)[:RELAY_BATCH]
+        ]
+        if not ids:
+            return relayed
+        for event_id in ids:
+            seen.add(event_id)
+            event_relay_run(event_id=event_id, skip_locked=True)
+            relayed += 1
+
+
 @transaction.atomic
-def event_relay_run(*, event_id: str) -> list[int]:
-    """Fan one event out to matching rules (deliveries) and internal subscribers, once."""
-    event = OutboxEvent.objects.select_for_update().filter(pk=event_id).first()
+def event_relay_run(*, event_id: str, skip_locked: bool = False) -> list[int]:
+    """Fan one event out to matching rules (deliveries) and internal subscribers, once.
+
+    ``skip_locked``: an event another relay holds is that relay's (nothing to do here).
+    """
+    event = (
+        OutboxEvent.objects.select_for_update(skip_locked=skip_locked).filter(pk=event_id).first()
+    )
     if event is None or event.status == OutboxEvent.Status.DISPATCHED:
         return []
     delivery_ids: list[int] = []
@@ -68,13 +132,31 @@ def event_relay_run(*, event_id: str) -> list[int]:
     event.save(update_fields=["status", "dispatched_at"])
 
     def _enqueue() -> None:
+        """Deliveries are rows the sweep resends; a subscriber's task is not, so when one
+        cannot be sent the event goes back to pending and is relayed again (rules and
+        subscribers are idempotent)."""
         from lims.events.tasks import webhook_deliver
 
         for pk in delivery_ids:
-            webhook_deliver.delay(pk)
+            enqueue(webhook_deliver, pk)
+        sent = True
         for pattern, consumer in _subscribers:
             if fnmatchcase(event.topic, pattern):
-                consumer(str(event.pk))
+                try:
+                    consumer(str(event.pk))
+                except Exception:
+                    log.warning(
+                        "event %s: subscriber %s could not be queued",
+                        event.pk,
+                        consumer.__name__,
+                        exc_info=True,
+                    )
+                    sent = False
+        if not sent:
+            with contextlib.suppress(Exception):
+                OutboxEvent.objects.filter(pk=event.pk).update(
+                    status=OutboxEvent.Status.PENDING, dispatched_at=None
+                )
 
     transaction.on_commit(_enqueue)
     return delivery_ids

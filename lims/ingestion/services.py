@@ -32,7 +32,7 @@ from lims.ingestion.parsing import ParseContext, ParseError
 from lims.ingestion.registry import detect_parser, get_parser
 from lims.ingestion.text import known_codec, stored_encoding
 from lims.models import ColumnMapping, IngestionJob, Instrument, Project, RawFile
-from lims.taskbase import TRANSIENT_ERRORS
+from lims.taskbase import TRANSIENT_ERRORS, enqueue
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +57,11 @@ def _job_payload(job: IngestionJob) -> dict[str, Any]:
 
 
 def _dispatch(job_id: int) -> None:
+    """Send the job's task; a broker fault is logged, never raised (``taskbase.enqueue``):
+    the job is committed, the upload is answered 202 and the sweep sends it later."""
     from lims.ingestion.tasks import ingest_job_run
 
-    ingest_job_run.delay(job_id)
+    enqueue(ingest_job_run, job_id)
 
 
 def upload_params(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -429,12 +431,10 @@ def _run_held(job: IngestionJob, token: str) -> None:
     except TRANSIENT_ERRORS:
         # Infrastructure hiccup, not a bad file: put the job back and let the task retry (if
         # the database is away, the lease runs out and the sweep puts it back instead).
-        with contextlib.suppress(*TRANSIENT_ERRORS):
-            IngestionJob.objects.filter(pk=job.pk, leased_by=token).update(
-                status=IngestionJob.Status.PENDING, leased_by="", lease_expires_at=None
-            )
+        _give_back(job, token)
         raise
     except ParseError as exc:
+        _storage_fault(job, token, exc)
         _fail(job, exc.describe(raw.original_name), token)
     except ValidationError as exc:
         _fail(job, f"{raw.original_name}: {'; '.join(exc.messages)}", token)
@@ -453,9 +453,31 @@ def _run_held(job: IngestionJob, token: str) -> None:
             token,
         )
     except Exception as exc:
+        _storage_fault(job, token, exc)
         log.exception("ingestion job %s crashed", job.pk)
         what = f"unexpected {type(exc).__name__} while ingesting: {exc}"
         _fail(job, f"{raw.original_name}: {what}", token)
+
+
+def _give_back(job: IngestionJob, token: str) -> None:
+    with contextlib.suppress(*TRANSIENT_ERRORS):
+        IngestionJob.objects.filter(pk=job.pk, leased_by=token).update(
+            status=IngestionJob.Status.PENDING, leased_by="", lease_expires_at=None
+        )
+
+
+def _storage_fault(job: IngestionJob, token: str, exc: Exception) -> None:
+    """Before a failure is blamed on the file: if the store cannot be written (or the raw
+    file read) now, the failure was the store's (a read-only or full disk surfaces from a
+    library as "unreadable data: Permission denied"). The job goes back to pending and the
+    task retries (StorageUnavailable is transient); the sweep sends it again after that."""
+    try:
+        raw = job.raw_file
+        storage.probe(raw.storage_path if storage.absolute(raw.storage_path).exists() else None)
+    except storage.StorageUnavailable as fault:
+        log.warning("ingestion job %s: %s (%s); back to pending", job.pk, fault, exc)
+        _give_back(job, token)
+        raise fault from exc
 
 
 def _fail(job: IngestionJob, message: str, token: str | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -18,6 +19,57 @@ from lims.ingestion import wrappers
 from lims.ingestion.parsing import SNIFF_BYTES, ParseError
 
 CHUNK = 1024 * 1024
+# errno values that mean "no room" (507 Insufficient Storage) rather than "not now" (503)
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+class StorageUnavailable(OSError):
+    """The store or the upload temp space cannot take or give bytes now: full, read-only,
+    gone, an I/O error. Never the data's fault: an upload answers 503/507 with Retry-After,
+    a job goes back to pending (``lims.taskbase.TRANSIENT_ERRORS``), never failed."""
+
+    def __init__(self, what: str, cause: OSError) -> None:
+        reason = cause.strerror or type(cause).__name__
+        super().__init__(cause.errno, f"{what}: {reason}")
+        self.full = cause.errno in _FULL
+
+
+@contextmanager
+def fault_is_storage(what: str) -> Iterator[None]:
+    """Turn an OSError of our own disks (not of the client's bytes) into StorageUnavailable."""
+    try:
+        yield
+    except StorageUnavailable:
+        raise
+    except OSError as exc:
+        raise StorageUnavailable(what, exc) from exc
+
+
+def probe(relpath: str | None = None) -> None:
+    """Raise StorageUnavailable unless the store can be written (and ``relpath`` read) now.
+
+    Asked after a job failed: a library wraps an OSError of its own writes in errors that
+    look like bad data ("unreadable data: Permission denied"); when the store itself fails
+    this probe, the failure was the infrastructure's.
+    """
+    with fault_is_storage("the file store is not writable"):
+        tmp_dir = root() / "tmp"
+        tmp_dir.mkdir(exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="probe-")
+        try:
+            os.write(fd, b"\0" * 4096)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(name)
+    if relpath is not None:
+        with (
+            fault_is_storage("the stored raw file cannot be read"),
+            absolute(relpath).open("rb") as fh,
+        ):
+            fh.read(1)
+
+
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -121,7 +173,15 @@ def store_stream(stream: IO[bytes]) -> StoredBlob:
 
 
 def store_upload(upload: Any) -> StoredBlob:
-    """Store a Django upload; one already spooled to a temp file is hashed and moved, not copied."""
+    """Store a Django upload; one already spooled to a temp file is hashed and moved, not copied.
+
+    StorageUnavailable when the store cannot take it (read-only, full).
+    """
+    with fault_is_storage("the file store cannot take this upload"):
+        return _store_upload(upload)
+
+
+def _store_upload(upload: Any) -> StoredBlob:
     temp_path = getattr(upload, "temporary_file_path", None)
     if temp_path is None:
         return store_stream(upload)

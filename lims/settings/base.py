@@ -198,14 +198,17 @@ LIMS_WEBHOOK_TOLERANCE_S = int(os.environ.get("LIMS_WEBHOOK_TOLERANCE_S", "300")
 LIMS_WEBHOOK_TIMEOUT_S = float(os.environ.get("LIMS_WEBHOOK_TIMEOUT_S", "10"))
 LIMS_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("LIMS_WEBHOOK_MAX_ATTEMPTS", "8"))
 LIMS_WEBHOOK_BACKOFF_S = float(os.environ.get("LIMS_WEBHOOK_BACKOFF_S", "5"))
-LIMS_STUCK_AFTER_S = int(os.environ.get("LIMS_STUCK_AFTER_S", "120"))
+# A pending job, event or delivery not taken for this long is sent again by the sweep (a
+# lost message, a broker that was down when it was first sent): caught up within
+# LIMS_STUCK_AFTER_S + LIMS_SWEEP_EVERY_S (50 s) of the broker's return.
+LIMS_STUCK_AFTER_S = float(os.environ.get("LIMS_STUCK_AFTER_S", "30"))
 # Running jobs hold a lease renewed by a heartbeat thread in the worker; the sweep (beat,
 # every LIMS_SWEEP_EVERY_S) puts a job whose lease expired back to pending, and fails it
 # after LIMS_JOB_MAX_LOST attempts whose worker died.
 LIMS_JOB_LEASE_S = float(os.environ.get("LIMS_JOB_LEASE_S", "120"))
 LIMS_JOB_LEASE_RENEW_S = float(os.environ.get("LIMS_JOB_LEASE_RENEW_S", "20"))
 LIMS_JOB_MAX_LOST = int(os.environ.get("LIMS_JOB_MAX_LOST", "3"))
-LIMS_SWEEP_EVERY_S = float(os.environ.get("LIMS_SWEEP_EVERY_S", "60"))
+LIMS_SWEEP_EVERY_S = float(os.environ.get("LIMS_SWEEP_EVERY_S", "20"))
 # Every stored raw file is re-hashed this often (lims.raw_files_verify; each read re-hashes too)
 LIMS_RAW_VERIFY_EVERY_S = float(os.environ.get("LIMS_RAW_VERIFY_EVERY_S", str(24 * 3600)))
 # The ingest task's limits; the broker's visibility timeout sits just above the hard one.
@@ -274,10 +277,11 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # kombu's default is ./control in the working directory (it ended up committed)
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
-        # kombu waits this long whenever it finds the folder empty, which with one message
-        # at a time is after nearly every task: 1 s (its default) made a queue of 120 small
-        # tasks take two minutes
-        "polling_interval": 0.1,
+        # kombu waits this long whenever it finds the folder empty or its prefetch full,
+        # which is after nearly every task: 1 s (its default) made a queue of 120 small
+        # tasks take two minutes, 0.1 s capped 2 children at ~10 tasks/s (bench/embedded.py);
+        # an idle poll is one listdir of a small folder
+        "polling_interval": 0.02,
     }
 else:
     # An unacknowledged message comes back after this: just above the longest task may run.

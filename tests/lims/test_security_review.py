@@ -153,7 +153,7 @@ def test_nul_in_an_ingest_file_name_or_metadata_is_refused_before_storing(
 ):
     from lims.ingestion import storage
 
-    content = b"time,voltage\n0,3.1\n"
+    content = b"time,voltage\n0,3.1415926535\n"  # bytes no other test stores
     with django_capture_on_commit_callbacks(execute=False):
         named = _ingest(instrument_client, content, "data\x00.csv")
         meta = _ingest(instrument_client, content, "data.csv", metadata='{"note": "a\\u0000"}')

@@ -20,7 +20,9 @@ def test_sweep_redispatches_stale_pending_and_dead_running_jobs(project, monkeyp
     from lims.ingestion import tasks as ingest_tasks
 
     monkeypatch.setattr(ingest_tasks.ingest_job_run, "delay", lambda i: sent.append(("job", i)))
-    monkeypatch.setattr(event_tasks.event_relay, "delay", lambda i: sent.append(("event", i)))
+    monkeypatch.setattr(
+        event_tasks.event_relay_pending, "delay", lambda: sent.append(("events", None))
+    )
     raw = RawFile.objects.create(
         sha256="a" * 64,
         size=1,
@@ -51,9 +53,39 @@ def test_sweep_redispatches_stale_pending_and_dead_running_jobs(project, monkeyp
 
     assert counts == {"jobs": 2, "events": 1, "deliveries": 0}
     assert sorted(i for kind, i in sent if kind == "job") == sorted([stale.pk, dead.pk])
-    assert ("event", str(event.pk)) in sent
+    assert sent.count(("events", None)) == 1  # one batch relay for all pending events
     assert IngestionJob.objects.get(pk=dead.pk).status == "pending"
     assert fresh.pk not in [i for _, i in sent]
+    # sent again: its clock starts over, so the next sweep does not send another copy
+    assert IngestionJob.objects.get(pk=stale.pk).queued_at > old
+    sent.clear()
+    assert services.sweep_stuck()["jobs"] == 0 and ("job", stale.pk) not in sent
+
+
+@pytest.mark.django_db
+def test_a_broker_fault_in_the_sweep_is_logged_and_leaves_the_job_for_the_next(
+    project, monkeypatch, caplog
+):
+    from kombu.exceptions import OperationalError
+
+    from lims.ingestion import tasks as ingest_tasks
+
+    def broker_down(*_):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+
+    monkeypatch.setattr(ingest_tasks.ingest_job_run, "delay", broker_down)
+    raw = RawFile.objects.create(
+        sha256="e" * 64, size=1, original_name="x", project=project, storage_path="x"
+    )
+    job = IngestionJob.objects.create(
+        raw_file=raw, parser_name="p", parser_version="1", project=project
+    )
+    old = timezone.now() - timedelta(hours=2)
+    IngestionJob.objects.filter(pk=job.pk).update(queued_at=old)
+
+    assert services.sweep_stuck()["jobs"] == 1
+    assert IngestionJob.objects.get(pk=job.pk).queued_at == old  # not sent: due again
+    assert "could not send lims.ingest_job_run" in caplog.text
 
 
 def _running_job(project, *, lease_s: float, holder: str = "elsewhere:1:abcd1234", lost=0):

@@ -12,6 +12,7 @@ from lims import demo, services
 from lims.changelog import change_context
 from lims.demo import DEMO_CELL
 from lims.models import InstrumentToken, Membership
+from lims.taskbase import as_task
 
 DEMO_USER, DEMO_PASSWORD = "demo", "demo-lims-2026"
 DEMO_FILE = (
@@ -26,7 +27,9 @@ class Command(BaseCommand):
         parser.add_argument("--port", default="8000")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        with change_context("shell", reason="demo data"):
+        # events relayed here as they commit: ~150 transactions would otherwise queue ~150
+        # relay tasks ahead of the first upload (bench/embedded.py)
+        with change_context("shell", reason="demo data"), as_task():
             self._load(opts["port"])
 
     def _load(self, port: str) -> None:
