@@ -190,7 +190,16 @@ def test_logs_of_other_projects_are_invisible(
     api.force_authenticate(stranger)
     assert api.get("/api/v1/run-log-files/").json()["count"] == 0
     log_id = RunLogFile.objects.get().pk
+    # no write role anywhere: refused before any lookup (the same for any id: nothing learnt)
+    assert api.post(f"/api/v1/run-log-files/{log_id}/link/", {"run": "LV-RUN1"}).status_code == 403
+    # an editor of another project: the log is not found
+    from lims.models import Membership, Project
+
+    elsewhere = Project.objects.create(name="Elsewhere", slug="elsewhere")
+    Membership.objects.create(project=elsewhere, user=stranger, role=Membership.Role.EDITOR)
     assert api.post(f"/api/v1/run-log-files/{log_id}/link/", {"run": "LV-RUN1"}).status_code == 404
+    missing = api.post("/api/v1/run-log-files/987654/link/", {"run": "LV-RUN1"})
+    assert missing.status_code == 404
 
 
 @pytest.mark.django_db
