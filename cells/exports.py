@@ -42,6 +42,7 @@ import pyarrow.parquet as pq
 
 from cells.parsers.summary import with_increments
 from cells.parsers.types import CANONICAL_SCHEMA
+from lims.streams import Spool
 
 BDF_ONTOLOGY = "https://w3id.org/battery-data-alliance/ontology/battery-data-format"
 BDF_VERSION = "1.2.0"
@@ -176,41 +177,12 @@ def csv_stream(frames: Iterator[pl.DataFrame], *, columns: list[str]) -> Iterato
         yield buf.getvalue()
 
 
-class _Spool:
-    """A write-only file object whose bytes the generator takes away after each write."""
-
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-        self.size = 0
-        self.closed = False
-
-    def write(self, data: Any) -> int:
-        chunk = bytes(data)
-        self.parts.append(chunk)
-        self.size += len(chunk)
-        return len(chunk)
-
-    def tell(self) -> int:
-        return self.size
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self.closed = True
-
-    def take(self) -> bytes:
-        out = b"".join(self.parts)
-        self.parts.clear()
-        return out
-
-
 def parquet_stream(
     frames: Iterator[pl.DataFrame], *, provenance: dict[str, Any]
 ) -> Iterator[bytes]:
     """Parquet (zstd) bytes, a row group per frame, ``provenance`` (JSON) in the file's
     key-value metadata under ``lims.provenance`` (polars: ``pl.read_parquet_metadata``)."""
-    spool = _Spool()
+    spool = Spool()
     meta = {b"lims.provenance": json.dumps(provenance, default=str).encode()}
     writer: pq.ParquetWriter | None = None
     schema: pa.Schema | None = None

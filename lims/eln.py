@@ -36,6 +36,8 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from lims.streams import Spool
+
 ELN_VERSION = "1.0"  # the descriptor's ``version``: the ELN file format's
 RO_CRATE_VERSION = "1.2"
 CHUNK = 1024 * 1024
@@ -98,34 +100,6 @@ class Crate:
     publisher_url: str = ""  # the server's base URL (absolute)
 
 
-class _Spool:
-    """Write-only file object; the generator takes the bytes away as they come."""
-
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-        self.size = 0
-
-    def write(self, data: bytes, /) -> int:
-        chunk = bytes(data)
-        self.parts.append(chunk)
-        self.size += len(chunk)
-        return len(chunk)
-
-    def tell(self) -> int:
-        return self.size
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def take(self) -> bytes:
-        out = b"".join(self.parts)
-        self.parts.clear()
-        return out
-
-
 def _pieces(item: CrateFile) -> Iterator[bytes]:
     if item.content is not None:
         yield item.content
@@ -138,7 +112,7 @@ def _pieces(item: CrateFile) -> Iterator[bytes]:
 
 def eln_stream(crate: Crate) -> Iterator[bytes]:
     """The ``.eln`` zip as bytes, file by file; the metadata last, with the hashes seen."""
-    spool = _Spool()
+    spool = Spool()
     written: dict[str, tuple[str, int]] = {}
     stamp = datetime.now(UTC).timetuple()[:6]
     with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
