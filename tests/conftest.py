@@ -200,6 +200,24 @@ def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[subpro
     log.close()
 
 
+def ingest_file(fixture_path: Path, project, rel: str, capture, **params):
+    """Submit a fixture file (fresh bytes) and run its job here, as the worker would; the job.
+
+    ``capture`` is pytest-django's ``django_capture_on_commit_callbacks``: nothing is sent to
+    the broker from inside the test's transaction."""
+    from lims.ingestion import services as ingest
+
+    with (fixture_path / rel).open("rb") as fh, capture(execute=False):
+        job, created = ingest.ingest_submit(
+            stream=fh, filename=rel.rsplit("/", 1)[-1], project=project, params=params
+        )
+    assert created, "fresh bytes"
+    with capture(execute=False):
+        done = ingest.job_run(job_id=job.pk)
+    assert done is not None
+    return done
+
+
 def wait_for(predicate, *, timeout: float = 60.0, interval: float = 0.2):
     """Poll until ``predicate()`` is truthy; return its value or fail the test."""
     deadline = time.monotonic() + timeout

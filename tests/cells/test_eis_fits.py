@@ -7,24 +7,13 @@ from django.core.exceptions import ValidationError
 
 from cells.eis import services as eis
 from cells.models import EisFit, EisSpectrum
-from lims.ingestion import services as ingest
+from tests.conftest import ingest_file as _ingest
 
 MPT = "eis/impedance_exampleDataBioLogic.mpt"
 DTA = "eis/impedance_exampleDataGamry.DTA"
 CSV = "eis/impedance_exampleData.csv"
 
 pytestmark = pytest.mark.django_db
-
-
-def _ingest(fixture_path, project, rel: str, capture, **params):
-    with (fixture_path / rel).open("rb") as fh, capture(execute=False):
-        job, created = ingest.ingest_submit(
-            stream=fh, filename=rel.rsplit("/", 1)[-1], project=project, params=params
-        )
-    assert created
-    done = ingest.job_run(job_id=job.pk)
-    assert done is not None
-    return done
 
 
 @pytest.fixture

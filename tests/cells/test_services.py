@@ -14,19 +14,9 @@ from cells.models import CycleRecord, CyclingTest, PerformanceRecord
 from lims.ingestion import services as ingest
 from lims.ingestion import storage
 from lims.models import OutboxEvent
+from tests.conftest import ingest_file as _ingest
 
 MPR = "cycler/biologic/navani_jdb11-1_c3_gcpl_5cycles_2V-3p8V_C-24_data_C09.mpr"
-
-
-def _ingest(fixture_path, project, rel: str, capture, **params):
-    with (fixture_path / rel).open("rb") as fh, capture(execute=False):
-        job, created = ingest.ingest_submit(
-            stream=fh, filename=rel.rsplit("/", 1)[-1], project=project, params=params
-        )
-    assert created
-    done = ingest.job_run(job_id=job.pk)
-    assert done is not None
-    return done
 
 
 @pytest.mark.django_db

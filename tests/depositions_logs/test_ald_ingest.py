@@ -11,6 +11,7 @@ from depositions.inputs import BlockInput, StepInput, SubCycleInput
 from depositions.models import PulseEvent, RunCheck, RunLogFile
 from lims.ingestion import services as ingest
 from lims.models import IngestionJob, Instrument, OutboxEvent
+from tests.conftest import ingest_file as _ingest
 
 LABVIEW = (
     "ald/labview_qcm_run/20190524_Run1_TMA-H2O-50cycles_TMA-10Pulses_TMA-H2O-20cycles_425C_GaPO4"
@@ -19,18 +20,6 @@ LABVIEW = (
 
 def _step(kind: str, seconds: str, label: str = "") -> StepInput:
     return StepInput(kind=kind, duration_s=Decimal(seconds), source_label=label)
-
-
-def _ingest(fixture_path, project, rel: str, capture, **params):
-    with (fixture_path / rel).open("rb") as fh, capture(execute=False):
-        job, created = ingest.ingest_submit(
-            stream=fh, filename=rel.rsplit("/", 1)[-1], project=project, params=params
-        )
-    assert created, "fresh bytes"
-    with capture(execute=False):
-        done = ingest.job_run(job_id=job.pk)
-    assert done is not None
-    return done
 
 
 @pytest.mark.django_db

@@ -12,8 +12,8 @@ import pytest
 from cells.models import CyclingTest, EisSpectrum
 from depositions.models import RunLogFile
 from lims.eln import ElnError, eln_read
-from lims.ingestion import services as ingest
 from lims.ingestion import storage
+from tests.conftest import ingest_file
 
 MPR = "cycler/biologic/navani_jdb11-1_c3_gcpl_5cycles_2V-3p8V_C-24_data_C09.mpr"
 EIS = "eis/impedance_exampleDataGamry.DTA"
@@ -23,13 +23,8 @@ LABVIEW = (
 
 
 def _ingest(fixture_path, project, rel: str, capture, **params):
-    with (fixture_path / rel).open("rb") as fh, capture(execute=False):
-        job, _ = ingest.ingest_submit(
-            stream=fh, filename=rel.rsplit("/", 1)[-1], project=project, params=params
-        )
-    with capture(execute=False):
-        done = ingest.job_run(job_id=job.pk)
-    assert done is not None and done.status == "succeeded", done and done.error
+    done = ingest_file(fixture_path, project, rel, capture, **params)
+    assert done.status == "succeeded", done.error
     return done
 
 
