@@ -7,12 +7,27 @@ from django import forms
 from cells.api.serializers import CELL_FIELDS
 from cells.models import Cell
 from lims.access import EDITOR
+from lims.forms import CorrectionReasonForm
 from lims.selectors import projects_for_user, scope_to_user
 from samples.models import Sample
 
 
-class CellForm(forms.ModelForm):
-    """Validation only: saving goes through cells.services."""
+class CellForm(CorrectionReasonForm, forms.ModelForm):
+    """Validation only: saving goes through cells.services. Corrections of what the active mass,
+    the area or the sign conventions come from ask for a reason."""
+
+    result_fields = (
+        "cell_type",
+        "cathode_sample",
+        "ratio_active",
+        "ratio_se",
+        "ratio_carbon",
+        "cathode_mass_mg",
+        "active_mass_override_mg",
+        "pellet_diameter_mm",
+        "area_override_cm2",
+        "se_thickness_um",
+    )
 
     class Meta:
         model = Cell

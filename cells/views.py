@@ -151,6 +151,7 @@ def cycling_test_chain(request: HttpRequest, code: str, pk: int, action: str) ->
 def cell_create(request: HttpRequest) -> HttpResponse:
     form = CellForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
+        form.note_reason(request)
         data = dict(form.cleaned_data)
         project, code = data.pop("project"), data.pop("code")
         try:
@@ -168,9 +169,10 @@ def cell_edit(request: HttpRequest, code: str) -> HttpResponse:
     cell = _get_cell(request, code)
     form = CellForm(request.POST or None, instance=cell, user=request.user)
     if request.method == "POST" and form.is_valid():
+        reason = form.note_reason(request)
         data = {k: v for k, v in form.cleaned_data.items() if k not in ("code", "project")}
         try:
-            cell = services.cell_update(cell=cell, reason="edited in the browser", **data)
+            cell = services.cell_update(cell=cell, reason=reason or "edited in the browser", **data)
         except ValidationError as exc:
             form.add_error(None, exc)
         else:

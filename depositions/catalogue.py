@@ -16,14 +16,19 @@ from depositions.models import (
     ToolSource,
 )
 from lims.catalogue import Entry, register
+from lims.forms import CorrectionReasonForm
 from lims.models import Instrument
 from lims.selectors import scope_to_user
 from samples.models import MaterialLot
 
 
-def _form(model_: type, fields_: list[str]) -> type[forms.ModelForm]:
+def _form(
+    model_: type, fields_: list[str], result_fields: tuple[str, ...] = ()
+) -> type[forms.ModelForm]:
+    """A model form; a change of a ``result_fields`` value (results use it) needs a reason."""
     meta = type("Meta", (), {"model": model_, "fields": fields_})
-    return type(f"{model_.__name__}Form", (forms.ModelForm,), {"Meta": meta})
+    attrs = {"Meta": meta, "result_fields": result_fields}
+    return type(f"{model_.__name__}Form", (CorrectionReasonForm, forms.ModelForm), attrs)
 
 
 def _drop_user(func: Any) -> Any:
@@ -120,6 +125,7 @@ register(
                 "hazards",
                 "notes",
             ],
+            result_fields=("molar_mass_g_mol",),  # dose checks divide by it
         ),
         create=_drop_user(services.chemical_create),
         update=lambda obj, user, **data: services.chemical_update(chemical=obj, **data),

@@ -153,6 +153,12 @@ class ThicknessForm(forms.Form):
     uncertainty_nm = _number("± (nm)")
     location = forms.CharField(max_length=100, required=False)
     optical_model = forms.CharField(max_length=200, required=False)
+    reason = forms.CharField(
+        max_length=300,
+        required=False,
+        label="Reason (if it corrects a value)",
+        help_text="Needed when this sample already has a value by this method at this spot.",
+    )
 
 
 _DEFAULTS = Thresholds()

@@ -240,6 +240,18 @@ def thickness_list(*, user: Any, filters: Filters = None) -> QuerySet[ThicknessM
     return ThicknessMeasurementFilterSet(filters or {}, queryset=qs.order_by("-measured_at")).qs
 
 
+def thickness_measured_before(
+    *, sample: Any, method: str, location: str
+) -> ThicknessMeasurement | None:
+    """The earlier value a new one would correct: same sample, method and spot. (A new spot is a
+    map point, not a correction.)"""
+    return (
+        ThicknessMeasurement.objects.filter(sample=sample, method=method, location=location)
+        .order_by("-measured_at")
+        .first()
+    )
+
+
 def composition_list(*, user: Any, filters: Filters = None) -> QuerySet[CompositionMeasurement]:
     qs = CompositionMeasurement.objects.select_related("sample", "run", "operator")
     qs = scope_to_user(qs, user=user, field="sample__project")

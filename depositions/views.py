@@ -40,7 +40,7 @@ from depositions.furnace import selectors as furnace_selectors
 from depositions.furnace import services as furnace_services
 from depositions.inputs import AnnealInput, BlockInput, SegmentInput, StepInput, SubCycleInput
 from depositions.models import DepositionRun, PrecursorLot
-from lims import access
+from lims import access, changelog
 from lims.export import csv_response
 from samples.selectors import sample_list
 
@@ -496,12 +496,21 @@ def run_thickness_add(request: HttpRequest, code: str) -> HttpResponse:
     form = ThicknessForm(request.POST)
     if form.is_valid():
         data = dict(form.cleaned_data)
+        reason = data.pop("reason").strip()
         try:
+            sample = _sample(request, data.pop("sample"))
+            before = selectors.thickness_measured_before(
+                sample=sample, method=data["method"], location=data["location"]
+            )
+            if before is not None and not reason:
+                raise ValidationError(
+                    f"{sample.code} already has {before.value_nm} nm by {before.method}"
+                    f"{' at ' + before.location if before.location else ''}: say why the new "
+                    "value corrects it (reason)"
+                )
+            changelog.note_reason(request, {"reason": reason})
             services.thickness_measurement_add(
-                sample=_sample(request, data.pop("sample")),
-                run=run,
-                operator=request.user,
-                **data,
+                sample=sample, run=run, operator=request.user, **data
             )
         except ValidationError as exc:
             messages.error(request, "; ".join(exc.messages))

@@ -22,6 +22,7 @@ from django.shortcuts import redirect, render
 from django.urls import path, reverse
 
 from lims import access
+from lims.forms import CorrectionReasonForm
 
 
 @dataclass
@@ -123,6 +124,8 @@ def _form_view(request: HttpRequest, entry: Entry, obj: Model | None) -> HttpRes
         if name in form.fields:
             form.fields[name].queryset = scoped(request.user)  # type: ignore[attr-defined]
     if request.method == "POST" and form.is_valid():
+        if isinstance(form, CorrectionReasonForm):
+            form.note_reason(request)
         try:
             if obj is None:
                 assert entry.create is not None

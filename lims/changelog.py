@@ -45,7 +45,6 @@ NOT_LOGGED = {
     "lims.ingestionjob",
     "lims.rawfile",
     "lims.workerheartbeat",
-    "lims.instrumenttoken",
 }
 
 
@@ -424,6 +423,21 @@ def _find_ahead(rows: Iterator[dict[str, Any]], wanted: str) -> int | None:
     return None
 
 
+def _volatile(model: type[models.Model]) -> set[str]:
+    """Fields whose change alone is bookkeeping, not a change anyone made: ``auto_now``
+    timestamps and what a model lists in ``change_log_volatile`` (e.g. an instrument's
+    last-file time)."""
+    auto = {f.name for f in model._meta.fields if getattr(f, "auto_now", False)}
+    return auto | set(getattr(model, "change_log_volatile", ()))
+
+
+def _changed(model: type[models.Model], before: dict[str, Any], after: dict[str, Any]) -> bool:
+    volatile = _volatile(model)
+    return {k: v for k, v in before.items() if k not in volatile} != {
+        k: v for k, v in after.items() if k not in volatile
+    }
+
+
 def _post_save(
     sender: type[models.Model], instance: models.Model, created: bool, **kwargs: Any
 ) -> None:
@@ -431,12 +445,8 @@ def _post_save(
         return
     before = getattr(instance, "_lims_prechange", None)
     after = _snapshot(instance)
-    if not created and before is not None:
-        volatile = {f.name for f in sender._meta.fields if getattr(f, "auto_now", False)}
-        if {k: v for k, v in before.items() if k not in volatile} == {
-            k: v for k, v in after.items() if k not in volatile
-        }:
-            return  # nothing but timestamps changed
+    if not created and before is not None and not _changed(sender, before, after):
+        return  # nothing but bookkeeping changed
     _record(instance, "create" if created else "update", before, after)
 
 
@@ -445,7 +455,61 @@ def _post_delete(sender: type[models.Model], instance: models.Model, **kwargs: A
         _record(instance, "delete", _snapshot(instance), None)
 
 
+# --- the ORM's bulk paths --------------------------------------------------------------------
+# ``QuerySet.update``, ``bulk_update`` and ``bulk_create`` send no model signals, so a service
+# (or a shell) using them would change a logged model unseen. Django has no hook for them; a
+# manager on each logged model would be forgotten on the next model, and related managers and
+# ``_base_manager`` build plain querysets anyway. So ``update`` and ``bulk_create`` are wrapped
+# once, here: for a logged model they snapshot the rows before and after and write one entry per
+# changed row in the same transaction. ``bulk_update`` is a batch of ``update`` calls, and
+# deletes send signals per row (Django's collector does not fast-delete while receivers are
+# connected), so both are covered. Unlogged models take the plain path unchanged.
+_plain_update = models.QuerySet.update
+_plain_bulk_create = models.QuerySet.bulk_create
+
+
+def _locked_snapshots(model: type[models.Model], db: str, pks: Any) -> dict[Any, dict[str, Any]]:
+    rows = model._base_manager.using(db).filter(pk__in=pks).select_for_update().order_by("pk")
+    return {row.pk: _snapshot(row) for row in rows}
+
+
+def _record_updates(model: type[models.Model], db: str, before: dict[Any, dict[str, Any]]) -> None:
+    for row in model._base_manager.using(db).filter(pk__in=list(before)).order_by("pk"):
+        after = _snapshot(row)
+        if _changed(model, before[row.pk], after):
+            _record(row, "update", before[row.pk], after)
+
+
+def _logged_update(self: models.QuerySet[Any], **kwargs: Any) -> int:
+    model = self.model
+    if not _is_logged(model) or set(kwargs) <= _volatile(model) or self.query.is_sliced:
+        return _plain_update(self, **kwargs)  # (a sliced update raises there, as in Django)
+    with transaction.atomic(using=self.db):
+        before = _locked_snapshots(model, self.db, self.values("pk"))
+        count = _plain_update(
+            model._base_manager.using(self.db).filter(pk__in=list(before)), **kwargs
+        )
+        _record_updates(model, self.db, before)
+    return count
+
+
+def _logged_bulk_create(
+    self: models.QuerySet[Any], objs: Iterable[models.Model], *args: Any, **kwargs: Any
+) -> list[models.Model]:
+    model = self.model
+    if not _is_logged(model):
+        return _plain_bulk_create(self, objs, *args, **kwargs)
+    with transaction.atomic(using=self.db):
+        created = _plain_bulk_create(self, objs, *args, **kwargs)
+        for obj in created:
+            if obj.pk is not None:  # ignore_conflicts: rows not inserted come back without pk
+                _record(obj, "create", None, _snapshot(obj))
+    return created
+
+
 def connect_signals() -> None:
     pre_save.connect(_pre_save, dispatch_uid="lims_changelog_pre")
     post_save.connect(_post_save, dispatch_uid="lims_changelog_post")
     post_delete.connect(_post_delete, dispatch_uid="lims_changelog_delete")
+    models.QuerySet.update = _logged_update  # type: ignore[method-assign]
+    models.QuerySet.bulk_create = _logged_bulk_create  # type: ignore[method-assign,assignment]

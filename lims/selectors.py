@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
 from lims import access
-from lims.models import IngestionJob, Project, RawFile
+from lims.models import IngestionJob, Instrument, InstrumentToken, Membership, Project, RawFile
 
 
 def project_ids_visible(*, user: Any, role: str = access.VIEWER) -> list[int] | None:
@@ -89,3 +89,24 @@ def broker_queue_depth(queue: str = "lims") -> int | None:
             return int(ok.message_count)
     except Exception:  # noqa: BLE001 - a dashboard must render even when the broker is down
         return None
+
+
+def project_get(*, user: Any, slug: str) -> Project | None:
+    """One of the user's projects by slug (None for a project they are not in)."""
+    return projects_for_user(user=user).filter(slug=slug).first()
+
+
+def project_members(*, project: Project) -> QuerySet[Membership]:
+    return (
+        Membership.objects.filter(project=project).select_related("user").order_by("user__username")
+    )
+
+
+def project_instruments(*, project: Project) -> QuerySet[Instrument]:
+    """The project's instruments with their tokens (newest first) and last contact."""
+    tokens = InstrumentToken.objects.select_related("owner").order_by("-created_at")
+    return (
+        Instrument.objects.filter(project=project)
+        .prefetch_related(Prefetch("tokens", queryset=tokens))
+        .order_by("name")
+    )

@@ -22,6 +22,7 @@ from lims.models import (
     IngestionJob,
     Instrument,
     InstrumentToken,
+    Membership,
     OutboxEvent,
     Project,
     WorkerHeartbeat,
@@ -170,3 +171,84 @@ def column_mapping_save(
     saved.full_clean()
     saved.save()
     return saved
+
+
+# --- project management: managers add people, set roles and issue instrument tokens ---------
+
+
+def _require_manager(*, by: Any, project: Project) -> None:
+    from lims import access
+
+    access.require_role(user=by, project_id=project.pk, role=access.MANAGER)
+
+
+def _keeps_a_manager(project: Project, *, leaving: Membership) -> None:
+    """A project always keeps one manager, else nobody could add people any more."""
+    others = Membership.objects.filter(project=project, role=Membership.Role.MANAGER).exclude(
+        pk=leaving.pk
+    )
+    if leaving.role == Membership.Role.MANAGER and not others.exists():
+        raise ValidationError("a project keeps at least one manager: make someone else one first")
+
+
+@transaction.atomic
+def membership_set(*, project: Project, username: str, role: str, by: Any) -> Membership:
+    """Add a person to the project or change their role (managers only)."""
+    from django.contrib.auth import get_user_model
+
+    _require_manager(by=by, project=project)
+    if role not in Membership.Role.values:
+        raise ValidationError({"role": f"one of {', '.join(Membership.Role.values)}"})
+    person = get_user_model().objects.filter(username=username, is_active=True).first()
+    if person is None:
+        raise ValidationError({"username": f"no active account {username!r}"})
+    membership = Membership.objects.select_for_update().filter(project=project, user=person).first()
+    if membership is None:
+        return Membership.objects.create(project=project, user=person, role=role)
+    if role != Membership.Role.MANAGER:
+        _keeps_a_manager(project, leaving=membership)
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, project: Project, username: str, by: Any) -> None:
+    _require_manager(by=by, project=project)
+    membership = (
+        Membership.objects.select_for_update()
+        .filter(project=project, user__username=username)
+        .first()
+    )
+    if membership is None:
+        raise ValidationError({"username": f"{username!r} is not a member"})
+    _keeps_a_manager(project, leaving=membership)
+    membership.delete()
+
+
+@transaction.atomic
+def project_token_issue(
+    *, project: Project, instrument_name: str, kind: str, by: Any
+) -> InstrumentToken:
+    """A manager issues a token for an instrument of the project (created when new); the
+    manager is the token's owner, whom the change log names for what the instrument sends.
+    An instrument name held by another project is refused (names are unique across the lab)."""
+    _require_manager(by=by, project=project)
+    if kind not in Instrument.Kind.values:
+        raise ValidationError({"kind": f"one of {', '.join(Instrument.Kind.values)}"})
+    taken = Instrument.objects.filter(name=instrument_name).exclude(project=project).exists()
+    if taken:
+        raise ValidationError({"instrument_name": "that name is taken: choose another"})
+    return instrument_token_create(
+        instrument_name=instrument_name, project=project, kind=kind, owner=by
+    )
+
+
+@transaction.atomic
+def instrument_token_revoke(*, token: InstrumentToken, by: Any) -> InstrumentToken:
+    _require_manager(by=by, project=token.instrument.project)
+    token = InstrumentToken.objects.select_for_update().get(pk=token.pk)
+    if not token.revoked:
+        token.revoked = True
+        token.save(update_fields=["revoked"])
+    return token

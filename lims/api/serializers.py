@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from lims.api.fields import ModelSerializer as ScopedModelSerializer
 from lims.ingestion.services import KINDS, TEMPERATURE_RANGE_C
-from lims.models import ColumnMapping, IngestionJob, Instrument, Project, RawFile
+from lims.models import ColumnMapping, IngestionJob, Instrument, Membership, Project, RawFile
 
 
 class JSONObjectField(serializers.JSONField):
@@ -163,3 +163,10 @@ class ColumnMappingSerializer(ScopedModelSerializer):
             "updated_at",
         ]
         validators: list[Any] = []  # uniqueness: saving by name replaces (the service decides)
+
+
+class MemberSerializer(serializers.Serializer):
+    """A person's role in a project (``POST`` adds them or changes the role: managers only)."""
+
+    username = serializers.CharField(max_length=150)
+    role = serializers.ChoiceField(choices=Membership.Role.choices)

@@ -26,6 +26,7 @@ from lims.api.serializers import (
     IngestResponseSerializer,
     InstrumentSerializer,
     JobSerializer,
+    MemberSerializer,
     ProjectSerializer,
     RawFileSerializer,
 )
@@ -155,9 +156,56 @@ class RawFileViewSet(viewsets.ReadOnlyModelViewSet):
 
 class ProjectViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = ProjectSerializer
+    write_role = access.MANAGER  # its only writes: the members (lims.api.permissions)
+    project_path = "pk"
 
     def get_queryset(self) -> QuerySet[Any]:
         return selectors.projects_for_user(user=self.request.user)
+
+    @staticmethod
+    def _members(project: Any) -> list[dict[str, str]]:
+        rows = selectors.project_members(project=project)
+        return [{"username": m.user.username, "role": m.role} for m in rows]
+
+    @extend_schema(
+        request=MemberSerializer,
+        responses={200: MemberSerializer(many=True)},
+        summary="Members and roles; POST adds a person or changes a role (managers)",
+    )
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
+    def members(self, request: Request, pk: str | None = None) -> Response:
+        project = self.get_object()
+        if request.method == "POST":
+            body = MemberSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            try:
+                lims_services.membership_set(
+                    project=project, by=request.user, **body.validated_data
+                )
+            except (DjangoPermissionDenied, DjangoValidationError) as exc:
+                raise _drf_error(exc) from exc
+        return Response(MemberSerializer(self._members(project), many=True).data)
+
+    @extend_schema(
+        request=None,
+        responses={200: MemberSerializer(many=True)},
+        summary="Remove a person from the project (managers; the last manager stays)",
+    )
+    @action(
+        detail=True,
+        methods=["delete"],
+        url_path=r"members/(?P<username>[^/]+)",
+        pagination_class=None,
+    )
+    def member_remove(
+        self, request: Request, pk: str | None = None, username: str = ""
+    ) -> Response:
+        project = self.get_object()
+        try:
+            lims_services.membership_remove(project=project, username=username, by=request.user)
+        except (DjangoPermissionDenied, DjangoValidationError) as exc:
+            raise _drf_error(exc) from exc
+        return Response(MemberSerializer(self._members(project), many=True).data)
 
 
 class InstrumentViewSet(viewsets.ReadOnlyModelViewSet):

@@ -9,7 +9,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -201,6 +201,21 @@ def event_body(event: OutboxEvent) -> bytes:
     return json.dumps(doc, cls=DjangoJSONEncoder, sort_keys=True).encode()
 
 
+def retry_delay(attempt: int, created_at: datetime, now: datetime | None = None) -> float | None:
+    """Seconds before retrying after failed attempt number ``attempt`` (1-based): exponential
+    from ``LIMS_WEBHOOK_BACKOFF_S``, capped at ``LIMS_WEBHOOK_BACKOFF_MAX_S``; None once the
+    retry would fall after ``LIMS_WEBHOOK_RETRY_FOR_S`` from the delivery's creation.
+
+    A cap, not only a count: with attempts doubling without end, a receiver back after an hour
+    would wait another hour for its events."""
+    delay = min(
+        settings.LIMS_WEBHOOK_BACKOFF_S * 2 ** min(attempt - 1, 30),
+        settings.LIMS_WEBHOOK_BACKOFF_MAX_S,
+    )
+    elapsed = ((now or timezone.now()) - created_at).total_seconds()
+    return delay if elapsed + delay <= settings.LIMS_WEBHOOK_RETRY_FOR_S else None
+
+
 def webhook_deliver_attempt(*, delivery_id: int) -> float | None:
     """POST one delivery once; record the attempt. Returns seconds until a retry, or None."""
     with transaction.atomic():
@@ -272,8 +287,7 @@ def webhook_deliver_attempt(*, delivery_id: int) -> float | None:
         if ok:
             delivery.status = EventDelivery.Status.SUCCEEDED
             delivery.next_attempt_at = None
-        elif retryable and number < settings.LIMS_WEBHOOK_MAX_ATTEMPTS:
-            delay = settings.LIMS_WEBHOOK_BACKOFF_S * (2 ** (number - 1))
+        elif retryable and (delay := retry_delay(number, delivery.created_at)) is not None:
             delivery.status = EventDelivery.Status.RETRYING
             delivery.next_attempt_at = timezone.now() + timedelta(seconds=delay)
         else:

@@ -66,6 +66,9 @@ class Instrument(models.Model):
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="instruments")
     last_file_at = models.DateTimeField(null=True, blank=True)
 
+    # bookkeeping the ingestion path updates with every file: not a change anyone made
+    change_log_volatile = ("last_file_at",)
+
     class Meta:
         ordering = ["name"]
 
@@ -94,8 +97,12 @@ class InstrumentToken(models.Model):
         related_name="instrument_tokens",
     )
 
+    # issuing and revoking are logged; the key never is (a keyed fingerprint), nor each use
+    change_log_redacted = ("key",)
+    change_log_volatile = ("last_used_at",)
+
     def __str__(self) -> str:
-        return f"token {self.key[:6]}… for {self.instrument}"
+        return f"token #{self.pk} for {self.instrument}"  # never a part of the key (logged)
 
 
 class WorkerHeartbeat(models.Model):

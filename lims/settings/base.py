@@ -78,6 +78,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "lims.middleware.RejectNulMiddleware",
+    "lims.middleware.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -196,8 +197,12 @@ LIMS_WEBHOOK_ALLOWED_HOSTS = [
 # A receiver refuses a signature whose timestamp is further than this from its clock.
 LIMS_WEBHOOK_TOLERANCE_S = int(os.environ.get("LIMS_WEBHOOK_TOLERANCE_S", "300"))
 LIMS_WEBHOOK_TIMEOUT_S = float(os.environ.get("LIMS_WEBHOOK_TIMEOUT_S", "10"))
-LIMS_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("LIMS_WEBHOOK_MAX_ATTEMPTS", "8"))
+# A failing delivery is retried with exponential backoff (5 s, 10 s, ... capped at 10 min) for a
+# day after it was made, so a receiver down for hours still gets everything once it is back
+# (within one capped interval); after that it fails and is resent by hand (API or admin).
 LIMS_WEBHOOK_BACKOFF_S = float(os.environ.get("LIMS_WEBHOOK_BACKOFF_S", "5"))
+LIMS_WEBHOOK_BACKOFF_MAX_S = float(os.environ.get("LIMS_WEBHOOK_BACKOFF_MAX_S", "600"))
+LIMS_WEBHOOK_RETRY_FOR_S = float(os.environ.get("LIMS_WEBHOOK_RETRY_FOR_S", str(24 * 3600)))
 # A pending job, event or delivery not taken for this long is sent again by the sweep (a
 # lost message, a broker that was down when it was first sent): caught up within
 # LIMS_STUCK_AFTER_S + LIMS_SWEEP_EVERY_S (50 s) of the broker's return.
@@ -260,6 +265,8 @@ SPECTACULAR_SETTINGS = {
         "OperationKindEnum": "samples.choices.OperationKind",
         "SampleStateEnum": "samples.choices.SampleState",
         "CheckStatusEnum": "depositions.choices.CheckStatus",
+        "RoleEnum": "depositions.choices.LoadRole",
+        "MemberRoleEnum": "lims.models.projects.Membership.Role",
     },
 }
 

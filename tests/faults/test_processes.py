@@ -12,12 +12,14 @@ and a poison file are in ``tests/integration/test_leases.py``.
 from __future__ import annotations
 
 import contextlib
+import http.server
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +30,7 @@ from django.conf import settings
 
 from cells.models import CyclingTest
 from lims import services
-from lims.models import IngestionJob, OutboxEvent, Project
+from lims.models import EventDelivery, EventRule, IngestionJob, OutboxEvent, Project, Webhook
 from tests.conftest import FIXTURES, ROOT, wait_for
 from tests.faults.mounts import read_only, tmpfs
 
@@ -41,6 +43,9 @@ ENV = {
     "LIMS_STUCK_AFTER_S": "2",
     "LIMS_JOB_LEASE_S": "3",
     "LIMS_JOB_LEASE_RENEW_S": "0.5",
+    # production backs off 5 s doubling to a 10-minute cap; here 0.2 s doubling to 1 s, so an
+    # outage of six caps (an hour in production) takes 6 s
+    "LIMS_WEBHOOK_BACKOFF_MAX_S": "1",
 }
 
 
@@ -91,14 +96,17 @@ class Redis:
 class Stack:
     """gunicorn (2 workers) + one Celery worker with an embedded beat, sharing one store."""
 
-    def __init__(self, workdir: Path, store: Path, redis: Redis) -> None:
+    def __init__(
+        self, workdir: Path, store: Path, redis: Redis, database_url: str | None = None
+    ) -> None:
         db = settings.DATABASES["default"]
         self.workdir = workdir
         self.env = {
             **os.environ,
             **ENV,
             "DJANGO_SETTINGS_MODULE": "lims.settings.test",
-            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            "DATABASE_URL": database_url
+            or f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
             "CELERY_BROKER_URL": redis.url,
             "LIMS_DATA_DIR": str(workdir),
             "LIMS_STORAGE_DIR": str(store),
@@ -298,3 +306,62 @@ def test_read_only_store_answers_503_and_the_retry_is_processed(stack, token):
         f"{dup} duplicates"
     )
     assert (lost, dup) == (0, 0)
+
+
+class _Receiver(http.server.ThreadingHTTPServer):
+    """A webhook receiver that records the event id of every request it answers 200 to."""
+
+    def __init__(self, port: int) -> None:
+        self.seen: list[str] = []
+        seen = self.seen
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                seen.append(self.headers["X-Lims-Event-Id"])
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", port), Handler)
+
+
+def test_webhook_receiver_down_six_backoff_caps_gets_every_event_once(stack, token):
+    """An hour's outage at production's 10-minute cap is six caps: here 6 s at a 1 s cap."""
+    running, _, _ = stack
+    port = _free_port()
+    hook = Webhook.objects.create(name="faults-receiver", url=f"http://127.0.0.1:{port}/hook")
+    EventRule.objects.create(name="faults-jobs", topic_pattern="lims.job.finished", webhook=hook)
+    answers = [_upload(running, token, *_file()) for _ in range(4)]
+    assert {r.status_code for r in answers} == {202}
+    job_ids = [r.json()["job"]["id"] for r in answers]
+    assert _accounted(job_ids, timeout=60) == (0, 0)
+    deliveries = EventDelivery.objects.filter(webhook=hook)
+    wait_for(lambda: deliveries.filter(attempts__gte=2).count() == 4, timeout=30)
+    time.sleep(6)  # the receiver stays down for six caps
+    assert not deliveries.filter(status="failed").exists()
+
+    receiver = _Receiver(port)
+    thread = threading.Thread(target=receiver.serve_forever, daemon=True)
+    thread.start()
+    back = time.monotonic()
+    try:
+        wait_for(lambda: deliveries.filter(status="succeeded").count() == 4, timeout=30)
+        caught_up = time.monotonic() - back
+        time.sleep(1.5)  # a late duplicate would arrive within a cap
+    finally:
+        receiver.shutdown()
+    events = {str(e) for e in deliveries.values_list("event_id", flat=True)}
+    received = receiver.seen
+    lost, dup = len(events - set(received)), len(received) - len(set(received))
+    attempts = sorted(deliveries.values_list("attempts", flat=True))
+    REPORT.append(
+        f"webhook receiver down 6 backoff caps (an hour in production): 4/4 events delivered, "
+        f"{lost} lost, {dup} duplicates, "
+        f"{caught_up:.1f} s after it returned (cap 1 s); attempts per delivery {attempts}"
+    )
+    assert events == set(received)
+    assert (lost, dup) == (0, 0)
+    assert caught_up < 5

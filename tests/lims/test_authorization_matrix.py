@@ -108,6 +108,8 @@ API: dict[str, str] = {
     "/api/v1/process-references/{id}/": "catalogue",
     "/api/v1/projects/": "data",
     "/api/v1/projects/{id}/": "data",
+    "/api/v1/projects/{id}/members/": "manage",
+    "/api/v1/projects/{id}/members/{username}/": "manage",
     "/api/v1/raw-files/": "data",
     "/api/v1/raw-files/{id}/": "data",
     "/api/v1/raw-files/{id}/download/": "data",
@@ -148,6 +150,12 @@ PAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "job-status": ("page", ("GET",)),
     "job-rerun": ("page", ("POST",)),
     "dashboard": ("staff", ("GET",)),
+    "project-list": ("page", ("GET",)),
+    "project-detail": ("manage", ("GET",)),
+    "project-member-set": ("manage", ("POST",)),
+    "project-member-remove": ("manage", ("POST",)),
+    "project-token-issue": ("manage", ("POST",)),
+    "project-token-revoke": ("manage", ("POST",)),
     "cells:cell-list": ("page", ("GET",)),
     "cells:cell-create": ("page", ("GET", "POST")),
     "cells:cells-from-lot": ("page", ("GET",)),
@@ -232,6 +240,10 @@ def expected_api(kind: str, persona: str, *, detail: bool, safe: bool, mine: boo
         if persona != "staff":
             return {"forbidden"}
         return {"hidden"} if detail and not mine else set(ALLOWED)
+    if kind == "manage":  # members: the project's people read them, its managers change them
+        if persona == "instrument" or (not safe and persona not in ("manager", "staff")):
+            return {"forbidden"}  # refused before any lookup
+        return {"hidden"} if persona == "other" or not mine else set(ALLOWED)
     if persona == "instrument":
         if kind == "ingest" or (kind == "jobs" and safe and (mine or not detail)):
             return set(ALLOWED)
@@ -264,6 +276,12 @@ def expected_page(kind: str, persona: str, *, detail: bool, safe: bool, mine: bo
         return {"login"}
     if kind == "staff":
         return {"ok"} if persona == "staff" else {"login"}
+    if kind == "manage":  # the project page: its people read it, its managers change it
+        if persona in ("manager", "staff"):
+            return set(ALLOWED)
+        if persona == "other":
+            return {"hidden"}
+        return set(ALLOWED) if safe else {"forbidden"}
     if detail and not mine:
         return {"hidden"}
     if persona == "staff":
@@ -404,6 +422,8 @@ def _build_world(fixtures: Path) -> World:
         "deliveries": None,
         "webhooks": None,
         "lot": lot.pk,
+        "project-slug": project.slug,
+        "tokens": token.pk,
     }
     return World(ids=ids, people=people, token=token.key)
 
@@ -451,6 +471,7 @@ def _api_url(world: World, path: str) -> tuple[str, bool]:
     resource = path.removeprefix("/api/v1/").split("/", 1)[0]
     if "{" not in path:
         return path, True
+    path = path.replace("{username}", "m-viewer")
     value = world.ids["lot" if "{lot_id}" in path else resource]
     mine = value is not None
     value = 987654 if value is None else value
@@ -508,6 +529,11 @@ def _page_urls(world: World) -> list[tuple[str, str, str, bool, bool]]:
     for name in ("run-detail", "run-thickness-add", "run-logs-upload", "run-log-link"):
         kwargs[f"depositions:{name}"] = {"code": ids["deposition-runs"]}
     kwargs["depositions:run-recheck"] = {"code": ids["deposition-runs"]}
+    slug = ids["project-slug"]
+    for name in ("project-detail", "project-member-set", "project-token-issue"):
+        kwargs[name] = {"slug": slug}
+    kwargs["project-member-remove"] = {"slug": slug, "username": "m-viewer"}
+    kwargs["project-token-revoke"] = {"slug": slug, "pk": ids["tokens"]}
     for name in ("anneal-detail", "anneal-logs-upload", "anneal-log-link", "anneal-recheck"):
         kwargs[f"depositions:{name}"] = {"code": ids["post-treatments"]}
     out = []

@@ -80,6 +80,7 @@ def test_cell_pages(client, user, cell):
             "ratio_carbon": "0",
             "cathode_mass_mg": "20",
             "notes": "heavier",
+            "reason": "re-weighed after pressing",
         },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
