@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -280,6 +281,20 @@ class PerformanceRecord(PerformanceValues):
         return f"performance of {self.test}"
 
 
+def changes_for_display(changed: dict[str, list[Any]]) -> list[tuple[str, Any, Any]]:
+    """(field, old, new) of a version's ``changed``, with list and dict values (sources, a
+    resistance series) named by size: the page says what changed, the API gives the values."""
+
+    def short(value: Any) -> Any:
+        if isinstance(value, dict):
+            return f"{{{len(value)} keys}}"
+        if isinstance(value, list):
+            return f"[{len(value)} items]"
+        return value
+
+    return [(name, short(old), short(new)) for name, (old, new) in changed.items()]
+
+
 class PerformanceRecordVersion(models.Model):
     """One computation of a test's performance record, kept: a recompute adds a version with
     its reason and what it changed, so a number once reported can always be found again."""
@@ -314,6 +329,10 @@ class PerformanceRecordVersion(models.Model):
     def __str__(self) -> str:
         return f"performance of test {self.test_id} v{self.version}"
 
+    @property
+    def changes(self) -> list[tuple[str, Any, Any]]:
+        return changes_for_display(self.changed)
+
 
 class StitchedRecord(PerformanceValues):
     """The cell's performance over its stitched test: the attached tests' cycle tables in
@@ -339,6 +358,43 @@ class StitchedRecord(PerformanceValues):
 
     def __str__(self) -> str:
         return f"stitched performance of {self.cell}"
+
+
+class StitchedRecordVersion(models.Model):
+    """One computation of a cell's stitched record, kept like ``PerformanceRecordVersion``: a
+    re-stitch (a test attached, detached or re-read) or a new R_interface series (a spectrum
+    fitted or linked) adds a version with its reason and what it changed."""
+
+    change_logged = False  # the change log already records each change of the record itself
+
+    cell = models.ForeignKey(Cell, on_delete=models.CASCADE, related_name="stitched_versions")
+    version = models.PositiveIntegerField()
+    computed_at = models.DateTimeField(default=timezone.now)
+    reason = models.CharField(max_length=300, blank=True)
+    values = models.JSONField(
+        encoder=DjangoJSONEncoder, help_text="The record's values and provenance as computed"
+    )
+    changed = models.JSONField(
+        default=dict,
+        blank=True,
+        encoder=DjangoJSONEncoder,
+        help_text='{"<field>": [old, new]} against the previous version',
+    )
+
+    class Meta:
+        ordering = ["cell", "-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cell", "version"], name="stitched_record_version_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"stitched performance of cell {self.cell_id} v{self.version}"
+
+    @property
+    def changes(self) -> list[tuple[str, Any, Any]]:
+        return changes_for_display(self.changed)
 
 
 class CyclerSidecar(models.Model):

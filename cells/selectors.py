@@ -10,7 +10,13 @@ import polars as pl
 from django.db.models import Count, Prefetch, QuerySet
 
 from cells.filtersets import CellFilterSet, CyclingTestFilterSet
-from cells.models import Cell, CycleRecord, CyclingTest, PerformanceRecordVersion
+from cells.models import (
+    Cell,
+    CycleRecord,
+    CyclingTest,
+    PerformanceRecordVersion,
+    StitchedRecordVersion,
+)
 from lims.ingestion import storage
 from lims.selectors import scope_to_user
 
@@ -55,6 +61,10 @@ def cell_tests(*, cell: Cell) -> list[CyclingTest]:
         )
         .order_by("created_at")
     )
+
+
+def stitched_versions(*, cell: Cell) -> list[StitchedRecordVersion]:
+    return list(cell.stitched_versions.order_by("-version")[:50])
 
 
 def voltage_curves(

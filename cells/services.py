@@ -28,6 +28,7 @@ from cells.models import (
     PerformanceRecordVersion,
     PerformanceValues,
     StitchedRecord,
+    StitchedRecordVersion,
 )
 from cells.parsers.sidecars import SidecarData
 from cells.parsers.summary import SUMMARY_SCHEMA, check_summary, summary_plan
@@ -423,28 +424,52 @@ VERSIONED_FIELDS = (
 )
 
 
-def performance_version_add(*, record: PerformanceRecord, reason: str) -> PerformanceRecordVersion:
-    """Keep this computation of ``record`` as its test's next version, with what changed.
+STITCHED_VERSIONED_FIELDS = (
+    *(f.name for f in PerformanceValues._meta.fields),
+    "tests",
+    "sources",
+    "duplicates",
+    "overlaps",
+    "warnings",
+    "conventions",
+    "interface_resistance",
+)
 
-    Called under the record's row lock (``update_or_create`` in a transaction), so two
-    recomputes of one test number their versions in turn."""
+
+def _version_add(
+    model: Any, owner: dict[str, int], record: Any, fields: tuple[str, ...], reason: str
+) -> Any:
+    """Keep this computation of ``record`` as its owner's next version, with what changed.
+
+    Called under the record's row lock (``update_or_create`` or ``select_for_update`` in a
+    transaction), so two recomputes of one owner number their versions in turn."""
     # as the JSON column gives them back, so the next version compares like with like
-    snapshot = {name: getattr(record, name) for name in VERSIONED_FIELDS}
+    snapshot = {name: getattr(record, name) for name in fields}
     values = json.loads(json.dumps(snapshot, cls=DjangoJSONEncoder))
-    previous = (
-        PerformanceRecordVersion.objects.filter(test_id=record.test_id).order_by("-version").first()
-    )
+    previous = model.objects.filter(**owner).order_by("-version").first()
     changed: dict[str, list[Any]] = {}
     if previous is not None:
         old = previous.values
         changed = {k: [old.get(k), v] for k, v in values.items() if old.get(k) != v}
-    return PerformanceRecordVersion.objects.create(
-        test_id=record.test_id,
+    return model.objects.create(
+        **owner,
         version=previous.version + 1 if previous else 1,
         reason=reason[:300],
         values=values,
         changed=changed,
     )
+
+
+def performance_version_add(*, record: PerformanceRecord, reason: str) -> PerformanceRecordVersion:
+    """A test's performance record as computed now, kept as its next version."""
+    owner = {"test_id": record.test_id}
+    return _version_add(PerformanceRecordVersion, owner, record, VERSIONED_FIELDS, reason)
+
+
+def stitched_version_add(*, record: StitchedRecord, reason: str) -> StitchedRecordVersion:
+    """A cell's stitched record as computed now, kept as its next version."""
+    owner = {"cell_id": record.cell_id}
+    return _version_add(StitchedRecordVersion, owner, record, STITCHED_VERSIONED_FIELDS, reason)
 
 
 def performance_metrics(
@@ -671,7 +696,8 @@ def cell_stitch(*, cell: Cell, reason: str) -> StitchedRecord | None:
     )
     from cells.eis.services import cell_interface_recompute
 
-    record.interface_resistance = cell_interface_recompute(cell=cell) or {}
+    record.interface_resistance = cell_interface_recompute(cell=cell, reason=None) or {}
+    stitched_version_add(record=record, reason=reason)
     event_emit(
         topic="cells.stitched_record.computed",
         payload={"cell": cell.code, "record": record.pk, "reason": reason[:300]},

@@ -123,6 +123,7 @@ def cell_detail(request: HttpRequest, code: str) -> HttpResponse:
             "chosen": chosen,
             "chain": selectors.cell_chain(cell=cell),
             "stitched": getattr(cell, "stitched", None),
+            "stitched_versions": selectors.stitched_versions(cell=cell),
             "stitched_views": selectors.stitched_views(
                 cell=cell, cycle_indices=_cycles(request.GET.get("scycles"))
             ),

@@ -16,6 +16,7 @@ from django.db import transaction
 from cells.eis import conductivity as cond
 from cells.eis.spectrum import EisData, hf_intercept
 from cells.models import Cell, EisFit, EisSpectrum
+from lims.changelog import json_roundtrip
 from lims.events.services import event_emit
 from lims.ingestion import storage
 from lims.ingestion.registry import IngestOutcome
@@ -676,10 +677,13 @@ def _chain_zero(cell: Cell) -> float | None:
     return None
 
 
-def cell_interface_recompute(*, cell: Cell) -> dict[str, Any] | None:
+def cell_interface_recompute(
+    *, cell: Cell, reason: str | None = "R_interface recomputed from the cell's spectra"
+) -> dict[str, Any] | None:
     """Store R_interface vs stitched cycle in the cell's StitchedRecord (no record: nothing
     to place the spectra on). Called when the cell re-stitches, a spectrum of it is fitted
-    or linked to it. Runs inside the caller's transaction; locks the record."""
+    or linked to it. Runs inside the caller's transaction; locks the record. A changed series
+    adds a version of the record with ``reason`` (None: the caller, a re-stitch, versions)."""
     from cells.eis.interface import CycleSpan, SpectrumAt, interface_resistance, place_spectra
     from cells.models import StitchedRecord
     from cells.selectors import stitched_cycle_table
@@ -748,5 +752,11 @@ def cell_interface_recompute(*, cell: Cell) -> dict[str, Any] | None:
             for p in place_spectra(cycles, placed_in)
         ]
         value = {"series": series, "skipped": skipped, "method": INTERFACE_METHOD}
+        changed = record.interface_resistance != json_roundtrip(value)
         StitchedRecord.objects.filter(pk=record.pk).update(interface_resistance=value)
+        if reason is not None and changed:
+            from cells.services import stitched_version_add
+
+            record.interface_resistance = value
+            stitched_version_add(record=record, reason=reason)
     return value

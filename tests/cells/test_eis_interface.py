@@ -14,7 +14,7 @@ import pytest
 from cells.eis import services as eis
 from cells.eis.fit import CIRCUITS, circuit_impedance
 from cells.eis.interface import CycleSpan, SpectrumAt, interface_resistance, place_spectra
-from cells.models import EisSpectrum, StitchedRecord
+from cells.models import EisSpectrum, StitchedRecord, StitchedRecordVersion
 from lims.ingestion import services as ingest
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -159,6 +159,11 @@ def test_r_interface_vs_cycle_known_answer(
     again = record.interface_resistance["series"][0]
     assert again["fit"] == fit.pk and again["spectrum"] == first.pk
     assert again["r_ohm"] == pytest.approx(140.0, rel=0.02)
+    # the new series is a new version of the record; the old values stay findable
+    latest = StitchedRecordVersion.objects.filter(cell=cell).latest("version")
+    assert latest.reason.startswith("R_interface recomputed")
+    old_series, new_series = latest.changed["interface_resistance"]
+    assert old_series["series"][0]["fit"] != fit.pk and new_series["series"][0]["fit"] == fit.pk
 
 
 @pytest.mark.django_db

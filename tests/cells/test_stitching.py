@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from cells import selectors, services
-from cells.models import CyclingTest, StitchedRecord
+from cells.models import CyclingTest, StitchedRecord, StitchedRecordVersion
 from cells.parsers.biologic import BiologicMprParser
 from lims.ingestion import services as ingest
 from lims.ingestion.parsing import ParseContext
@@ -273,6 +273,19 @@ def test_detach_recomputes_the_record_without_the_test_and_attach_puts_it_back(
     page = client.post(f"/cells/{cell.code}/tests/{test_a.pk}/detach/")
     assert page.status_code == 302
     assert StitchedRecord.objects.get(cell=cell).cycles == 3  # only b.csv (file cycles 4-6)
+
+    # every computation is kept, with its reason and what it changed
+    versions = list(StitchedRecordVersion.objects.filter(cell=cell).order_by("version"))
+    by_reason = {v.reason: v for v in versions}
+    detached = by_reason["wrong cell"]
+    assert detached.changed["cycles"] == [7, 4] and detached.changed["tests"] == [2, 1]
+    assert [v.version for v in versions] == list(range(1, len(versions) + 1))
+    assert versions[-1].values["cycles"] == 3
+    page = client.get(f"/cells/{cell.code}/").content.decode()
+    history = page[page.index('id="stitched-history"') :]
+    history = history[: history.index("</details>")]
+    assert "wrong cell" in history and "<code>cycles</code> 7 &rarr; 4" in history
+    assert "<code>sources</code> [2 items] &rarr; [2 items]" in history
 
 
 @pytest.mark.django_db
