@@ -198,6 +198,9 @@ LIMS_WEBHOOK_TOLERANCE_S = int(os.environ.get("LIMS_WEBHOOK_TOLERANCE_S", "300")
 LIMS_WEBHOOK_TIMEOUT_S = float(os.environ.get("LIMS_WEBHOOK_TIMEOUT_S", "10"))
 LIMS_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("LIMS_WEBHOOK_MAX_ATTEMPTS", "8"))
 LIMS_WEBHOOK_BACKOFF_S = float(os.environ.get("LIMS_WEBHOOK_BACKOFF_S", "5"))
+# An instrument token silent this long shows as stale on the dashboard: lims-harvest calls at
+# least every 5 minutes (its heartbeat), so three missed calls.
+LIMS_HARVESTER_STALE_S = float(os.environ.get("LIMS_HARVESTER_STALE_S", "900"))
 # A pending job, event or delivery not taken for this long is sent again by the sweep (a
 # lost message, a broker that was down when it was first sent): caught up within
 # LIMS_STUCK_AFTER_S + LIMS_SWEEP_EVERY_S (50 s) of the broker's return.
