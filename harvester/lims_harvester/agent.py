@@ -343,7 +343,9 @@ class Harvester:
             return 0
         except OSError as exc:  # reading the file (a share dropped out)
             return self._retry(row, f"cannot read: {exc}")
-        outcome = "elsewhere" if up.elsewhere else ("uploaded" if up.status == 202 else "present")
+        # "resent": the upload answered 200, the server had the bytes (an older server
+        # without the check, or stored between the check and the upload)
+        outcome = "elsewhere" if up.elsewhere else ("uploaded" if up.status == 202 else "resent")
         seconds = time.monotonic() - t0
         self.state.sent(
             row,

@@ -216,7 +216,9 @@ class State:
         http_status: int | None,
         seconds: float | None,
     ) -> None:
-        """The server holds these bytes (``outcome``: uploaded, present, elsewhere)."""
+        """The server holds these bytes. ``outcome``: uploaded (202), resent (the upload
+        answered 200), present (the check found them: not sent), elsewhere (409: another
+        source brought them), unchanged (touched; the bytes that were sent)."""
         now = time.time()
         self._set(
             row.path,
