@@ -9,6 +9,7 @@ distinct content, one job each, every job finished; nothing lost, nothing sent t
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -208,18 +209,36 @@ def test_files_appear_grow_are_renamed_and_deleted(lab, harvest):
     harvest.start()
     first = cycler_csv(3, seed=1.0)
     data = harvest.folder / "H-001_run.csv"
-    write(data, first)
+    with data.open("wb") as fh:  # written in bursts with pauses shorter than the settle time
+        for start in range(0, len(first), len(first) // 4 + 1):
+            fh.write(first[start : start + len(first) // 4 + 1])
+            fh.flush()
+            time.sleep(0.25)
     (harvest.folder / "~$H-001_run.csv").write_bytes(b"lock file of an editor")  # ignored
     (harvest.folder / "notes.txt").write_text("not a pattern")  # ignored
-    accounted(project, 1)
+    jobs = accounted(project, 1)
+    assert jobs[0].raw_file.sha256 == hashlib.sha256(first).hexdigest()  # whole, not a piece
+
+    # a writer holding an exclusive lock long past the settle time: not taken until it lets go
+    held = harvest.folder / "H-001_held.csv"
+    held_bytes = cycler_csv(2, seed=2.0)
+    with held.open("wb") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        fh.write(held_bytes)
+        fh.flush()
+        time.sleep(2.0)  # four settle times
+        assert harvest.rows()["H-001_held.csv"]["status"] == "waiting"
+        assert RawFile.objects.filter(project=project).count() == 1
+    accounted(project, 2)
 
     grown = cycler_csv(6, seed=1.0)
     assert grown.startswith(first)  # the same test, three cycles more
     with data.open("ab") as fh:  # the running test appends
         fh.write(grown[len(first) :])
-    jobs = accounted(project, 2)
+    jobs = accounted(project, 3)
     assert {j.raw_file.sha256 for j in jobs} == {
         hashlib.sha256(first).hexdigest(),
+        hashlib.sha256(held_bytes).hexdigest(),
         hashlib.sha256(grown).hexdigest(),
     }
 
@@ -234,12 +253,12 @@ def test_files_appear_grow_are_renamed_and_deleted(lab, harvest):
     (harvest.folder / "H-001_run_final.csv").unlink()
     wait_for(lambda: harvest.rows()["H-001_run_final.csv"]["status"] == "gone")
     time.sleep(1.5)  # a rescan or two: nothing more goes out
-    jobs = accounted(project, 2)
+    jobs = accounted(project, 3)
     assert {j.status for j in jobs} == {"succeeded"}, [j.error for j in jobs]
     assert set(CyclingTest.objects.filter(job__in=jobs).values_list("cell__code", flat=True)) == {
         "H-001"
     }
-    assert sorted(o for _, o in harvest.sends()) == ["present", "uploaded", "uploaded"]
+    assert sorted(o for _, o in harvest.sends()) == ["present", "uploaded", "uploaded", "uploaded"]
     assert "~$H-001_run.csv" not in harvest.rows() and "notes.txt" not in harvest.rows()
     status = harvest.status()
     assert status["queue"] == 0 and status["last_success_at"] is not None
