@@ -379,13 +379,13 @@ class Harvester:
     def _contact(self) -> None:
         now = self.clock()
         self.state.set_meta("last_contact_at", str(now))
-        if self._offline_attempts:
-            since = self.state.meta("offline_since")
+        since = self.state.meta("offline_since")  # this run's outage, or one before a restart
+        if since is not None:
             log.info(
                 "server reachable again",
                 extra={
                     "event": "online",
-                    "seconds": round(now - float(since), 1) if since else None,
+                    "seconds": round(now - float(since), 1),
                     "queue": self.state.queue_length(),
                 },
             )
@@ -516,7 +516,7 @@ class Harvester:
             extra={
                 "event": "start",
                 "queue": self.state.queue_length(),
-                "files": len(self.config.folders),
+                "path": str(self.config.source or ""),
             },
         )
         started = time.monotonic()

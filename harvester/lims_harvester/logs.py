@@ -28,6 +28,10 @@ FIELDS = (
 )
 
 
+# what a terminal line adds to the message
+SHOWN = ("path", "outcome", "job", "status", "retry_in", "queue", "error")
+
+
 class JsonLines(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
@@ -49,6 +53,9 @@ class Readable(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
         text = f"{stamp} {record.levelname[0]} {record.getMessage()}"
+        details = [f"{k}={getattr(record, k)}" for k in SHOWN if getattr(record, k, None)]
+        if details:
+            text += "  " + " ".join(details)
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
         return text

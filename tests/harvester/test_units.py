@@ -309,6 +309,13 @@ def test_offline_queue_backs_off_then_drains_and_refusals_wait_for_a_change(tmp_
     _pass(h)
     assert h.state.get(str(bad)).status == "sent"
 
+    # an outage recorded by a run that then stopped ends at the next run's first contact
+    h.state.set_meta("offline_since", str(time.time() - 60))
+    h.state.set_meta("last_contact_at", None)
+    restarted = Harvester(h.config, h.state, h.api)
+    restarted.heartbeat()
+    assert restarted.state.summary()["offline_since"] is None
+
 
 def test_a_file_cut_while_it_is_sent_settles_again(tmp_path):
     path = tmp_path / "x.bin"
