@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -165,6 +166,10 @@ class Client:
     ) -> None:
         self.server = server.rstrip("/")
         self.rate = rate
+        if isinstance(verify, str):  # a CA bundle (a site CA): as an SSL context
+            verify_ctx: bool | ssl.SSLContext = ssl.create_default_context(cafile=verify)
+        else:
+            verify_ctx = verify
         self.http = httpx.Client(
             base_url=self.server,
             headers={
@@ -172,7 +177,7 @@ class Client:
                 "User-Agent": f"lims-harvest/{__version__}",
             },
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            verify=verify,
+            verify=verify_ctx,
             transport=transport,
         )
 

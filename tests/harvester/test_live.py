@@ -258,6 +258,10 @@ def test_files_appear_grow_are_renamed_and_deleted(lab, harvest):
     assert set(CyclingTest.objects.filter(job__in=jobs).values_list("cell__code", flat=True)) == {
         "H-001"
     }
+    # the first version of the grown file holds only cycles the second has: a duplicate
+    tests = {t.raw_file.sha256: t for t in CyclingTest.objects.select_related("raw_file")}
+    first_test = tests[hashlib.sha256(first).hexdigest()]
+    assert first_test.duplicate_of_id == tests[hashlib.sha256(grown).hexdigest()].pk
     assert sorted(o for _, o in harvest.sends()) == ["present", "uploaded", "uploaded", "uploaded"]
     assert "~$H-001_run.csv" not in harvest.rows() and "notes.txt" not in harvest.rows()
     status = harvest.status()
