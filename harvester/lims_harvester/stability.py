@@ -114,6 +114,7 @@ def _locked_windows(path: Path, expected: Seen) -> str | None:  # pragma: no cov
         if code in (32, 33):  # ERROR_SHARING_VIOLATION, ERROR_LOCK_VIOLATION
             return "another process has it open (sharing violation)"
         return f"cannot open it exclusively (Windows error {code})"
+    kernel32.CloseHandle.argtypes = [wintypes.HANDLE]
     kernel32.CloseHandle(handle)
     try:
         now = Seen.of(path)
