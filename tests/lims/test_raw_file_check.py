@@ -122,6 +122,8 @@ def test_a_check_is_a_contact_and_the_dashboard_shows_each_harvester(
     browser = APIClient()
     browser.force_login(staff)
     page = browser.get("/dashboard/").content.decode()
+    assert page.count('id="harvesters"') == 1
+    assert "Harvesters" not in page.split("<title>", 1)[1].split("</title>", 1)[0]
     table = page.split('id="harvesters"', 1)[1].split("</table>", 1)[0]
     assert "cycler-test" in table and "in contact" in table
     assert "silent-cycler" in table and "stale" in table
