@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
@@ -76,6 +78,59 @@ def ingest_project_for(*, user: Any, slug: str | None) -> Project:
     if len(mine) == 1:
         return mine[0]
     raise ValidationError({"project": "say which project the file belongs to (project slug)"})
+
+
+def raw_file_check(
+    *, user: Any, sha256: str, slug: str | None = None
+) -> tuple[bool, IngestionJob | None]:
+    """Are these bytes already stored, and under which job the caller may follow?
+
+    The question a harvester asks before it sends a file, so that the bytes travel once. An
+    instrument asks about its own project (what its upload would answer 200 or 409 to); a
+    person about the named project or all of theirs. The job is named only when the caller
+    sees it (an instrument: its own uploads): bytes another source brought say stored, no job.
+    """
+    if getattr(user, "instrument", None) is not None:
+        projects: Any = [ingest_project_for(user=user, slug=slug).pk]
+    else:
+        projects = projects_for_user(user=user)
+        if slug:
+            projects = projects.filter(slug=slug)
+    raws = RawFile.objects.filter(sha256=sha256, project__in=projects)
+    if not raws.exists():
+        return False, None
+    job = job_list(user=user).filter(raw_file__in=raws).order_by("created_at").first()
+    return True, job
+
+
+@dataclass(frozen=True)
+class HarvesterContact:
+    token: InstrumentToken
+    last_contact: datetime | None
+    stale: bool
+
+
+def harvester_contacts(*, now: datetime, stale_after_s: float) -> list[HarvesterContact]:
+    """Each live instrument token (a harvester or a script) with its last call to the API.
+
+    Every authenticated call stamps ``last_used_at`` (the harvester's sha256 checks and its
+    heartbeat too), so a harvester silent for longer than ``stale_after_s`` is down, cut off,
+    or has a wrong token; one never seen has never called.
+    """
+    tokens = (
+        InstrumentToken.objects.filter(revoked=False)
+        .select_related("instrument__project")
+        .order_by("instrument__name", "created_at")
+    )
+    limit = now - timedelta(seconds=stale_after_s)
+    return [
+        HarvesterContact(
+            token=t,
+            last_contact=t.last_used_at,
+            stale=t.last_used_at is None or t.last_used_at < limit,
+        )
+        for t in tokens
+    ]
 
 
 def broker_queue_depth(queue: str = "lims") -> int | None:

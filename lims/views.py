@@ -140,5 +140,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             files=Count("ingestionjob"), last_job=Max("ingestionjob__created_at")
         ),
         "broker": settings.CELERY_BROKER_URL.split("://")[0],
+        "harvesters": selectors.harvester_contacts(
+            now=now, stale_after_s=settings.LIMS_HARVESTER_STALE_S
+        ),
+        "harvester_stale_min": round(settings.LIMS_HARVESTER_STALE_S / 60),
     }
     return render(request, "lims/dashboard.html", context)

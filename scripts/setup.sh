@@ -8,11 +8,13 @@ if [ ! -x .venv/bin/python ]; then
   echo "== creating .venv with $PY"
   "$PY" -m venv .venv
 fi
-stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+stamp=.venv/.installed-$(cat pyproject.toml harvester/pyproject.toml | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   echo "== installing dependencies"
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet -e '.[dev]'
+  # the instrument-PC harvester (its own package, no Django): lims-harvest, tests/harvester
+  .venv/bin/python -m pip install --quiet -e ./harvester
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

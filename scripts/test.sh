@@ -11,7 +11,7 @@ echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 echo "== mypy"
-.venv/bin/mypy lims cells samples depositions
+.venv/bin/mypy lims cells samples depositions harvester/lims_harvester
 echo "== import contracts"
 .venv/bin/lint-imports --no-cache
 bash scripts/services.sh

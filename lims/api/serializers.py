@@ -125,6 +125,30 @@ class IngestResponseSerializer(serializers.Serializer):
         }
 
 
+class RawFileCheckQuerySerializer(serializers.Serializer):
+    sha256 = serializers.RegexField(
+        r"^[0-9a-fA-F]{64}$",
+        help_text="SHA-256 of the file's bytes, 64 hex digits",
+        error_messages={"invalid": "expected 64 hex digits"},
+    )
+    project = serializers.SlugField(
+        required=False, help_text="Project slug (people; an instrument asks about its own)"
+    )
+
+
+class RawFileCheckSerializer(serializers.Serializer):
+    sha256 = serializers.CharField()
+    stored = serializers.BooleanField(help_text="These bytes are stored in the project")
+    job = IngestJobRefSerializer(
+        allow_null=True, help_text="The job of the bytes, when the caller may follow it"
+    )
+
+    @staticmethod
+    def build(sha256: str, stored: bool, job: IngestionJob | None, url: str) -> dict[str, Any]:
+        ref = None if job is None else {"id": job.pk, "url": url, "status": job.status}
+        return {"sha256": sha256, "stored": stored, "job": ref}
+
+
 class ProjectSerializer(ScopedModelSerializer):
     class Meta:
         model = Project

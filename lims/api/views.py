@@ -28,6 +28,8 @@ from lims.api.serializers import (
     JobSerializer,
     MemberSerializer,
     ProjectSerializer,
+    RawFileCheckQuerySerializer,
+    RawFileCheckSerializer,
     RawFileSerializer,
 )
 from lims.export import raw_download
@@ -135,9 +137,33 @@ class RawFileViewSet(viewsets.ReadOnlyModelViewSet):
 
     serializer_class = RawFileSerializer
     filterset_fields = ["sha256", "project"]
+    instrument_actions = ("check",)  # lims.api.permissions.InstrumentScope
 
     def get_queryset(self) -> QuerySet[RawFile]:
         return selectors.raw_file_list(user=self.request.user)
+
+    @extend_schema(
+        parameters=[RawFileCheckQuerySerializer],
+        responses={200: RawFileCheckSerializer},
+        summary="Are these bytes already stored? Asked before an upload (lims-harvest)",
+        description="Whether the bytes with this SHA-256 are stored in the caller's project "
+        "(an instrument: its own; a person: `project`, else any of theirs), and their job "
+        "when the caller may follow it. An upload of stored bytes would answer 200 (or 409 "
+        "when another source brought them): this lets a client skip sending them.",
+    )
+    @action(detail=False, methods=["get"], filter_backends=[], pagination_class=None)
+    def check(self, request: Request) -> Response:
+        query = RawFileCheckQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        sha256 = query.validated_data["sha256"].lower()
+        try:
+            stored, job = selectors.raw_file_check(
+                user=request.user, sha256=sha256, slug=query.validated_data.get("project")
+            )
+        except DjangoPermissionDenied as exc:
+            raise _drf_error(exc) from exc
+        url = request.build_absolute_uri(f"/api/v1/jobs/{job.pk}/") if job else ""
+        return Response(RawFileCheckSerializer.build(sha256, stored, job, url))
 
     @extend_schema(
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},

@@ -203,6 +203,9 @@ LIMS_WEBHOOK_TIMEOUT_S = float(os.environ.get("LIMS_WEBHOOK_TIMEOUT_S", "10"))
 LIMS_WEBHOOK_BACKOFF_S = float(os.environ.get("LIMS_WEBHOOK_BACKOFF_S", "5"))
 LIMS_WEBHOOK_BACKOFF_MAX_S = float(os.environ.get("LIMS_WEBHOOK_BACKOFF_MAX_S", "600"))
 LIMS_WEBHOOK_RETRY_FOR_S = float(os.environ.get("LIMS_WEBHOOK_RETRY_FOR_S", str(24 * 3600)))
+# An instrument token silent this long shows as stale on the dashboard: lims-harvest calls at
+# least every 5 minutes (its heartbeat), so three missed calls.
+LIMS_HARVESTER_STALE_S = float(os.environ.get("LIMS_HARVESTER_STALE_S", "900"))
 # A pending job, event or delivery not taken for this long is sent again by the sweep (a
 # lost message, a broker that was down when it was first sent): caught up within
 # LIMS_STUCK_AFTER_S + LIMS_SWEEP_EVERY_S (50 s) of the broker's return.

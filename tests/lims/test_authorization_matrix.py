@@ -111,6 +111,7 @@ API: dict[str, str] = {
     "/api/v1/projects/{id}/members/": "manage",
     "/api/v1/projects/{id}/members/{username}/": "manage",
     "/api/v1/raw-files/": "data",
+    "/api/v1/raw-files/check/": "ingest",  # asked before an upload (lims-harvest)
     "/api/v1/raw-files/{id}/": "data",
     "/api/v1/raw-files/{id}/download/": "data",
     "/api/v1/recipes/": "data",

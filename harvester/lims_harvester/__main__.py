@@ -1,0 +1,5 @@
+import sys
+
+from lims_harvester.cli import main
+
+sys.exit(main())
