@@ -8,5 +8,5 @@ bash scripts/setup.sh
 PY=.venv/bin/python
 $PY manage.py migrate --noinput
 $PY manage.py collectstatic --noinput -v 0
-$PY manage.py lims_demo --port "${LIMS_PORT:-8000}"
+$PY manage.py lims_demo --load-only --port "${LIMS_PORT:-8000}"
 exec .venv/bin/honcho -f Procfile.dev start

@@ -85,6 +85,17 @@ def test_embedded_stack_ingests_a_real_file(tmp_path: Path):
             stderr=subprocess.STDOUT,
         ),
     ]
+    # make run's announcer (Procfile.dev): the login and curl lines once web and worker answer
+    announce_log = logs / "demo.log"
+    procs.append(
+        subprocess.Popen(
+            [py, "manage.py", "lims_demo", "--announce", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=announce_log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+    )
     base = f"http://127.0.0.1:{port}"
     try:
 
@@ -94,7 +105,11 @@ def test_embedded_stack_ingests_a_real_file(tmp_path: Path):
             except requests.ConnectionError:
                 return False
 
-        wait_for(up, timeout=60)
+        announced = wait_for(
+            lambda: "curl" in (text := announce_log.read_text()) and text, timeout=120
+        )
+        assert up() and token in announced and "stack up after" in announced
+        assert procs[-1].poll() is None  # it stays, or honcho would stop the others
         headers = {"Authorization": f"Token {token}"}
         with MPR.open("rb") as fh:
             r = requests.post(
