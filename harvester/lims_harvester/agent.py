@@ -407,7 +407,7 @@ class Harvester:
         self.state.error(row.path if row else None, str(exc))
         unauthorized = isinstance(exc, client.Unauthorized)
         (log.error if unauthorized else log.warning)(
-            "the token is refused: check it (manage.py create_instrument_token)"
+            "the token is refused: check it (a project manager issues one on the project page)"
             if unauthorized
             else "server unreachable: files stay queued",
             extra={

@@ -283,7 +283,7 @@ def load(path: Path) -> Config:
 TEMPLATE = """\
 # lims-harvest configuration (reference: docs/harvester.md in the LIMS repository)
 server = {server}
-token = {token}            # an instrument token (manage.py create_instrument_token)
+token = {token}            # an instrument token (project page: Issue a token)
 # state_file = "lims-harvest.state.sqlite"   # what was sent; relative to this file
 rescan_seconds = 60        # full rescan as a fallback for lost events (network shares)
 heartbeat_seconds = 300    # a contact at least this often, for the dashboard
