@@ -295,16 +295,13 @@ def changes_for_display(changed: dict[str, list[Any]]) -> list[tuple[str, Any, A
     return [(name, short(old), short(new)) for name, (old, new) in changed.items()]
 
 
-class PerformanceRecordVersion(models.Model):
-    """One computation of a test's performance record, kept: a recompute adds a version with
-    its reason and what it changed, so a number once reported can always be found again."""
+class RecordVersion(models.Model):
+    """One computation of a derived record, kept: a recompute adds a version with its reason
+    and what it changed, so a number once reported can always be found again."""
 
     # the change log already records each change of the record itself
     change_logged = False
 
-    test = models.ForeignKey(
-        CyclingTest, on_delete=models.CASCADE, related_name="performance_versions"
-    )
     version = models.PositiveIntegerField()
     computed_at = models.DateTimeField(default=timezone.now)
     reason = models.CharField(max_length=300, blank=True)
@@ -319,6 +316,21 @@ class PerformanceRecordVersion(models.Model):
     )
 
     class Meta:
+        abstract = True
+
+    @property
+    def changes(self) -> list[tuple[str, Any, Any]]:
+        return changes_for_display(self.changed)
+
+
+class PerformanceRecordVersion(RecordVersion):
+    """A version of a test's performance record."""
+
+    test = models.ForeignKey(
+        CyclingTest, on_delete=models.CASCADE, related_name="performance_versions"
+    )
+
+    class Meta:
         ordering = ["test", "-version"]
         constraints = [
             models.UniqueConstraint(
@@ -328,10 +340,6 @@ class PerformanceRecordVersion(models.Model):
 
     def __str__(self) -> str:
         return f"performance of test {self.test_id} v{self.version}"
-
-    @property
-    def changes(self) -> list[tuple[str, Any, Any]]:
-        return changes_for_display(self.changed)
 
 
 class StitchedRecord(PerformanceValues):
@@ -360,26 +368,11 @@ class StitchedRecord(PerformanceValues):
         return f"stitched performance of {self.cell}"
 
 
-class StitchedRecordVersion(models.Model):
-    """One computation of a cell's stitched record, kept like ``PerformanceRecordVersion``: a
-    re-stitch (a test attached, detached or re-read) or a new R_interface series (a spectrum
-    fitted or linked) adds a version with its reason and what it changed."""
-
-    change_logged = False  # the change log already records each change of the record itself
+class StitchedRecordVersion(RecordVersion):
+    """A version of a cell's stitched record: a re-stitch (a test attached, detached or re-read)
+    or a new R_interface series (a spectrum fitted or linked)."""
 
     cell = models.ForeignKey(Cell, on_delete=models.CASCADE, related_name="stitched_versions")
-    version = models.PositiveIntegerField()
-    computed_at = models.DateTimeField(default=timezone.now)
-    reason = models.CharField(max_length=300, blank=True)
-    values = models.JSONField(
-        encoder=DjangoJSONEncoder, help_text="The record's values and provenance as computed"
-    )
-    changed = models.JSONField(
-        default=dict,
-        blank=True,
-        encoder=DjangoJSONEncoder,
-        help_text='{"<field>": [old, new]} against the previous version',
-    )
 
     class Meta:
         ordering = ["cell", "-version"]
@@ -391,10 +384,6 @@ class StitchedRecordVersion(models.Model):
 
     def __str__(self) -> str:
         return f"stitched performance of cell {self.cell_id} v{self.version}"
-
-    @property
-    def changes(self) -> list[tuple[str, Any, Any]]:
-        return changes_for_display(self.changed)
 
 
 class CyclerSidecar(models.Model):
