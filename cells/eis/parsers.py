@@ -496,6 +496,8 @@ _IMAG = re.compile(
 def _classify(label: str) -> tuple[str, bool] | None:
     """('f'|'re'|'im', written negated?) for an impedance column label, else None."""
     text = label.strip().strip('"').strip()
+    if text[:1].isdigit() or text[:2].lstrip("+-.")[:1].isdigit():
+        return None  # a number (most tokens of a sniffed head): no label pattern starts so
     if _FREQ.match(text):
         return "f", False
     if _IMAG.match(text):

@@ -405,6 +405,8 @@ def sniff_furnace_log(head: bytes) -> float:
     for line in lines or ():
         if not line.strip() or len(line) > MAX_LINE_CHARS:
             continue
+        if "t" not in line.lower():  # every time label has a t: a data row is skipped cheaply
+            continue
         sep = _separator(line)
         found = _header(_split(line, sep), sep)
         if found is not None:
