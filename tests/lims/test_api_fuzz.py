@@ -1,14 +1,15 @@
 """Schema-driven fuzzing of every API operation against the committed ``schema.yml``.
 
-Schemathesis reads the committed schema (not the one the code would build now, so a change
-that is not regenerated and committed is caught as a mismatch) and sends requests generated
-from it to the real app in process (WSGI, real PostgreSQL), as an editor of the project that
-owns the authorization matrix's world (``tests/lims/test_authorization_matrix.py``). Path
-parameters are either generated or one of the world's real objects, so detail routes answer
-from real rows, not only 404s. Each answer must not be a 5xx, must have a status code the
-schema documents, and its body must match the schema. Each request runs in a savepoint that is
-rolled back, so a DELETE does not take the world away from the next one. The seed is fixed
-and the number of examples per operation bounded: the same requests on every run.
+Schemathesis generates requests from the committed schema (the one clients read; ``make test``
+checks it is current) and sends them to the real app in process (WSGI, real PostgreSQL), as an
+editor of the authorization matrix's world (``tests/lims/test_authorization_matrix.py``). Half
+the path parameters and half the body fields that name an object (project, sample, tool...)
+are the world's real ones, so detail routes answer from real rows and writes get past the
+lookups into the services. Each answer must not be a 5xx, must have a status code and a
+Content-Type the schema documents, and its body must match the schema. Each request runs in a
+savepoint that is rolled back, so a DELETE does not take the world away from the next one.
+The seed is fixed and the examples per operation bounded: the same requests on every run.
+A deeper run by hand: ``LIMS_FUZZ_EXAMPLES=200 LIMS_FUZZ_SEED=<n> LIMS_FUZZ_COVERAGE=1``.
 """
 
 from __future__ import annotations
@@ -25,12 +26,16 @@ from django.db import close_old_connections, transaction
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
-from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from tests.lims.test_authorization_matrix import _build_world
 
 ROOT = Path(__file__).resolve().parents[2]
-# bounded for CI; LIMS_FUZZ_EXAMPLES=200 (and LIMS_FUZZ_SEED) for a deeper run by hand
+# bounded for CI (about a minute); see the module docstring for a deeper run
 EXAMPLES_PER_OPERATION = int(os.environ.get("LIMS_FUZZ_EXAMPLES", "8"))
 SEED = int(os.environ.get("LIMS_FUZZ_SEED", "20261205"))
 
@@ -38,8 +43,17 @@ CONFIG = SchemathesisConfig.from_dict(
     {
         "seed": SEED,
         "base-url": "http://localhost",
-        "generation": {"deterministic": True, "max-examples": EXAMPLES_PER_OPERATION},
-        "phases": {"coverage": {"enabled": False}, "stateful": {"enabled": False}},
+        # the same requests on every run: no example database replaying earlier failures
+        "generation": {
+            "deterministic": True,
+            "database": "none",
+            "max-examples": EXAMPLES_PER_OPERATION,
+        },
+        # coverage: schemathesis' boundary values of every parameter (slow; on for a deep run)
+        "phases": {
+            "coverage": {"enabled": os.environ.get("LIMS_FUZZ_COVERAGE") == "1"},
+            "stateful": {"enabled": False},
+        },
     }
 )
 schema = schemathesis.openapi.from_path(ROOT / "schema.yml", config=CONFIG)
@@ -165,6 +179,51 @@ def test_api_fuzz(case, fuzz_world):
         transaction.set_rollback(True)
     case.validate_response(
         response,
-        checks=[not_a_server_error, status_code_conformance, response_schema_conformance],
+        checks=[
+            not_a_server_error,
+            status_code_conformance,
+            content_type_conformance,
+            response_schema_conformance,
+        ],
         headers=fuzz_world,
     )
+
+
+# --- what the fuzzer found, pinned -------------------------------------------------------------
+
+
+def test_every_operation_documents_its_errors():
+    """``lims.api.schema.AutoSchema``: the error answers are in the committed schema."""
+    raw = schema.raw_schema
+    for path, item in raw["paths"].items():
+        for method, operation in item.items():
+            codes = set(operation["responses"])
+            want = {"401", "403"}
+            if "{" in path:
+                want.add("404")
+            if "requestBody" in operation:
+                want |= {"400", "415"}
+            assert want <= codes, f"{method.upper()} {path}: {sorted(want - codes)} missing"
+    assert {"BadRequest", "NotFound"} <= set(raw["components"]["responses"])
+
+
+@pytest.mark.django_db
+def test_a_nul_in_a_form_field_is_a_400(user_client):
+    """JSON bodies were checked; a form field naming a sample by code reached PostgreSQL."""
+    url = "/api/v1/thickness-measurements/"
+    multipart = user_client.post(url, {"sample": "S\x00", "value_nm": "5"})
+    urlencoded = user_client.post(
+        url, "sample=S%00&value_nm=5", content_type="application/x-www-form-urlencoded"
+    )
+    for response in (multipart, urlencoded):
+        assert response.status_code == 400, response.content
+        assert "NUL" in response.json()["detail"]
+
+
+@pytest.mark.django_db
+def test_an_unknown_api_url_answers_in_the_api_shape(client, user):
+    client.force_login(user)
+    api = client.get("/api/v1/ald-tools/1.5/")  # an id route: no route matches
+    assert api.status_code == 404 and api.json() == {"detail": "Not found."}
+    page = client.get("/no-such-page/")
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
