@@ -3,8 +3,8 @@
 Every operation can answer with an error as well as its success, and a client (or a
 schema-driven fuzzer, ``tests/lims/test_api_fuzz.py``) needs to know which and in what shape.
 Rather than decorating each view, the errors follow from what an operation is: an unsafe
-method or query parameters can be refused (400), a path parameter or a page number can miss
-(404), an operation behind authentication can be unauthenticated (401) or refused (403), and
+method or query parameters can be refused (400), a path parameter, a page number or a cursor can
+miss (404), an operation behind authentication can be unauthenticated (401) or refused (403), and
 a body in a media type the operation does not read is refused (415).
 The bodies are what ``lims.api.exceptions.exception_handler`` writes (DRF's shapes): ``detail``
 for 401/403/404/415, and for 400 the invalid fields with their messages (or a list of messages).
@@ -96,7 +96,7 @@ class AutoSchema(SpectacularAutoSchema):
             codes.append("400")
         if not all(isinstance(p, AllowAny) for p in self.view.get_permissions()):
             codes += ["401", "403"]
-        if "path" in where or "page" in names:
+        if "path" in where or names & {"page", "cursor"}:  # DRF: "Invalid page/cursor."
             codes.append("404")
         if "requestBody" in operation:
             codes.append("415")
