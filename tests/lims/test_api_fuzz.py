@@ -37,7 +37,7 @@ from tests.lims.test_authorization_matrix import _build_world
 
 ROOT = Path(__file__).resolve().parents[2]
 # bounded for CI (about a minute); see the module docstring for a deeper run
-EXAMPLES_PER_OPERATION = int(os.environ.get("LIMS_FUZZ_EXAMPLES", "8"))
+EXAMPLES_PER_OPERATION = int(os.environ.get("LIMS_FUZZ_EXAMPLES", "15"))
 SEED = int(os.environ.get("LIMS_FUZZ_SEED", "20261205"))
 
 CONFIG = SchemathesisConfig.from_dict(
