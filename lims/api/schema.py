@@ -36,7 +36,7 @@ VALIDATION_ERROR = {
 }
 # status code: (response component, its schema component, description)
 ERRORS = {
-    "400": ("BadRequest", "ValidationError", "Invalid input; nothing was changed"),
+    "400": ("BadRequest", "ValidationError", "Invalid input: the fields at fault and why"),
     "401": ("Unauthorized", "ErrorDetail", "No valid credentials"),
     "403": (
         "Forbidden",

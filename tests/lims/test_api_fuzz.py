@@ -235,6 +235,17 @@ def test_every_operation_documents_its_errors():
     assert {"BadRequest", "NotFound"} <= set(raw["components"]["responses"])
 
 
+def test_the_gpc_rows_are_answered_whole():
+    """The run's ``gpc/`` answer goes through a serializer (the schema documents it): one
+    field per field of the selector's row, so a new one is not dropped unseen."""
+    from dataclasses import fields
+
+    from depositions.api.serializers import MeasuredGPCSerializer
+    from depositions.selectors import MeasuredGPC
+
+    assert list(MeasuredGPCSerializer().fields) == [f.name for f in fields(MeasuredGPC)]
+
+
 @pytest.mark.django_db
 def test_a_nul_in_a_form_field_is_a_400(user_client):
     """JSON bodies were checked; a form field naming a sample by code reached PostgreSQL."""
