@@ -35,6 +35,7 @@ from depositions.models import (
     Tool,
     ToolSource,
 )
+from lims.filters import IsoDateTimeFilter
 
 
 def chemical_q(value: str, prefix: str = "") -> Q:
@@ -169,8 +170,8 @@ class DepositionRunFilterSet(django_filters.FilterSet):
     precursor_lot = django_filters.NumberFilter(
         field_name="precursors__precursor_lot_id", distinct=True
     )
-    started_after = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
-    started_before = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+    started_after = IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    started_before = IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
     qc = django_filters.ChoiceFilter(
         field_name="qc_verdict",  # annotated by selectors.with_qc
         choices=[(v, v) for v in QC_VERDICTS],

@@ -409,7 +409,7 @@ def recipe_create(
     project: Project,
     name: str,
     subcycles: Sequence[SubCycleInput],
-    blocks: Sequence[BlockInput],
+    blocks: Sequence[BlockInput] = (),  # none: refused as any empty supercycle is (a 400)
     supercycle_repeats: int = 1,
     pre_steps: Sequence[StepInput] = (),
     post_steps: Sequence[StepInput] = (),

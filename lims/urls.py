@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from lims import project_pages, views
 
 handler400 = "lims.ingestion.uploads.bad_request"  # says which form limit was passed
+handler404 = "lims.api.views.not_found"  # JSON under /api/
 
 urlpatterns = [
     path("", views.home, name="home"),

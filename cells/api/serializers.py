@@ -49,9 +49,14 @@ class CellSerializer(ScopedModelSerializer):
     anode_sample = serializers.SlugRelatedField(
         slug_field="code", queryset=Sample.objects.all(), required=False, allow_null=True
     )
-    active_mass_mg = serializers.DecimalField(max_digits=12, decimal_places=4, read_only=True)
+    # null when neither an override nor the composite mass and active fraction are known
+    active_mass_mg = serializers.DecimalField(
+        max_digits=12, decimal_places=4, read_only=True, allow_null=True
+    )
     active_mass_source = serializers.CharField(read_only=True)
-    area_cm2 = serializers.DecimalField(max_digits=10, decimal_places=4, read_only=True)
+    area_cm2 = serializers.DecimalField(
+        max_digits=10, decimal_places=4, read_only=True, allow_null=True
+    )
 
     class Meta:
         model = Cell

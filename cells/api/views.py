@@ -163,7 +163,7 @@ class CyclingTestViewSet(viewsets.ReadOnlyModelViewSet):
             (200, "text/csv"): OpenApiTypes.BINARY,
         },
     )
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
     def cycles(self, request: Request, pk: Any = None) -> Any:
         """The cycle table (cycle_index from 1); ``as=csv`` streams it as a CSV download with
         its provenance in the X-LIMS-* headers."""

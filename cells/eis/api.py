@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from cells.eis import selectors, services
 from cells.models import Cell, EisFit, EisSpectrum
 from lims.api.fields import ModelSerializer as ScopedModelSerializer
+from lims.api.schema import error_answer
 
 SPECTRUM_FIELDS = [
     "id",
@@ -87,7 +88,7 @@ class EisFitSerializer(ScopedModelSerializer):
     """A fit with its provenance; parameters are [{name, value, stderr, unit}]."""
 
     created_by: serializers.SlugRelatedField = serializers.SlugRelatedField(
-        slug_field="username", read_only=True
+        slug_field="username", read_only=True, allow_null=True, help_text="null: fitted on ingest"
     )
 
     class Meta:
@@ -135,11 +136,12 @@ class ArrheniusSerializer(serializers.Serializer):
 
 class EisSpectrumSerializer(ScopedModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="api:eis-spectrum-detail")
+    # a spectrum belongs to a cell or a sample (or to neither until it is linked)
     cell: serializers.SlugRelatedField = serializers.SlugRelatedField(
-        slug_field="code", read_only=True
+        slug_field="code", read_only=True, allow_null=True
     )
     sample: serializers.SlugRelatedField = serializers.SlugRelatedField(
-        slug_field="code", read_only=True
+        slug_field="code", read_only=True, allow_null=True
     )
     raw_sha256 = serializers.CharField(source="raw_file.sha256", read_only=True)
     raw_name = serializers.CharField(source="raw_file.original_name", read_only=True)
@@ -206,7 +208,7 @@ class EisSpectrumViewSet(viewsets.ReadOnlyModelViewSet):
         description="GET: every fit of the spectrum, newest first. POST: refit (kept beside "
         "the earlier fits; a failed fit is stored with its error and returned with 201).",
     )
-    @action(detail=True, methods=["get", "post"])
+    @action(detail=True, methods=["get", "post"], filter_backends=[], pagination_class=None)
     def fits(self, request: Request, pk: str | None = None) -> Response:
         spectrum = self.get_object()
         if request.method == "GET":
@@ -256,7 +258,10 @@ class EisSpectrumViewSet(viewsets.ReadOnlyModelViewSet):
             OpenApiParameter("cell", str, description="Cell code"),
             OpenApiParameter("sample", str, description="Sample code"),
         ],
-        responses=ArrheniusSerializer,
+        responses={
+            200: ArrheniusSerializer,
+            404: error_answer(404, "No such cell or sample in your projects"),
+        },
     )
     @action(detail=False, methods=["get"])
     def arrhenius(self, request: Request) -> Response:

@@ -126,7 +126,9 @@ class ToolSourceSerializer(ScopedModelSerializer):
 
 class SourceInstallationSerializer(ScopedModelSerializer):
     installed_at = serializers.DateTimeField(required=False)
-    installed_by = serializers.CharField(source="installed_by.username", read_only=True)
+    installed_by = serializers.CharField(
+        source="installed_by.username", read_only=True, allow_null=True, default=None
+    )
     bottle_label = serializers.CharField(source="precursor_lot.bottle_label", read_only=True)
     port = serializers.CharField(source="tool_source.label", read_only=True)
 
@@ -357,6 +359,32 @@ class PlannedStepSerializer(serializers.Serializer):
     duration_s = serializers.FloatField()
 
 
+class MeasuredGPCSerializer(serializers.Serializer):
+    """One row of ``selectors.run_gpc`` (``MeasuredGPC``): a GPC and where its numbers came from."""
+
+    measurement = serializers.IntegerField()
+    sample = serializers.CharField()
+    method = serializers.CharField()
+    location = serializers.CharField()
+    thickness_nm = serializers.FloatField()
+    uncertainty_nm = serializers.FloatField(allow_null=True)
+    run = serializers.CharField()
+    cycles = serializers.IntegerField()
+    cycles_source = serializers.CharField(help_text="actual (recorded) or planned (recipe)")
+    basis = serializers.CharField(help_text="sub-cycle or supercycle")
+    units_per_cycle = serializers.IntegerField()
+    gpc_angstrom = serializers.FloatField()
+    gpc_uncertainty_angstrom = serializers.FloatField(allow_null=True)
+    expected_gpc_angstrom = serializers.FloatField(allow_null=True)
+    expected_from = serializers.CharField()
+    ratio_to_expected = serializers.FloatField(allow_null=True)
+    reference = serializers.CharField(allow_null=True)
+    reference_gpc_min_angstrom = serializers.FloatField(allow_null=True)
+    reference_gpc_max_angstrom = serializers.FloatField(allow_null=True)
+    reference_verdict = serializers.CharField()
+    reference_source = serializers.CharField()
+
+
 class ProcessReferenceSerializer(ScopedModelSerializer):
     class Meta:
         model = ProcessReference
@@ -369,7 +397,7 @@ class ProcessReferenceSerializer(ScopedModelSerializer):
 class RunLoadSerializer(ScopedModelSerializer):
     sample = _sample_field()
     output_sample: serializers.SlugRelatedField = serializers.SlugRelatedField(
-        slug_field="code", read_only=True
+        slug_field="code", read_only=True, allow_null=True, help_text="null until the run completes"
     )
     quantity = serializers.DecimalField(max_digits=14, decimal_places=6, required=False)
     surface_area_m2 = serializers.DecimalField(
@@ -415,7 +443,9 @@ class DepositionRunSerializer(ScopedModelSerializer):
     project = _project_field()
     recipe_label = serializers.CharField(source="recipe.__str__", read_only=True)
     tool_name = serializers.CharField(source="tool.instrument.name", read_only=True)
-    operator = serializers.CharField(source="operator.username", read_only=True, default=None)
+    operator = serializers.CharField(
+        source="operator.username", read_only=True, allow_null=True, default=None
+    )
     loads = RunLoadSerializer(many=True, read_only=True)
     precursors = RunPrecursorSerializer(many=True, read_only=True)
     qc_verdict = serializers.ChoiceField(
@@ -706,7 +736,9 @@ class RunLogFileSerializer(ScopedModelSerializer):
     )
     file = serializers.CharField(source="raw_file.original_name", read_only=True)
     sha256 = serializers.CharField(source="raw_file.sha256", read_only=True)
-    job_status = serializers.CharField(source="job.status", read_only=True, default=None)
+    job_status = serializers.CharField(
+        source="job.status", read_only=True, allow_null=True, default=None
+    )
     segments = RunLogSegmentSerializer(many=True, read_only=True)
 
     class Meta:
@@ -737,7 +769,11 @@ class RunCheckSerializer(ScopedModelSerializer):
         source="log", read_only=True
     )
     segment = serializers.IntegerField(
-        source="segment.index", read_only=True, default=None, help_text="Session of the log"
+        source="segment.index",
+        read_only=True,
+        allow_null=True,
+        default=None,
+        help_text="Session of the log",
     )
 
     class Meta:
@@ -761,7 +797,11 @@ class PulseEventSerializer(ScopedModelSerializer):
         source="log", read_only=True
     )
     segment = serializers.IntegerField(
-        source="segment.index", read_only=True, default=None, help_text="Session of the log"
+        source="segment.index",
+        read_only=True,
+        allow_null=True,
+        default=None,
+        help_text="Session of the log",
     )
 
     class Meta:

@@ -99,21 +99,27 @@ class ToolViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
     def get_queryset(self) -> QuerySet[Tool]:
         return selectors.tool_list(user=self.request.user)
 
+    def _reload(self, tool: Tool) -> Tool:
+        """Through the selector again: the answer carries its annotations (``source_count``)."""
+        return selectors.tool_list(user=self.request.user).get(pk=tool.pk)
+
     def perform_create(self, serializer: serializers.BaseSerializer[Any]) -> None:
         data = _data(serializer)
         try:
-            serializer.instance = services.tool_create(user=self.request.user, **data)
+            tool = services.tool_create(user=self.request.user, **data)
         except DjangoValidationError as exc:
             raise _drf(exc) from exc
+        serializer.instance = self._reload(tool)
 
     def perform_update(self, serializer: serializers.BaseSerializer[Any]) -> None:
         data = _data(serializer)
         data.pop("instrument", None)
         assert serializer.instance is not None
         try:
-            serializer.instance = services.tool_update(tool=serializer.instance, **data)
+            tool = services.tool_update(tool=serializer.instance, **data)
         except DjangoValidationError as exc:
             raise _drf(exc) from exc
+        serializer.instance = self._reload(tool)
 
 
 class ToolSourceViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
@@ -481,11 +487,12 @@ class DepositionRunViewSet(*CreateListRetrieveUpdate):  # type: ignore[misc]
         form.is_valid(raise_exception=True)
         return Response(selectors.run_dose_check(run=self.get_object(), **form.validated_data))
 
-    @extend_schema(responses=dict)
-    @action(detail=True, methods=["get"])
+    @extend_schema(responses=s.MeasuredGPCSerializer(many=True))
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
     def gpc(self, request: Request, code: str | None = None) -> Response:
         """Measured GPC of every thickness on the run's outputs, with provenance."""
-        return Response([r.as_dict() for r in selectors.run_gpc(run=self.get_object())])
+        rows = [r.as_dict() for r in selectors.run_gpc(run=self.get_object())]
+        return Response(s.MeasuredGPCSerializer(rows, many=True).data)
 
     # the run list's filters and pagination do not apply to one run's rows
     @extend_schema(responses=s.RunCheckSerializer(many=True))

@@ -177,6 +177,15 @@ def _read_capped(stream: IO[bytes] | None) -> bytes:
     return b"".join(parts)
 
 
+def _refuse_nul(data: Any, escape: str) -> None:
+    """A NUL character in a field name or value is a 400: PostgreSQL can neither store nor
+    compare it (a related field's lookup with one was a 500)."""
+    if isinstance(data, MultiValueDict):
+        data = dict(data.lists())
+    if (place := find_nul(data, "body")) is not None:
+        raise exceptions.ParseError(f"{place}: contains a NUL character ({escape}), not allowed")
+
+
 class CappedJSONParser(JSONParser):
     """DRF's JSON parser reads the whole body whatever its size, and a deeply nested one
     is a RecursionError (a 500): capped, and that is a 400. A NUL character anywhere (a
@@ -193,14 +202,13 @@ class CappedJSONParser(JSONParser):
             data = super().parse(body, media_type, parser_context)
         except RecursionError as exc:
             raise exceptions.ParseError("JSON parse error - nested too deeply") from exc
-        if (place := find_nul(data, "body")) is not None:
-            raise exceptions.ParseError(f"{place}: contains a NUL character (\\u0000), not allowed")
+        _refuse_nul(data, "\\u0000")
         note_reason((parser_context or {}).get("request"), data)
         return data
 
 
 class CappedFormParser(FormParser):
-    """DRF's urlencoded parser reads the whole body whatever its size: capped."""
+    """DRF's urlencoded parser reads the whole body whatever its size: capped. NUL: a 400."""
 
     def parse(
         self,
@@ -209,13 +217,15 @@ class CappedFormParser(FormParser):
         parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
         data = super().parse(io.BytesIO(_read_capped(stream)), media_type, parser_context)
+        _refuse_nul(data, "%00")
         note_reason((parser_context or {}).get("request"), data)
         return data
 
 
 class CappedMultiPartParser(MultiPartParser):
     """Django's multipart parser caps the fields (``DATA_UPLOAD_MAX_MEMORY_SIZE``) with a
-    SuspiciousOperation, which DRF does not know: told as a 413 / 400 in the API's words."""
+    SuspiciousOperation, which DRF does not know: told as a 413 / 400 in the API's words. A NUL
+    in a field or a file name: a 400."""
 
     def parse(
         self,
@@ -233,5 +243,7 @@ class CappedMultiPartParser(MultiPartParser):
             ) from exc
         except (TooManyFieldsSent, TooManyFilesSent) as exc:
             raise exceptions.ParseError(f"Multipart form parse error - {exc}") from exc
+        _refuse_nul(parsed.data, "%00")
+        _refuse_nul({k: [f.name for f in fs] for k, fs in parsed.files.lists()}, "%00")
         note_reason((parser_context or {}).get("request"), parsed.data)
         return parsed

@@ -8,6 +8,8 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import page_not_found
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -44,6 +46,14 @@ def _drf_error(exc: Exception) -> Exception:
     if isinstance(exc, DjangoValidationError):
         return ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     return exc
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """A URL no route matches (``/api/v1/cells/1.5e3/``): under ``/api/`` in the API's error
+    shape, as its views answer a missing object, not Django's HTML page."""
+    if request.path_info.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception)
 
 
 class IngestView(APIView):

@@ -49,7 +49,9 @@ class MaterialLotSerializer(ScopedModelSerializer):
 
 class SampleSerializer(ScopedModelSerializer):
     project = serializers.SlugRelatedField(slug_field="slug", queryset=Project.objects.all())
-    material_name = serializers.CharField(source="material.name", read_only=True, default=None)
+    material_name = serializers.CharField(
+        source="material.name", read_only=True, allow_null=True, default=None
+    )
 
     class Meta:
         model = Sample

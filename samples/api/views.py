@@ -144,8 +144,9 @@ class SampleViewSet(
             sample_crate(base_url=request.build_absolute_uri("/"), sample=self.get_object())
         )
 
+    # the sample list's filters and pagination do not apply to one sample's rows
     @extend_schema(responses=HistorySerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
     def history(self, request: Request, code: str | None = None) -> Response:
         entries = selectors.sample_history(sample=self.get_object())
         return Response(HistorySerializer(entries, many=True).data)
@@ -200,7 +201,7 @@ class SampleViewSet(
         return Response(SampleSerializer(made).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=ExposureSerializer, responses=ExposureSerializer(many=True))
-    @action(detail=True, methods=["get", "post"])
+    @action(detail=True, methods=["get", "post"], filter_backends=[], pagination_class=None)
     def exposures(self, request: Request, code: str | None = None) -> Response:
         sample = self.get_object()
         if request.method == "POST":

@@ -106,6 +106,49 @@ def test_one_subcycle_recipe_needs_no_block_list(user_client):
     assert body["expansion"]["expected_thickness_nm"] == pytest.approx(11.0)
 
 
+def test_a_recipe_of_two_subcycles_without_blocks_is_a_400(user_client):
+    """``blocks`` is optional in the schema (one sub-cycle needs none); two without it were a
+    500 (security review, finding 12)."""
+    payload = {key: value for key, value in LINBOX.items() if key != "blocks"}
+    response = user_client.post(f"{API}/recipes/", {**payload, "name": "no-blocks"}, format="json")
+    assert response.status_code == 400, response.content
+    assert "at least one supercycle block" in str(response.json())
+
+
+def test_a_tool_written_over_the_api_answers_with_its_port_count(user_client, ald_tool):
+    """``source_count`` is an annotation of the selector: the answer to a write has it too."""
+    response = user_client.patch(f"{API}/ald-tools/{ald_tool.pk}/", {"chambers": 2}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["source_count"] == 2
+
+
+def test_run_list_takes_any_iso_offset_as_its_instant(user_client, project, ald_tool):
+    """PostgreSQL refuses offsets beyond ±15:59 that ISO 8601 allows (``+16:00`` was a 500)."""
+    started = timezone.now().replace(microsecond=0)
+    services.run_create(
+        project=project, code="R-TZ", tool=ald_tool, recipe=make_al2o3(project), started_at=started
+    )
+    just_before = (started - timedelta(seconds=1)).astimezone(
+        timezone.get_fixed_timezone(16 * 60 + 30)
+    )
+    found = user_client.get(f"{API}/deposition-runs/", {"started_after": just_before.isoformat()})
+    assert found.status_code == 200, found.content
+    assert [r["code"] for r in found.json()["results"]] == ["R-TZ"]
+    later = user_client.get(
+        f"{API}/deposition-runs/",
+        {
+            "started_after": (started + timedelta(seconds=1))
+            .astimezone(timezone.get_fixed_timezone(-(23 * 60 + 59)))
+            .isoformat()
+        },
+    )
+    assert later.status_code == 200 and later.json()["results"] == []
+    out_of_range = user_client.get(
+        f"{API}/deposition-runs/", {"started_after": "0001-01-01T00:00:00+16:00"}
+    )
+    assert out_of_range.status_code == 400, out_of_range.content
+
+
 def test_bad_recipe_structure_is_a_400_with_the_reason(user_client):
     bad = {**LINBOX, "name": "bad", "blocks": [{"subcycle": "ZnO", "repeat": 1}]}
     response = user_client.post(f"{API}/recipes/", bad, format="json")
