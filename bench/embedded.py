@@ -182,6 +182,8 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 p.kill()
         _task_summary(logs / "worker.log")
+        if os.environ.get("KEEP_LOGS"):
+            shutil.copy(logs / "worker.log", "/tmp/emb-worker.log")
         shutil.rmtree(tmp, ignore_errors=True)
 
 

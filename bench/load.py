@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import socket
 import statistics
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import psycopg
 import requests
+from cpu import CpuWindow, describe
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests/fixtures/cycler/arbin/bdtk_arbin_example.csv"
@@ -59,6 +61,13 @@ class Stack:
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "lims.settings.base",
+            # production mode, as deployed (DEBUG off: no query log, no debug cursors); plain
+            # HTTP on loopback, so no redirect to HTTPS
+            "LIMS_ENV": "production",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DJANGO_SSL_REDIRECT": "0",
+            "DJANGO_SECURE_COOKIES": "0",
             "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB}",
             "CELERY_BROKER_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
             "LIMS_DATA_DIR": str(data_dir),
@@ -160,17 +169,19 @@ class Stack:
             self.web.wait(timeout=30)
 
 
-def _jobs_done(after_id: int) -> tuple[int, int, float | None]:
+def _jobs_done(after_id: int) -> tuple[int, int, float | None, float | None]:
+    """(busy, failed, last finished, first started) of the jobs after ``after_id``."""
     with psycopg.connect(f"host=127.0.0.1 user=postgres dbname={DB}") as conn:
         row = conn.execute(
             "select count(*) filter (where status in ('pending','running')),"
             " count(*) filter (where status not in ('succeeded','needs_linking',"
-            " 'pending','running')), extract(epoch from max(finished_at))"
+            " 'pending','running')), extract(epoch from max(finished_at)),"
+            " extract(epoch from min(started_at))"
             " from lims_ingestionjob where id > %s",
             (after_id,),
         ).fetchone()
     assert row is not None
-    return int(row[0]), int(row[1]), row[2]
+    return int(row[0]), int(row[1]), row[2], row[3]
 
 
 def _max_job_id() -> int:
@@ -179,14 +190,24 @@ def _max_job_id() -> int:
     return int(row[0]) if row else 0
 
 
-def run(stack: Stack, tokens: list[str], files: int, concurrency: int, offset: int) -> dict:
+def run(
+    stack: Stack, tokens: list[str], files: int, concurrency: int, offset: int, drain: bool = False
+) -> dict:
+    """One run. End to end (default): the worker runs while the clients push, files/s from
+    the first request to the last job finished. ``drain``: the clients push with no worker
+    running, then the worker starts on the backlog: files/s from the first job started to
+    the last finished, the worker processes' own throughput without the web's share of the
+    cores."""
     base = FIXTURE.read_bytes()
     url = f"http://127.0.0.1:{stack.port}/api/v1/ingest/"
     latencies: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
     start = threading.Barrier(len(tokens) + 1)
-    stack.start_worker(concurrency)
+    if drain:
+        stack.stop_worker()
+    else:
+        stack.start_worker(concurrency)
     first_id = _max_job_id()
 
     def client(i: int, token: str) -> None:
@@ -224,16 +245,23 @@ def run(stack: Stack, tokens: list[str], files: int, concurrency: int, offset: i
     threads = [threading.Thread(target=client, args=(i, t)) for i, t in enumerate(tokens)]
     for t in threads:
         t.start()
+    cpu = CpuWindow()
+    cpu.start()
     start.wait()
     t0 = time.time()
     for t in threads:
         t.join()
+    if drain:
+        stack.start_worker(concurrency)
     while True:
-        busy, failed, last = _jobs_done(first_id)
+        busy, failed, last, first_started = _jobs_done(first_id)
         if not busy:
             break
         time.sleep(0.5)
+    usage = cpu.stop()
     total = len(tokens) * files
+    if drain:
+        t0 = float(first_started) if first_started is not None else t0
     elapsed = (float(last) if last is not None else time.time()) - t0
     latencies.sort()
     return {
@@ -244,6 +272,9 @@ def run(stack: Stack, tokens: list[str], files: int, concurrency: int, offset: i
         "errors": len(errors) + failed,
         "error_examples": errors[:3],
         "files_per_s": total / elapsed,
+        # a drain's window would hold the worker's boot (it starts after the uploads)
+        "cpu": "" if drain else describe(usage, total),
+        "drain": drain,
     }
 
 
@@ -366,22 +397,36 @@ def main() -> None:
             f"{args.clients} instrument clients x {args.files} Arbin CSVs (2,142 rows) per run; "
             "gunicorn 4 workers; PostgreSQL + Redis"
         )
-        print(
-            f"{'worker procs':>12} {'files':>6} {'accept p50':>11} {'p99':>9} {'errors':>7} "
-            f"{'files/s':>8} {'vs 1':>6}"
-        )
-        base_rate = None
-        for i, concurrency in enumerate(args.workers):
-            r = run(stack, tokens, args.files, concurrency, offset=i * 100_000)
-            base_rate = base_rate or r["files_per_s"]
+        # warm the stack (PostgreSQL's caches, each web worker's first upload, the parsers)
+        # so the first measured run, the baseline, is not also the cold one
+        run(stack, tokens, 1, 2, offset=900_000)
+        for drain in (False, True):
             print(
-                f"{r['concurrency']:>12} {r['files']:>6} {r['p50_ms']:>9.0f}ms "
-                f"{r['p99_ms']:>7.0f}ms {r['errors']:>7} {r['files_per_s']:>8.1f} "
-                f"{r['files_per_s'] / base_rate:>5.2f}x",
-                flush=True,
+                "\nend to end: the worker runs while the clients push (web, worker, PostgreSQL,"
+                " Redis and the clients share the cores)"
+                if not drain
+                else "\ndrain: the clients push with no worker running, then the worker starts on"
+                " the backlog (files/s from the first job started to the last finished)"
             )
-            if r["error_examples"]:
-                print("   errors:", r["error_examples"])
+            print(
+                f"{'worker procs':>12} {'files':>6} {'accept p50':>11} {'p99':>9} {'errors':>7} "
+                f"{'files/s':>8} {'vs 1':>6}"
+            )
+            base_rate = None
+            for i, concurrency in enumerate(args.workers):
+                offset = (i + (len(args.workers) if drain else 0)) * 100_000
+                r = run(stack, tokens, args.files, concurrency, offset=offset, drain=drain)
+                base_rate = base_rate or r["files_per_s"]
+                print(
+                    f"{r['concurrency']:>12} {r['files']:>6} {r['p50_ms']:>9.0f}ms "
+                    f"{r['p99_ms']:>7.0f}ms {r['errors']:>7} {r['files_per_s']:>8.1f} "
+                    f"{r['files_per_s'] / base_rate:>5.2f}x",
+                    flush=True,
+                )
+                if r["cpu"]:
+                    print("   ", r["cpu"])
+                if r["error_examples"]:
+                    print("   errors:", r["error_examples"])
         print("targets: 0 errors; >= 1.8x files/s from 1 to 2 worker processes")
         if args.list_cells:
             stack.stop_worker()

@@ -599,6 +599,16 @@ def _summary_of(test: CyclingTest, cycles: list[CycleRecord]) -> TestSummary:
     )
 
 
+_CHAIN_FIELDS = (
+    "chain_role",
+    "chain_position",
+    "chain_cycle_offset",
+    "chain_time_offset_s",
+    "chain_notes",
+    "duplicate_of_id",
+)
+
+
 @transaction.atomic
 def cell_stitch(*, cell: Cell, reason: str) -> StitchedRecord | None:
     """Re-stitch the tests of a cell and recompute its stitched performance record.
@@ -615,7 +625,9 @@ def cell_stitch(*, cell: Cell, reason: str) -> StitchedRecord | None:
     chain = stitch([_summary_of(t, by_test[t.pk]) for t in tests if not t.chain_detached])
     members = {m.key: m for m in chain.members}
     duplicates = {d.key: d for d in chain.duplicates}
+    changed: list[CyclingTest] = []
     for test in tests:
+        before = [getattr(test, f) for f in _CHAIN_FIELDS]
         member = members.get(test.pk)
         test.chain_position = member.position if member else None
         test.chain_cycle_offset = member.cycle_offset if member else None
@@ -630,17 +642,11 @@ def cell_stitch(*, cell: Cell, reason: str) -> StitchedRecord | None:
             test.chain_notes = [duplicates[test.pk].reason]
         else:
             test.chain_role = CyclingTest.ChainRole.MEMBER
-    CyclingTest.objects.bulk_update(
-        tests,
-        [
-            "chain_role",
-            "chain_position",
-            "chain_cycle_offset",
-            "chain_time_offset_s",
-            "chain_notes",
-            "duplicate_of",
-        ],
-    )
+        if [getattr(test, f) for f in _CHAIN_FIELDS] != before:
+            changed.append(test)
+    # only the tests whose place in the chain moved: a file added at the end of a chain of n
+    # changes one row, and writing all n made a burst of files for one cell quadratic
+    CyclingTest.objects.bulk_update(changed, [*_CHAIN_FIELDS[:-1], "duplicate_of"])
     mass_mg = _as_float(cell.active_mass_mg)
     mass_g = mass_mg / 1000 if mass_mg else None
     anode_half = cell.cell_type == CellType.ANODE_HALF

@@ -30,6 +30,7 @@ from lims.ingestion.text import (
     check_line_lengths,
     describe_exception,
     detect_encoding,
+    numeric_row,
     read_head,
     sniff_lines,
 )
@@ -526,7 +527,7 @@ def _separator(line: str) -> str:
 def _table_header(lines: list[str]) -> tuple[int, str, dict[str, tuple[int, bool]]] | None:
     """First line (of 200) naming a frequency, a real and an imaginary column."""
     for index, line in enumerate(lines[:200]):
-        if not line.strip():
+        if numeric_row(line):  # blank lines too
             continue
         sep = _separator(line)
         found: dict[str, tuple[int, bool]] = {}

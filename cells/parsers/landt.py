@@ -32,7 +32,7 @@ from cells.parsers.tabular import (
 from cells.parsers.types import CyclerData, canonical_eager
 from cells.parsers.units import split_label
 from lims.ingestion.parsing import ParseContext, ParseError
-from lims.ingestion.text import read_head, read_layout, sniff_lines, split_fields
+from lims.ingestion.text import numeric_row, read_head, read_layout, sniff_lines, split_fields
 
 LANDT_ALIASES: AliasTable = (
     ("time_s", ("testtime", "totaltime"), "s"),
@@ -71,6 +71,8 @@ def _is_record_header(labels: list[str]) -> bool:
 
 def _header_index(lines: list[str]) -> int | None:
     for index, line in enumerate(lines[:20]):
+        if numeric_row(line):
+            continue
         separator = "\t" if "\t" in line else ","
         if _is_record_header(split_fields(line, separator)):
             return index

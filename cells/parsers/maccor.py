@@ -26,7 +26,7 @@ from cells.parsers.mapping import (
 from cells.parsers.tabular import check_required, text_to_cycler
 from cells.parsers.types import CyclerData
 from lims.ingestion.parsing import ParseContext, ParseError
-from lims.ingestion.text import TextLayout, read_layout, sniff_lines
+from lims.ingestion.text import TextLayout, numeric_row, read_layout, sniff_lines
 
 MACCOR_ALIASES: AliasTable = (
     ("time_s", ("test", "testtime", "testtimes", "testsec", "testmin", "totaltime"), "s"),
@@ -52,6 +52,8 @@ def _header_keys(line: str) -> set[str]:
 
 def _header_index(lines: list[str]) -> int | None:
     for index, line in enumerate(lines[:40]):
+        if numeric_row(line):
+            continue
         keys = _header_keys(line)
         own = len(keys & _MACCOR_KEYS)
         if own >= 3 and own + len(keys & _SHARED_KEYS) >= 5:

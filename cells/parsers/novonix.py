@@ -30,7 +30,7 @@ from cells.parsers.tabular import check_required, text_to_cycler
 from cells.parsers.types import CyclerData
 from cells.parsers.units import split_label
 from lims.ingestion.parsing import SNIFF_BYTES, ParseContext, ParseError
-from lims.ingestion.text import read_layout, sniff_lines
+from lims.ingestion.text import numeric_row, read_layout, sniff_lines
 
 NOVONIX_ALIASES: AliasTable = (
     ("time_s", ("runtime",), "h"),
@@ -70,7 +70,9 @@ def _unquote(line: str) -> str:
 def header_index(lines: list[str]) -> int | None:
     """The column header line (after ``[Data]`` when the file has one)."""
     for index, line in enumerate(lines[:2000]):
-        if line.count(",") < 5 or not _WORD.search(line):  # a data row: no label to read
+        # a data row has no label to read (``numeric_row`` says so faster than the word
+        # search, and most of a sniffed head is data rows)
+        if line.count(",") < 5 or numeric_row(line) or not _WORD.search(line):
             continue
         keys = {split_label(f).key for f in _unquote(line).split(",")}
         if len(keys & _HEADER_KEYS) >= 5:

@@ -142,7 +142,8 @@ def ingest_submit(
         if created:
             if instrument is not None:
                 Instrument.objects.filter(pk=instrument.pk).update(last_file_at=timezone.now())
-            event_emit(topic="lims.job.created", payload=_job_payload(job))
+            # relayed by the job's task when it starts (no relay task of its own)
+            event_emit(topic="lims.job.created", payload=_job_payload(job), relay=False)
             transaction.on_commit(lambda: _dispatch(job.pk))
     return job, created
 

@@ -301,6 +301,10 @@ CELERY_TASK_ACKS_LATE = True
 # A pool child killed mid-task (OOM killer, SIGKILL) puts its message back instead of acking it.
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fix-up closes the database connection around every task unless this is
+# set; lims.celery closes old connections itself, as Django does around a request
+# (CONN_MAX_AGE, health checks). The fix-up still recycles them every this many tasks.
+CELERY_DB_REUSE_MAX = 1000
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("LIMS_TASK_QUEUE", "lims")
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")

@@ -128,3 +128,22 @@ def test_a_check_is_a_contact_and_the_dashboard_shows_each_harvester(
     assert "cycler-test" in table and "in contact" in table
     assert "silent-cycler" in table and "stale" in table
     assert "gone" not in table
+
+
+@pytest.mark.django_db
+def test_last_contact_is_stamped_at_most_once_a_minute(instrument_token):
+    """A busy instrument's calls do not each write its token row; a call a minute after
+    the last stamp does."""
+    client = _client(instrument_token.key)
+    assert client.get(URL, {"sha256": "0" * 64}).status_code == 200
+    instrument_token.refresh_from_db()
+    first = instrument_token.last_used_at
+    assert first is not None
+    assert client.get(URL, {"sha256": "0" * 64}).status_code == 200
+    instrument_token.refresh_from_db()
+    assert instrument_token.last_used_at == first
+    earlier = first - timedelta(seconds=61)
+    InstrumentToken.objects.filter(pk=instrument_token.pk).update(last_used_at=earlier)
+    assert client.get(URL, {"sha256": "0" * 64}).status_code == 200
+    instrument_token.refresh_from_db()
+    assert instrument_token.last_used_at > first
