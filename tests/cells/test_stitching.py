@@ -309,3 +309,38 @@ def test_a_cycle_split_between_two_files_is_added_into_one(
         assert got.charge_mah == pytest.approx(want.charge_mah, rel=tolerance)
         assert got.discharge_mah == pytest.approx(want.discharge_mah, rel=tolerance)
         assert got.duration_s == pytest.approx(want.duration_s, abs=60.0)  # one row interval
+
+
+@pytest.mark.django_db
+def test_a_restitch_writes_only_the_tests_whose_place_moved(
+    fixture_path, tmp_path, project, cell, series, django_capture_on_commit_callbacks
+):
+    """A file arriving first in time moves every later test; a re-stitch that moves
+    nothing writes no test row (a burst of files for one cell was quadratic)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    capture = django_capture_on_commit_callbacks
+    a = _csv(tmp_path, "part_a.csv", series.filter(pl.col("cycle") <= 3))
+    b = _csv(tmp_path, "part_b.csv", series.filter(pl.col("cycle") >= 4))
+    test_b = _ingest(b, project, capture, cell="C-001")
+    test_a = _ingest(a, project, capture, cell="C-001")  # earlier: b moves to position 2
+    test_b.refresh_from_db()
+    test_a.refresh_from_db()
+    assert (test_a.chain_position, test_b.chain_position) == (1, 2)
+
+    def test_rows_written(reason: str) -> list[str]:
+        with capture(execute=False), CaptureQueriesContext(connection) as queries:
+            services.cell_stitch(cell=cell, reason=reason)
+        return [
+            q["sql"]
+            for q in queries.captured_queries
+            if q["sql"].startswith('UPDATE "cells_cyclingtest"')
+        ]
+
+    assert test_rows_written("nothing moved") == []
+    CyclingTest.objects.filter(pk=test_b.pk).update(chain_position=9)  # out of place
+    (written,) = test_rows_written("one moved")
+    assert f"= {test_b.pk}" in written and f"= {test_a.pk} " not in written
+    test_b.refresh_from_db()
+    assert test_b.chain_position == 2
