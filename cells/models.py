@@ -100,6 +100,8 @@ class Cell(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # the list's order: a page of the newest cells is an index scan, not a sort of all
+        indexes = [models.Index(fields=["project", "-created_at"], name="cell_project_newest")]
 
     def __str__(self) -> str:
         return self.code

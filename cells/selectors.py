@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from cells.filtersets import CellFilterSet, CyclingTestFilterSet
 from cells.models import (
@@ -26,7 +27,20 @@ def cell_list(*, user: Any, filters: dict[str, Any] | None = None) -> QuerySet[C
         Cell.objects.select_related(
             "project", "operator", "cathode_sample", "se_sample", "anode_sample"
         )
-        .annotate(test_count=Count("tests", distinct=True))
+        # a correlated count, evaluated for the page's rows only: a COUNT over a join made
+        # PostgreSQL group every cell of the project before the LIMIT (0.6 s at 100 k cells)
+        .annotate(
+            test_count=Coalesce(
+                Subquery(
+                    CyclingTest.objects.filter(cell=OuterRef("pk"))
+                    .order_by()
+                    .values("cell")
+                    .annotate(n=Count("pk"))
+                    .values("n")
+                ),
+                0,
+            )
+        )
         .order_by("-created_at")
     )
     qs = scope_to_user(qs, user=user)

@@ -753,7 +753,8 @@ def cell_interface_recompute(
         ]
         value = {"series": series, "skipped": skipped, "method": INTERFACE_METHOD}
         changed = record.interface_resistance != json_roundtrip(value)
-        StitchedRecord.objects.filter(pk=record.pk).update(interface_resistance=value)
+        if changed:  # every re-stitch calls this; most have no spectrum and change nothing
+            StitchedRecord.objects.filter(pk=record.pk).update(interface_resistance=value)
         if reason is not None and changed:
             from cells.services import stitched_version_add
 

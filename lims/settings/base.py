@@ -206,6 +206,8 @@ LIMS_WEBHOOK_RETRY_FOR_S = float(os.environ.get("LIMS_WEBHOOK_RETRY_FOR_S", str(
 # An instrument token silent this long shows as stale on the dashboard: lims-harvest calls at
 # least every 5 minutes (its heartbeat), so three missed calls.
 LIMS_HARVESTER_STALE_S = float(os.environ.get("LIMS_HARVESTER_STALE_S", "900"))
+# A running job's progress is written once it has run this long (pages poll once a second).
+LIMS_JOB_PROGRESS_AFTER_S = float(os.environ.get("LIMS_JOB_PROGRESS_AFTER_S", "1.0"))
 # A pending job, event or delivery not taken for this long is sent again by the sweep (a
 # lost message, a broker that was down when it was first sent): caught up within
 # LIMS_STUCK_AFTER_S + LIMS_SWEEP_EVERY_S (50 s) of the broker's return.

@@ -165,3 +165,25 @@ def test_upload_without_a_file_is_a_400(instrument_client):
     response = instrument_client.post("/api/v1/ingest/", {"cell": "C-001"}, format="multipart")
     assert response.status_code == 400
     assert "file" in response.json()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("after_s", "writes"), [(1.0, 0), (0.0, 2)])
+def test_progress_is_written_only_for_a_job_running_long_enough_to_show_it(
+    instrument_client, django_capture_on_commit_callbacks, after_s, writes
+):
+    """A small file's job finishes before a page's next poll: no progress writes (they were
+    two write transactions per file); a slower one writes 50 and 90 as before."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with django_capture_on_commit_callbacks(execute=False):
+        response = _post(instrument_client, b"time_s,voltage_v,current_a\n0,3.2,0.1\n1,3.3,0.1\n")
+    with (
+        override_settings(LIMS_JOB_PROGRESS_AFTER_S=after_s),
+        CaptureQueriesContext(connection) as queries,
+    ):
+        job = services.job_run(job_id=response.json()["job"]["id"])
+    assert job is not None and job.status != "failed", job.error
+    progress = [q for q in queries.captured_queries if 'SET "progress"' in q["sql"]]
+    assert len(progress) == writes
