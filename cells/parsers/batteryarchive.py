@@ -24,6 +24,7 @@ from cells.parsers.units import split_label, unit_factor
 from lims.ingestion.parsing import ParseContext, ParseError
 from lims.ingestion.text import (
     collect_or_raise,
+    numeric_row,
     read_layout,
     scan_table,
     sniff_lines,
@@ -70,6 +71,8 @@ _ARBIN_ONLY = frozenset({"datapoint", "stepindex", "steptime"})
 
 
 def _keys(line: str) -> set[str]:
+    if numeric_row(line):  # a data row: no label
+        return set()
     separator = "\t" if "\t" in line else ","
     return {split_label(f).key for f in split_fields(line, separator)}
 

@@ -40,6 +40,7 @@ from lims.ingestion.text import (
     TextLayout,
     describe_exception,
     finalize,
+    numeric_row,
     read_head,
     read_layout,
     scan_table,
@@ -319,6 +320,8 @@ _CSV_KEYS = frozenset(
 
 
 def _neware_header_score(line: str) -> int:
+    if numeric_row(line):  # a data row: no label
+        return 0
     keys = {split_label(field).key for field in re.split(r"[,\t]", line)}
     return len(keys & _CSV_KEYS)
 

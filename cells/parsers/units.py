@@ -7,6 +7,8 @@ lets one alias table per vendor survive new software versions.
 
 from __future__ import annotations
 
+import functools
+
 from lims.ingestion import text
 from lims.ingestion.text import Label
 
@@ -155,6 +157,10 @@ def unit_factor(quantity: str, unit: str) -> tuple[float, float] | None:
     return QUANTITY_UNITS[family].get(canonical)
 
 
+@functools.lru_cache(maxsize=4096)
 def split_label(raw: str) -> Label:
-    """The toolkit's header split, knowing the cycler units (``I/mA`` splits, ``a/b`` not)."""
+    """The toolkit's header split, knowing the cycler units (``I/mA`` splits, ``a/b`` not).
+
+    Cached (a ``Label`` is frozen): every sniffer splits the same header line of an upload,
+    and an instrument sends the same header with every file."""
     return text.split_label(raw, is_unit=lambda unit: normalize_unit(unit) is not None)

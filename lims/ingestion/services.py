@@ -24,6 +24,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
+from lims.changelog import atomic_chain_at_end
 from lims.events.services import event_emit
 from lims.fields import reject_nul
 from lims.ingestion import lease, registry, storage
@@ -111,7 +112,7 @@ def ingest_submit(
         parser = _default_mapping(project=project, params=params, kind=kind, instrument=instrument)
     parser_name, parser_version = (parser.name, parser.version) if parser else (UNRECOGNISED, "0")
     with transaction.atomic():
-        raw, _ = RawFile.objects.get_or_create(
+        raw, raw_created = RawFile.objects.get_or_create(
             project=project,
             sha256=blob.sha256,
             defaults={
@@ -124,28 +125,41 @@ def ingest_submit(
                 "instrument": instrument,
             },
         )
-        existing = raw.jobs.order_by("created_at").first()
-        if existing is not None:
-            return existing, False
-        job, created = IngestionJob.objects.get_or_create(
-            raw_file=raw,
-            parser_name=parser_name,
-            parser_version=parser_version,
-            defaults={
-                "kind": parser.kind if parser else (kind or ""),
-                "project": raw.project,
-                "params": params,
-                "created_by": raw.uploaded_by,
-                "instrument": instrument,
-            },
-        )
+        if not raw_created:  # bytes seen before in this project: their job
+            existing = raw.jobs.order_by("created_at").first()
+            if existing is not None:
+                return existing, False
+        key = {"raw_file": raw, "parser_name": parser_name, "parser_version": parser_version}
+        defaults = {
+            "kind": parser.kind if parser else (kind or ""),
+            "project": raw.project,
+            "params": params,
+            "created_by": raw.uploaded_by,
+            "instrument": instrument,
+        }
+        if raw_created:  # new bytes have no job yet: no look-up, no savepoint
+            job, created = IngestionJob.objects.create(**key, **defaults), True
+        else:
+            job, created = IngestionJob.objects.get_or_create(**key, defaults=defaults)
         if created:
             if instrument is not None:
-                Instrument.objects.filter(pk=instrument.pk).update(last_file_at=timezone.now())
+                _stamp_last_file(instrument)
             # relayed by the job's task when it starts (no relay task of its own)
             event_emit(topic="lims.job.created", payload=_job_payload(job), relay=False)
             transaction.on_commit(lambda: _dispatch(job.pk))
     return job, created
+
+
+def _stamp_last_file(instrument: Instrument) -> None:
+    """An instrument's last file, to the minute (as its token's last use): a busy instrument's
+    every upload wrote its row."""
+    now = timezone.now()
+    last = instrument.last_file_at
+    if last is None or (now - last).total_seconds() >= LAST_FILE_RESOLUTION_S:
+        Instrument.objects.filter(pk=instrument.pk).update(last_file_at=now)
+
+
+LAST_FILE_RESOLUTION_S = 60
 
 
 def _check_params(params: dict[str, Any]) -> None:
@@ -420,8 +434,9 @@ def _run_held(job: IngestionJob, token: str) -> None:
                 prepared = handler.prepare(job=job, data=data)
         prepared_s = time.monotonic() - started
         job_progress(job_id=job.pk, progress=90, running_s=prepared_s)
-        # Phase 2: rows, records, events and the job's final status commit together.
-        with transaction.atomic():
+        # Phase 2: rows, records, events and the job's final status commit together; the
+        # change-log entries join the audit chain at the end (two workers' phases overlap)
+        with atomic_chain_at_end():
             _hold(job, token)
             outcome = handler.persist(job=job, prepared=prepared)
             if source.unwrapped:  # provenance: what was read, with its counted size

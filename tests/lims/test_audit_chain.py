@@ -193,3 +193,62 @@ def test_an_entry_copied_in_again_is_named(project):
     brk = chain_verify().first_break
     assert brk is not None and (brk.kind, brk.seq) == ("reordered", 4)
     assert "it follows entry seq 1, not seq 3" in brk.detail
+
+
+@pytest.mark.django_db
+def test_entries_made_at_the_end_keep_order_and_leave_out_what_a_savepoint_undid(project):
+    """``atomic_chain_at_end``: the block's entries join the chain when it ends, in the order
+    they were made; a write undone by a rolled-back savepoint leaves no entry; an exception
+    leaves none at all; the chain verifies."""
+    from lims.changelog import atomic_chain_at_end
+
+    before = ObjectChange.objects.count()
+    with atomic_chain_at_end():
+        kept = _cells(project, 1, prefix="END-A")[0]
+        assert ObjectChange.objects.count() == before  # not yet: at the end
+        try:
+            with transaction.atomic():
+                _cells(project, 1, prefix="END-UNDONE")
+                raise RuntimeError("undo this savepoint")
+        except RuntimeError:
+            pass
+        with atomic_chain_at_end():  # nested: the outer block appends
+            _cells(project, 1, prefix="END-B")
+    rows = list(ObjectChange.objects.filter(seq__gt=before).order_by("seq"))
+    assert [r.object_repr for r in rows] == [kept.code, "END-B-0"]
+    assert not Cell.objects.filter(code="END-UNDONE-0").exists()
+
+    with pytest.raises(RuntimeError), atomic_chain_at_end():
+        _cells(project, 1, prefix="END-FAILED")
+        raise RuntimeError("the whole block")
+    assert ObjectChange.objects.count() == before + 2
+    assert chain_verify().first_break is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_blocks_appending_at_the_end_do_not_fork_the_chain(project):
+    from lims.changelog import atomic_chain_at_end
+
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def writer(k: int) -> None:
+        try:
+            start.wait()
+            for i in range(4):
+                with atomic_chain_at_end():
+                    _cells(project, 2, prefix=f"E{k}-{i}")
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    report = chain_verify()
+    assert report.first_break is None
+    assert report.entries == ObjectChange.objects.count() >= 48

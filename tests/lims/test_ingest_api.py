@@ -187,3 +187,28 @@ def test_progress_is_written_only_for_a_job_running_long_enough_to_show_it(
     assert job is not None and job.status != "failed", job.error
     progress = [q for q in queries.captured_queries if 'SET "progress"' in q["sql"]]
     assert len(progress) == writes
+
+
+@pytest.mark.django_db
+def test_an_instruments_last_file_is_stamped_to_the_minute(
+    instrument_client, instrument_token, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from lims.models import Instrument
+
+    instrument = instrument_token.instrument
+    with django_capture_on_commit_callbacks(execute=False):
+        assert _post(instrument_client, b"time,voltage\n0,3.1\n", "a.csv").status_code == 202
+    instrument.refresh_from_db()
+    first = instrument.last_file_at
+    assert first is not None
+    with django_capture_on_commit_callbacks(execute=False):
+        assert _post(instrument_client, b"time,voltage\n0,3.2\n", "b.csv").status_code == 202
+    instrument.refresh_from_db()
+    assert instrument.last_file_at == first
+    Instrument.objects.filter(pk=instrument.pk).update(last_file_at=first - timedelta(seconds=61))
+    with django_capture_on_commit_callbacks(execute=False):
+        assert _post(instrument_client, b"time,voltage\n0,3.3\n", "c.csv").status_code == 202
+    instrument.refresh_from_db()
+    assert instrument.last_file_at > first
