@@ -15,4 +15,5 @@ LIMS_WEBHOOK_BACKOFF_S = 0.2
 # the tests' receivers listen on loopback (tests/lims/test_events.py)
 LIMS_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
 # Live-server threads die after each request: keeping their connections would leak them.
-DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+# A test that runs its own processes may keep them as production does (tests/faults).
+DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("LIMS_TEST_CONN_MAX_AGE", "0"))  # noqa: F405

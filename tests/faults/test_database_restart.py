@@ -125,7 +125,11 @@ def private(
     redis = Redis(workdir)
     redis.start()
     with tmpfs(workdir / "store") as store:
-        stack = Stack(workdir, store, redis, database_url=pg.url)
+        # connections kept between requests and tasks, as in production (CONN_MAX_AGE 60):
+        # the restart kills them under the web and the worker
+        stack = Stack(
+            workdir, store, redis, database_url=pg.url, env={"LIMS_TEST_CONN_MAX_AGE": "60"}
+        )
         try:
             yield stack, pg, token
         finally:

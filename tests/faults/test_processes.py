@@ -97,7 +97,12 @@ class Stack:
     """gunicorn (2 workers) + one Celery worker with an embedded beat, sharing one store."""
 
     def __init__(
-        self, workdir: Path, store: Path, redis: Redis, database_url: str | None = None
+        self,
+        workdir: Path,
+        store: Path,
+        redis: Redis,
+        database_url: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         db = settings.DATABASES["default"]
         self.workdir = workdir
@@ -110,6 +115,7 @@ class Stack:
             "CELERY_BROKER_URL": redis.url,
             "LIMS_DATA_DIR": str(workdir),
             "LIMS_STORAGE_DIR": str(store),
+            **(env or {}),
         }
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
