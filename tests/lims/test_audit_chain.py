@@ -27,6 +27,28 @@ def _cells(project, n: int, prefix: str = "AUD") -> list[Cell]:
         ]
 
 
+def _concurrently(n: int, work) -> list[BaseException]:
+    """``work(k)`` in ``n`` threads started together, each on its own connection; the errors."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(n)
+
+    def run(k: int) -> None:
+        try:
+            start.wait()
+            work(k)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
 def _sql(statement: str, params: list) -> None:
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
@@ -139,26 +161,13 @@ def test_a_rolled_back_change_leaves_no_entry_and_no_gap(project):
 def test_concurrent_writers_do_not_fork_the_chain(project):
     """Eight threads, each on its own connection, create cells at once: without the append
     lock two of them read the same head and the unique ``seq`` refuses one (or the chain forks)."""
-    errors: list[BaseException] = []
-    start = threading.Barrier(8)
 
     def writer(k: int) -> None:
-        try:
-            start.wait()
-            for i in range(5):
-                with transaction.atomic():
-                    _cells(project, 1, prefix=f"T{k}-{i}")
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connections.close_all()
+        for i in range(5):
+            with transaction.atomic():
+                _cells(project, 1, prefix=f"T{k}-{i}")
 
-    threads = [threading.Thread(target=writer, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert _concurrently(8, writer) == []
     report = chain_verify()
     assert report.first_break is None
     assert report.entries == ObjectChange.objects.count() >= 40
@@ -229,26 +238,12 @@ def test_entries_made_at_the_end_keep_order_and_leave_out_what_a_savepoint_undid
 def test_concurrent_blocks_appending_at_the_end_do_not_fork_the_chain(project):
     from lims.changelog import atomic_chain_at_end
 
-    errors: list[BaseException] = []
-    start = threading.Barrier(6)
-
     def writer(k: int) -> None:
-        try:
-            start.wait()
-            for i in range(4):
-                with atomic_chain_at_end():
-                    _cells(project, 2, prefix=f"E{k}-{i}")
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connections.close_all()
+        for i in range(4):
+            with atomic_chain_at_end():
+                _cells(project, 2, prefix=f"E{k}-{i}")
 
-    threads = [threading.Thread(target=writer, args=(k,)) for k in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert _concurrently(6, writer) == []
     report = chain_verify()
     assert report.first_break is None
     assert report.entries == ObjectChange.objects.count() >= 48
