@@ -8,9 +8,14 @@ token pushing ``--files`` copies of a real Arbin CSV export
 (``tests/fixtures/cycler/arbin/bdtk_arbin_example.csv``, 2,142 rows) made unique by one changed
 digit in the last row, so every upload is a new raw file and a real parse.
 
-Prints per run: accept latency p50/p99 (request sent -> 202, the file's transfer included:
-the files are 200 KB on loopback), errors, files per second end to end (first request ->
-last job finished) and the speed-up against 1 worker process (target >= 1.8x from 1 to 2).
+The stack runs in production mode and is warmed by one unmeasured round. Two tables, each
+per worker count: **end to end** (the worker runs while the clients push; files/s from the
+first request to the last job finished, and the CPU each part used per file, bench/cpu.py)
+and **drain** (the clients push with no worker running, then the worker starts on the
+backlog; files/s from the first job started to the last finished: the worker processes' own
+throughput). Each row: accept latency p50/p99 (request sent -> 202, the file's transfer
+included: the files are 200 KB on loopback), errors, files/s and the speed-up against 1
+worker process (target >= 1.8x from 1 to 2). Then list endpoints at ``--list-cells``.
 """
 
 from __future__ import annotations
