@@ -70,8 +70,13 @@ def test_full_upload_temp_space_answers_507_not_a_malformed_body(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_rerun_while_the_store_is_read_only_goes_back_to_pending(
-    project, fixture_path, store, django_capture_on_commit_callbacks
+    project, fixture_path, store, django_capture_on_commit_callbacks, monkeypatch
 ):
+    # committed for real here (transaction=True), so on-commit hooks run despite the capture:
+    # keep the job's dispatch from reaching the session's worker, which would race this test
+    # for the job (it read another store and failed the job: CI saw it once)
+    dispatched: list[int] = []
+    monkeypatch.setattr(services, "_dispatch", dispatched.append)
     content = (fixture_path / MPR).read_bytes()
     with django_capture_on_commit_callbacks(execute=False):
         job, _ = services.ingest_submit(
@@ -89,3 +94,4 @@ def test_a_rerun_while_the_store_is_read_only_goes_back_to_pending(
     assert (job.status, job.error, job.leased_by) == ("pending", "", "")
     read_only(store, on=False)
     assert services.job_run(job_id=job.pk).status == "needs_linking"
+    assert dispatched == [job.pk, job.pk]  # the upload, the re-run
