@@ -605,8 +605,12 @@ _CHAIN_FIELDS = (
     "chain_cycle_offset",
     "chain_time_offset_s",
     "chain_notes",
-    "duplicate_of_id",
+    "duplicate_of",
 )
+
+
+def _chain_state(test: CyclingTest) -> list[Any]:
+    return [test.serializable_value(f) for f in _CHAIN_FIELDS]  # a link as its id
 
 
 @transaction.atomic
@@ -627,7 +631,7 @@ def cell_stitch(*, cell: Cell, reason: str) -> StitchedRecord | None:
     duplicates = {d.key: d for d in chain.duplicates}
     changed: list[CyclingTest] = []
     for test in tests:
-        before = [getattr(test, f) for f in _CHAIN_FIELDS]
+        before = _chain_state(test)
         member = members.get(test.pk)
         test.chain_position = member.position if member else None
         test.chain_cycle_offset = member.cycle_offset if member else None
@@ -642,11 +646,11 @@ def cell_stitch(*, cell: Cell, reason: str) -> StitchedRecord | None:
             test.chain_notes = [duplicates[test.pk].reason]
         else:
             test.chain_role = CyclingTest.ChainRole.MEMBER
-        if [getattr(test, f) for f in _CHAIN_FIELDS] != before:
+        if _chain_state(test) != before:
             changed.append(test)
     # only the tests whose place in the chain moved: a file added at the end of a chain of n
     # changes one row, and writing all n made a burst of files for one cell quadratic
-    CyclingTest.objects.bulk_update(changed, [*_CHAIN_FIELDS[:-1], "duplicate_of"])
+    CyclingTest.objects.bulk_update(changed, _CHAIN_FIELDS)
     mass_mg = _as_float(cell.active_mass_mg)
     mass_g = mass_mg / 1000 if mass_mg else None
     anode_half = cell.cell_type == CellType.ANODE_HALF

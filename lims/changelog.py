@@ -321,10 +321,7 @@ def _append(entries: list[Any]) -> None:
         ct = entry.content_type
         entry.hash = entry_digest({**fields, "content_type": f"{ct.app_label}.{ct.model}"})
         prev_hash = entry.hash
-    if len(entries) == 1:
-        entries[0].save(force_insert=True)
-    else:
-        ObjectChange.objects.bulk_create(entries)
+    ObjectChange.objects.bulk_create(entries)
 
 
 class _Marker:

@@ -135,6 +135,20 @@ def instrument_token_create(
     return InstrumentToken.objects.create(instrument=instrument, owner=owner)  # type: ignore[misc]
 
 
+# An instrument's last file and its token's last use say when it was last heard from (a
+# harvester is stale after LIMS_HARVESTER_STALE_S, 15 min by default): a minute's resolution
+# is plenty, and stamping every call cost each upload of a busy instrument row writes.
+STAMP_RESOLUTION_S = 60
+
+
+def stamp_recent(*, instance: Any, field: str) -> None:
+    """Set ``instance.<field>`` to now in the database, unless it is less than a minute old."""
+    now = timezone.now()
+    last = getattr(instance, field)
+    if last is None or (now - last).total_seconds() >= STAMP_RESOLUTION_S:
+        type(instance).objects.filter(pk=instance.pk).update(**{field: now})
+
+
 @transaction.atomic
 def project_get_or_create(*, name: str, slug: str, description: str = "") -> Project:
     project, _ = Project.objects.get_or_create(

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
-from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from lims.models import InstrumentToken
-
-# ``last_used_at`` says when a harvester last called (stale after LIMS_HARVESTER_STALE_S,
-# 15 min by default): a minute's resolution is plenty, and stamping every call cost each
-# upload of a busy instrument a row write and a WAL flush of its own.
-LAST_USE_RESOLUTION_S = 60
+from lims.services import stamp_recent
 
 
 class InstrumentUser(AnonymousUser):
@@ -46,10 +40,7 @@ class InstrumentTokenAuthentication(authentication.TokenAuthentication):
         )
         if token is None:
             return None
-        now = timezone.now()
-        last = token.last_used_at
-        if last is None or now - last >= timedelta(seconds=LAST_USE_RESOLUTION_S):
-            InstrumentToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        stamp_recent(instance=token, field="last_used_at")
         return (InstrumentUser(token), token)
 
     def authenticate(self, request: Request) -> Any:

@@ -33,6 +33,7 @@ from lims.ingestion.parsing import ParseContext, ParseError
 from lims.ingestion.registry import detect_parser, get_parser
 from lims.ingestion.text import known_codec, stored_encoding
 from lims.models import ColumnMapping, IngestionJob, Instrument, Project, RawFile
+from lims.services import stamp_recent
 from lims.taskbase import TRANSIENT_ERRORS, enqueue
 
 log = logging.getLogger(__name__)
@@ -125,10 +126,6 @@ def ingest_submit(
                 "instrument": instrument,
             },
         )
-        if not raw_created:  # bytes seen before in this project: their job
-            existing = raw.jobs.order_by("created_at").first()
-            if existing is not None:
-                return existing, False
         key = {"raw_file": raw, "parser_name": parser_name, "parser_version": parser_version}
         defaults = {
             "kind": parser.kind if parser else (kind or ""),
@@ -139,27 +136,18 @@ def ingest_submit(
         }
         if raw_created:  # new bytes have no job yet: no look-up, no savepoint
             job, created = IngestionJob.objects.create(**key, **defaults), True
-        else:
+        else:  # bytes seen before in this project: their job
+            existing = raw.jobs.order_by("created_at").first()
+            if existing is not None:
+                return existing, False
             job, created = IngestionJob.objects.get_or_create(**key, defaults=defaults)
         if created:
             if instrument is not None:
-                _stamp_last_file(instrument)
+                stamp_recent(instance=instrument, field="last_file_at")
             # relayed by the job's task when it starts (no relay task of its own)
             event_emit(topic="lims.job.created", payload=_job_payload(job), relay=False)
             transaction.on_commit(lambda: _dispatch(job.pk))
     return job, created
-
-
-def _stamp_last_file(instrument: Instrument) -> None:
-    """An instrument's last file, to the minute (as its token's last use): a busy instrument's
-    every upload wrote its row."""
-    now = timezone.now()
-    last = instrument.last_file_at
-    if last is None or (now - last).total_seconds() >= LAST_FILE_RESOLUTION_S:
-        Instrument.objects.filter(pk=instrument.pk).update(last_file_at=now)
-
-
-LAST_FILE_RESOLUTION_S = 60
 
 
 def _check_params(params: dict[str, Any]) -> None:
